@@ -1,0 +1,69 @@
+"""The FastAPI application: REST routes, the /ws stream, problem+json errors, engine lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from quantsaas import __version__
+from quantsaas.api import problems
+from quantsaas.api.routes import router
+from quantsaas.api.stream import websocket_endpoint
+from quantsaas.config import Settings
+from quantsaas.engine import Engine
+
+DESCRIPTION = """
+Real-time crypto market data: exact L2 order books, trades and tickers per venue.
+
+Symbols are canonical `BASE/QUOTE` (`BTC/USD`); inside URL paths write `BTC-USD`.
+Prices and amounts are decimal strings. Errors are RFC 9457 `application/problem+json`.
+
+**Streaming**: connect a WebSocket to `/ws` and send
+`{"op": "subscribe", "channels": ["trades", "book", "ticker"], "symbols": ["BTC/USD"]}`.
+Every data message carries `channel`, `venue`, `symbol`, a per-stream `seq`, `timestamp` (ms),
+`ts_event` and `ts_recv` (ns). `{"op": "ping"}` is answered with a `pong`.
+"""
+
+
+def create_app(settings: Settings, engine: Engine) -> FastAPI:
+    """Build the API around an engine; the engine's feeds run for the app's lifetime."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(engine.run(), name="engine")
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    app = FastAPI(
+        title="Quant-SaaS",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.engine = engine
+    app.state.settings = settings
+    problems.install(app)
+    app.include_router(router)
+    app.add_api_websocket_route("/ws", websocket_endpoint)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
+                problems.PROBLEM_SCHEMA
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

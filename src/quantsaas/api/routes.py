@@ -1,0 +1,240 @@
+"""REST routes: service info, health, market summary, instruments, books and trades."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from quantsaas import __version__
+from quantsaas.api.problems import PROBLEM_RESPONSES, Problem
+from quantsaas.api.wire import JSON, instrument_json, iso_from_ns, levels_json, trade_data
+from quantsaas.config import Settings
+from quantsaas.engine import CHANNELS, Engine
+from quantsaas.feeds.base import Feed, FeedState
+from quantsaas.model import Instrument, now_ns, symbol_from_text
+
+STALE_AFTER_S = 10.0
+
+router = APIRouter()
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+@router.get("/", tags=["service"], summary="Service information")
+def service_info(request: Request) -> JSON:
+    engine = _engine(request)
+    return {
+        "service": "quant-saas",
+        "version": __version__,
+        "venues": sorted({feed.venue for feed in engine.feeds}),
+        "symbols": sorted({symbol for _, symbol in engine.instruments}),
+        "channels": list(CHANNELS),
+        "links": {
+            "health": "/health",
+            "market_data": "/api/market_data",
+            "instruments": "/api/v1/instruments",
+            "docs": "/docs",
+            "openapi": "/openapi.json",
+            "stream": "/ws",
+        },
+    }
+
+
+def _feed_health(feed: Feed, at_ns: int) -> JSON:
+    stats = feed.stats
+    age = stats.last_message_age_s(at_ns)
+    live = stats.state is FeedState.LIVE and age is not None and age < STALE_AFTER_S
+    return {
+        "venue": feed.venue,
+        "state": stats.state.value,
+        "live": live,
+        "last_message_age_s": None if age is None else round(age, 3),
+        "messages_per_s": round(stats.messages_per_second(at_ns), 2),
+        "messages": stats.messages,
+        "bytes": stats.bytes,
+        "gaps": stats.gaps,
+        "resyncs": stats.resyncs,
+        "reconnects": stats.reconnects,
+        "instruments": [instrument.symbol for instrument in feed.instruments],
+    }
+
+
+@router.get(
+    "/health",
+    tags=["service"],
+    summary="Feed health; 503 when no feed is live",
+    responses={503: {"description": "No feed is live"}},
+)
+def health(request: Request) -> JSONResponse:
+    engine = _engine(request)
+    at_ns = now_ns()
+    feeds = [_feed_health(feed, at_ns) for feed in engine.feeds]
+    live = sum(1 for feed in feeds if feed["live"])
+    status = "ok" if live == len(feeds) else "degraded" if live else "down"
+    books_valid = sum(1 for book in engine.books.values() if book.valid)
+    body = {
+        "status": status,
+        "feeds": feeds,
+        "books": {"total": len(engine.books), "valid": books_valid},
+        "resyncs_requested": engine.resyncs_requested,
+        "bus": {"published": engine.bus.published, "subscribers": engine.bus.subscriber_count()},
+        "server_time": at_ns,
+    }
+    return JSONResponse(body, status_code=200 if live else 503)
+
+
+def _decimal_text(value: Decimal) -> str:
+    return (
+        format(value.normalize(), "f") if value == value.to_integral_value() else format(value, "f")
+    )
+
+
+def market_summary(engine: Engine, instrument: Instrument) -> JSON:
+    book = engine.books[instrument.key]
+    state = engine.state(instrument)
+    price, size = instrument.format_price, instrument.format_size
+    best_bid = book.best_bid() if book.valid else None
+    best_ask = book.best_ask() if book.valid else None
+    last_trade = state.last_trade
+    last = last_trade.price if last_trade else None
+    opened = state.open_24h()
+    change = None if last is None or opened is None else last - opened
+    percentage = None
+    if change is not None and opened:
+        percentage = round(float(Decimal(change) * 100 / Decimal(opened)), 4)
+    mid = book.mid() if book.valid else None
+    spread = book.spread() if book.valid else None
+    ts_event = max(book.ts_event, last_trade.ts_event if last_trade else 0)
+    ts_recv = max(book.ts_recv, last_trade.ts_recv if last_trade else 0)
+    return {
+        "venue": instrument.venue,
+        "symbol": instrument.symbol,
+        "last": None if last is None else price(last),
+        "bid": None if best_bid is None else price(best_bid[0]),
+        "bidVolume": None if best_bid is None else size(best_bid[1]),
+        "ask": None if best_ask is None else price(best_ask[0]),
+        "askVolume": None if best_ask is None else size(best_ask[1]),
+        "spread": None if spread is None else price(spread),
+        "mid": None if mid is None else _decimal_text(mid),
+        "open": None if opened is None else price(opened),
+        "change": None if change is None else price(change),
+        "percentage": percentage,
+        "baseVolume": size(state.volume_24h()),
+        "trades": state.trade_count,
+        "book_valid": book.valid,
+        "timestamp": ts_event // 1_000_000 if ts_event else None,
+        "datetime": iso_from_ns(ts_event) if ts_event else None,
+        "ts_event": ts_event or None,
+        "ts_recv": ts_recv or None,
+    }
+
+
+@router.get(
+    "/api/market_data",
+    tags=["market data"],
+    summary="Latest state of every symbol (or of `symbols`)",
+    responses=PROBLEM_RESPONSES,
+)
+def market_data(
+    request: Request,
+    symbols: Annotated[
+        str | None, Query(description="Comma-separated, e.g. `BTC/USD,ETH-USD`", max_length=2000)
+    ] = None,
+    venue: Annotated[str | None, Query(max_length=64)] = None,
+) -> JSON:
+    engine = _engine(request)
+    if symbols:
+        wanted = [part for part in symbols.split(",") if part.strip()]
+        instruments = [found for text in wanted for found in engine.resolve(text, venue)]
+    else:
+        instruments = [
+            instrument
+            for instrument in engine.instruments.values()
+            if venue is None or instrument.venue == venue
+        ]
+        if venue is not None and not instruments:
+            raise Problem(404, "unknown-instrument", f"unknown venue {venue!r}")
+    return {"data": [market_summary(engine, instrument) for instrument in instruments]}
+
+
+@router.get("/api/v1/instruments", tags=["market data"], summary="Every instrument served")
+def instruments(request: Request) -> JSON:
+    engine = _engine(request)
+    return {"data": [instrument_json(instrument) for instrument in engine.instruments.values()]}
+
+
+def _path_instrument(engine: Engine, venue: str, symbol: str) -> Instrument:
+    if "-" not in symbol and "/" not in symbol:
+        raise Problem(400, "bad-request", f"symbol {symbol!r} must look like BTC-USD")
+    return engine.instrument(venue, symbol_from_text(symbol))
+
+
+@router.get(
+    "/api/v1/book/{venue}/{symbol}",
+    tags=["market data"],
+    summary="L2 order book (symbol written BTC-USD)",
+    responses={**PROBLEM_RESPONSES, 503: {"description": "Book not synchronised yet"}},
+)
+def book(
+    request: Request,
+    venue: str,
+    symbol: str,
+    depth: Annotated[int, Query(ge=1, description="Levels per side")] = 50,
+) -> JSON:
+    engine = _engine(request)
+    limit = _settings(request).max_book_depth
+    if depth > limit:
+        raise Problem(400, "bad-request", f"depth must be at most {limit}")
+    instrument = _path_instrument(engine, venue, symbol)
+    l2 = engine.books[instrument.key]
+    snapshot = l2.to_snapshot(depth)
+    mid = l2.mid()
+    spread = l2.spread()
+    return {
+        "venue": instrument.venue,
+        "symbol": instrument.symbol,
+        "seq": engine.bus.last_seq(engine.book_topic(instrument)),
+        "nonce": snapshot.sequence,
+        "version": l2.version,
+        "timestamp": snapshot.ts_event // 1_000_000,
+        "datetime": iso_from_ns(snapshot.ts_event),
+        "ts_event": snapshot.ts_event,
+        "ts_recv": snapshot.ts_recv,
+        "mid": None if mid is None else _decimal_text(mid),
+        "spread": None if spread is None else instrument.format_price(spread),
+        "bids": levels_json(instrument, snapshot.bids),
+        "asks": levels_json(instrument, snapshot.asks),
+    }
+
+
+@router.get(
+    "/api/v1/trades/{venue}/{symbol}",
+    tags=["market data"],
+    summary="Recent trades, oldest first (symbol written BTC-USD)",
+    responses=PROBLEM_RESPONSES,
+)
+def trades(
+    request: Request,
+    venue: str,
+    symbol: str,
+    limit: Annotated[int, Query(ge=1)] = 100,
+) -> JSON:
+    engine = _engine(request)
+    cap = _settings(request).max_trades_limit
+    if limit > cap:
+        raise Problem(400, "bad-request", f"limit must be at most {cap}")
+    instrument = _path_instrument(engine, venue, symbol)
+    recent = list(engine.state(instrument).trades)[-limit:]
+    data: list[dict[str, Any]] = [trade_data(trade) for trade in recent]
+    return {"venue": instrument.venue, "symbol": instrument.symbol, "data": data}

@@ -1,0 +1,247 @@
+"""The WebSocket stream at /ws.
+
+Client requests (JSON text frames; an optional `id` is echoed in the reply):
+    {"op": "subscribe", "channels": ["trades", "book", "ticker"], "symbols": ["BTC/USD"],
+     "venues": ["sim"]}                               venues optional: default every venue
+    {"op": "unsubscribe", "channels": [...], "symbols": [...]}
+    {"op": "ping"}                                    -> {"type": "pong", "server_time": ns}
+
+Every data message carries `channel`, `venue`, `symbol`, `seq` (per stream, gap-free while the
+client keeps up), `timestamp`/`datetime` (venue time, ms), `ts_event` and `ts_recv` (ns). A `book`
+subscription starts with a `snapshot` whose `seq` is the stream position; `delta`s follow with
+higher `seq`. A client too slow to keep up first loses messages (a `gap` message tells how many,
+and a book stream gets a fresh snapshot), then is closed with code 4008.
+
+A bad request gets `{"type": "error", ...}` and the connection stays open. Abuse closes it:
+1009 for a frame over the size limit, 1008 for too many messages per second or too many
+invalid ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import orjson
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from quantsaas.api.wire import JSON, encode, encode_envelope, event_message, gap_message
+from quantsaas.bus import SLOW_CONSUMER, BusLimits, Envelope, Gap, Subscription, Topic
+from quantsaas.config import Settings
+from quantsaas.engine import BOOK, CHANNELS, Engine
+from quantsaas.errors import BookNotReady, SubscriptionClosed, UnknownInstrument
+from quantsaas.model import now_ns
+
+CLOSE_POLICY = 1008
+CLOSE_SLOW_CONSUMER = 4008
+MAX_TOPICS = 400
+MAX_LIST = 100
+
+
+class RequestError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _string_list(request: JSON, field: str, required: bool = True) -> list[str]:
+    value = request.get(field)
+    if value is None and not required:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise RequestError("bad_request", f"'{field}' must be a non-empty list of strings")
+    if len(value) > MAX_LIST:
+        raise RequestError("bad_request", f"'{field}' may hold at most {MAX_LIST} entries")
+    return value
+
+
+class StreamSession:
+    """One client connection: parses requests, owns a bus subscription, sends in order."""
+
+    def __init__(self, websocket: WebSocket, engine: Engine, settings: Settings) -> None:
+        self.websocket = websocket
+        self.engine = engine
+        self.settings = settings
+        limits = BusLimits(
+            queue_size=settings.ws_queue_size,
+            max_lag_s=settings.ws_max_lag_s,
+            max_drops=settings.ws_queue_size * 16,
+        )
+        self.subscription: Subscription = engine.bus.subscribe(limits=limits)
+        self._snapshot_seq: dict[Topic, int] = {}
+        self._bad_messages = 0
+        self._window_start = time.monotonic()
+        self._window_count = 0
+
+    async def serve(self) -> None:
+        await self.websocket.accept()
+        self.reply(
+            {
+                "type": "info",
+                "server_time": now_ns(),
+                "channels": list(CHANNELS),
+                "symbols": sorted({symbol for _, symbol in self.engine.instruments}),
+                "venues": sorted({venue for venue, _ in self.engine.instruments}),
+            }
+        )
+        receiver = asyncio.create_task(self._receive_loop(), name="ws-receiver")
+        sender = asyncio.create_task(self._send_loop(), name="ws-sender")
+        evicted = asyncio.create_task(self.subscription.wait_closed(), name="ws-evicted")
+        tasks = {receiver, sender, evicted}
+        try:
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        close: tuple[int, str] | None = None
+        if receiver in done and not receiver.cancelled() and receiver.exception() is None:
+            close = receiver.result()
+        if self.subscription.closed_reason == SLOW_CONSUMER:
+            close = (CLOSE_SLOW_CONSUMER, SLOW_CONSUMER)
+        self.subscription.close("client gone")
+        if close is not None:
+            # a client that stopped reading also blocks the close frame: do not wait on it
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._close(*close), timeout=2.0)
+
+    def reply(self, message: JSON) -> None:
+        self.subscription.put_local(encode(message))
+
+    async def _close(self, code: int, reason: str) -> None:
+        if self.websocket.application_state is WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await self.websocket.close(code, reason)
+
+    async def _receive_loop(self) -> tuple[int, str] | None:
+        """Read requests until the client leaves (None) or must be closed (code, reason)."""
+        while True:
+            try:
+                frame = await self.websocket.receive()
+            except (WebSocketDisconnect, RuntimeError):
+                return None
+            if frame["type"] == "websocket.disconnect":
+                return None
+            if self._over_rate():
+                return (CLOSE_POLICY, "too many messages per second")
+            text = frame.get("text")
+            if text is None:
+                problem: RequestError | None = RequestError("bad_request", "send JSON text frames")
+                request: Any = None
+            else:
+                problem = None
+                try:
+                    request = orjson.loads(text)
+                except orjson.JSONDecodeError:
+                    problem = RequestError("bad_json", "message is not valid JSON")
+            if problem is None:
+                try:
+                    self._handle(request)
+                except RequestError as exc:
+                    problem = exc
+            if problem is not None:
+                self._bad_messages += 1
+                error: JSON = {"type": "error", "code": problem.code, "message": problem.message}
+                if isinstance(request, dict) and "id" in request:
+                    error["id"] = request["id"]
+                self.reply(error)
+                if self._bad_messages >= self.settings.ws_max_bad_messages:
+                    return (CLOSE_POLICY, "too many invalid messages")
+
+    def _over_rate(self) -> bool:
+        now = time.monotonic()
+        if now - self._window_start >= 1.0:
+            self._window_start = now
+            self._window_count = 0
+        self._window_count += 1
+        return self._window_count > self.settings.ws_max_inbound_per_s
+
+    def _handle(self, request: Any) -> None:
+        if not isinstance(request, dict):
+            raise RequestError("bad_request", "a request must be a JSON object")
+        op = request.get("op")
+        reply_id = {"id": request["id"]} if "id" in request else {}
+        if op == "ping":
+            self.reply({"type": "pong", "server_time": now_ns(), **reply_id})
+        elif op == "subscribe":
+            topics = self._topics(request)
+            if len(self.subscription.topics | set(topics)) > MAX_TOPICS:
+                raise RequestError("too_many_subscriptions", f"at most {MAX_TOPICS} streams")
+            self._subscribe(topics, reply_id)
+        elif op == "unsubscribe":
+            topics = self._topics(request)
+            self.subscription.remove(topics)
+            for topic in topics:
+                self._snapshot_seq.pop(topic, None)
+            self.reply({"type": "unsubscribed", "streams": [list(t) for t in topics], **reply_id})
+        else:
+            raise RequestError("unknown_op", f"unknown op {op!r}; use subscribe, unsubscribe, ping")
+
+    def _topics(self, request: JSON) -> list[Topic]:
+        channels = _string_list(request, "channels")
+        unknown = [channel for channel in channels if channel not in CHANNELS]
+        if unknown:
+            raise RequestError("unknown_channel", f"unknown channel(s) {unknown}; use {CHANNELS}")
+        symbols = _string_list(request, "symbols")
+        venues: list[str | None] = [*_string_list(request, "venues", required=False)] or [None]
+        keys: list[tuple[str, str]] = []
+        for symbol in symbols:
+            for venue in venues:
+                try:
+                    keys.extend(i.key for i in self.engine.resolve(symbol, venue))
+                except UnknownInstrument as exc:
+                    raise RequestError("unknown_symbol", str(exc)) from None
+        return [(channel, *key) for channel in channels for key in dict.fromkeys(keys)]
+
+    def _subscribe(self, topics: list[Topic], reply_id: JSON) -> None:
+        fresh = [topic for topic in topics if topic not in self.subscription.topics]
+        self.subscription.add(fresh)
+        self.reply({"type": "subscribed", "streams": [list(t) for t in topics], **reply_id})
+        for topic in fresh:
+            if topic[0] == BOOK:
+                self._queue_snapshot(topic)
+
+    def _queue_snapshot(self, topic: Topic) -> None:
+        """Queue the current book at the stream's current seq; older deltas will be skipped."""
+        _, venue, symbol = topic
+        book = self.engine.books[(venue, symbol)]
+        try:
+            snapshot = book.to_snapshot()
+        except BookNotReady:
+            return  # the feed's own snapshot will arrive on the stream
+        seq = self.engine.bus.last_seq(topic)
+        self._snapshot_seq[topic] = seq
+        self.subscription.put_local(encode(event_message(BOOK, seq, snapshot)))
+
+    async def _send_loop(self) -> None:
+        subscription = self.subscription
+        send = self.websocket.send_text
+        try:
+            while True:
+                item = await subscription.get()
+                if isinstance(item, Envelope):
+                    topic = item.topic
+                    if topic not in subscription.topics:
+                        continue
+                    floor = self._snapshot_seq.get(topic)
+                    if floor is not None and item.seq <= floor:
+                        continue
+                    await send(encode_envelope(item))
+                elif isinstance(item, Gap):
+                    await send(encode(gap_message(item)))
+                    if item.topic[0] == BOOK and item.topic in subscription.topics:
+                        self._queue_snapshot(item.topic)
+                else:
+                    await send(item)
+        except (SubscriptionClosed, WebSocketDisconnect, RuntimeError, OSError):
+            return
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    app = websocket.app
+    await StreamSession(websocket, app.state.engine, app.state.settings).serve()

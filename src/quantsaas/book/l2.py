@@ -1,0 +1,170 @@
+"""Exact L2 order book for one instrument.
+
+Levels live in a dict per side (raw price -> raw size) beside a sorted list of prices, so an
+update to an existing level is one dict store, and a new or removed level is a binary search plus
+a C-level list insert or delete. A size of zero deletes the level (integers compare numerically).
+After every update the book checks that it is not crossed; a crossed or locked book is flagged
+invalid and refuses further deltas until a fresh snapshot arrives.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections.abc import Iterable
+from decimal import Decimal
+
+from quantsaas.errors import BookError, BookNotReady, CrossedBook
+from quantsaas.model import BookDelta, BookSnapshot, Instrument, Level
+
+
+class L2Book:
+    """Bids and asks at exact fixed-point prices, with a version counter."""
+
+    __slots__ = (
+        "instrument",
+        "_bids",
+        "_asks",
+        "_bid_prices",
+        "_ask_prices",
+        "version",
+        "sequence",
+        "valid",
+        "ts_event",
+        "ts_recv",
+    )
+
+    def __init__(self, instrument: Instrument) -> None:
+        self.instrument = instrument
+        self._bids: dict[int, int] = {}
+        self._asks: dict[int, int] = {}
+        self._bid_prices: list[int] = []
+        self._ask_prices: list[int] = []
+        self.version = 0
+        """Incremented on every accepted snapshot or delta."""
+        self.sequence = 0
+        """Sequence of the last accepted venue message."""
+        self.valid = False
+        self.ts_event = 0
+        self.ts_recv = 0
+
+    def apply_snapshot(self, snapshot: BookSnapshot) -> None:
+        """Replace the whole book; a crossed snapshot raises CrossedBook and leaves it invalid."""
+        self._bids.clear()
+        self._asks.clear()
+        self._bid_prices.clear()
+        self._ask_prices.clear()
+        self.valid = False
+        self._update_side(self._bids, self._bid_prices, snapshot.bids)
+        self._update_side(self._asks, self._ask_prices, snapshot.asks)
+        self._accept(snapshot.sequence, snapshot.ts_event, snapshot.ts_recv)
+
+    def apply_delta(self, delta: BookDelta) -> None:
+        """Apply changed levels (absolute sizes, zero deletes).
+
+        Raises BookNotReady while the book awaits a snapshot, and CrossedBook when the result is
+        crossed; in both cases the book is (or stays) invalid.
+        """
+        if not self.valid:
+            raise BookNotReady(
+                f"{self.instrument.venue} {self.instrument.symbol}: awaiting snapshot"
+            )
+        self.valid = False
+        self._update_side(self._bids, self._bid_prices, delta.bids)
+        self._update_side(self._asks, self._ask_prices, delta.asks)
+        self._accept(delta.sequence, delta.ts_event, delta.ts_recv)
+
+    def invalidate(self) -> None:
+        self.valid = False
+
+    def _accept(self, sequence: int, ts_event: int, ts_recv: int) -> None:
+        if self._bid_prices and self._ask_prices and self._bid_prices[-1] >= self._ask_prices[0]:
+            raise CrossedBook(
+                f"{self.instrument.venue} {self.instrument.symbol}: best bid "
+                f"{self.instrument.format_price(self._bid_prices[-1])} >= best ask "
+                f"{self.instrument.format_price(self._ask_prices[0])}"
+            )
+        self.valid = True
+        self.version += 1
+        self.sequence = sequence
+        self.ts_event = ts_event
+        self.ts_recv = ts_recv
+
+    @staticmethod
+    def _update_side(levels: dict[int, int], prices: list[int], changes: Iterable[Level]) -> None:
+        for price, size in changes:
+            if size == 0:
+                if levels.pop(price, None) is not None:
+                    del prices[bisect_left(prices, price)]
+            elif size > 0:
+                if price not in levels:
+                    insort(prices, price)
+                levels[price] = size
+            else:
+                raise BookError(f"negative size {size} at price {price}")
+
+    def best_bid(self) -> Level | None:
+        if not self._bid_prices:
+            return None
+        price = self._bid_prices[-1]
+        return (price, self._bids[price])
+
+    def best_ask(self) -> Level | None:
+        if not self._ask_prices:
+            return None
+        price = self._ask_prices[0]
+        return (price, self._asks[price])
+
+    def spread(self) -> int | None:
+        """Best ask minus best bid, raw at the instrument's price scale."""
+        if not self._bid_prices or not self._ask_prices:
+            return None
+        return self._ask_prices[0] - self._bid_prices[-1]
+
+    def mid(self) -> Decimal | None:
+        if not self._bid_prices or not self._ask_prices:
+            return None
+        total = self._ask_prices[0] + self._bid_prices[-1]
+        return self.instrument.price_decimal(total) / 2
+
+    def bids(self, depth: int | None = None) -> list[Level]:
+        """Bid levels, best (highest) first."""
+        prices = self._bid_prices
+        chosen = prices[::-1] if depth is None else prices[: -depth - 1 : -1] if depth > 0 else []
+        return [(price, self._bids[price]) for price in chosen]
+
+    def asks(self, depth: int | None = None) -> list[Level]:
+        """Ask levels, best (lowest) first."""
+        prices = self._ask_prices
+        chosen = prices if depth is None else prices[: max(depth, 0)]
+        return [(price, self._asks[price]) for price in chosen]
+
+    def level_count(self) -> tuple[int, int]:
+        return (len(self._bid_prices), len(self._ask_prices))
+
+    def size_at(self, is_bid: bool, price: int) -> int:
+        return (self._bids if is_bid else self._asks).get(price, 0)
+
+    def cumulative_depth(self, depth: int | None = None) -> tuple[list[Level], list[Level]]:
+        """Running total of size from the best level outward, per side."""
+        return (_running_total(self.bids(depth)), _running_total(self.asks(depth)))
+
+    def to_snapshot(self, depth: int | None = None) -> BookSnapshot:
+        if not self.valid:
+            raise BookNotReady(f"{self.instrument.venue} {self.instrument.symbol}: no valid book")
+        return BookSnapshot(
+            instrument=self.instrument,
+            bids=tuple(self.bids(depth)),
+            asks=tuple(self.asks(depth)),
+            sequence=self.sequence,
+            ts_event=self.ts_event,
+            ts_recv=self.ts_recv,
+        )
+
+
+def _running_total(levels: list[Level]) -> list[Level]:
+    total = 0
+    out: list[Level] = []
+    for price, size in levels:
+        total += size
+        out.append((price, total))
+    return out

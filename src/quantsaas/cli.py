@@ -1,0 +1,125 @@
+"""Command line: `quantsaas serve ...` (more commands arrive with later features)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import uvicorn
+from pydantic import ValidationError
+
+from quantsaas import __version__
+from quantsaas.api.app import create_app
+from quantsaas.config import Settings
+from quantsaas.engine import Engine
+from quantsaas.errors import ConfigError
+from quantsaas.feeds import build_feeds
+
+log = logging.getLogger("quantsaas")
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="quantsaas", description="Quant-SaaS market-data service")
+    root.add_argument("--version", action="version", version=f"quantsaas {__version__}")
+    commands = root.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the feeds and the HTTP/WebSocket API")
+    serve.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="TCP port (default 8000; 0 picks a free one)")
+    serve.add_argument("--feeds", type=_csv, help="comma-separated feeds (default: sim)")
+    serve.add_argument("--symbols", type=_csv, help="comma-separated symbols, e.g. BTC/USD,ETH/USD")
+    serve.add_argument("--rate", type=float, help="simulator events per second per symbol")
+    serve.add_argument("--seed", type=int, help="simulator random seed")
+    serve.add_argument("--vol", type=float, help="simulator annualised volatility (0.6 = 60%%)")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return root
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {
+        name: value
+        for name, value in (
+            ("host", args.host),
+            ("port", args.port),
+            ("feeds", args.feeds),
+            ("symbols", args.symbols),
+            ("sim_rate", args.rate),
+            ("sim_seed", args.seed),
+            ("sim_vol", args.vol),
+        )
+        if value is not None
+    }
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        raise ConfigError(problems) from None
+
+
+async def _serve(server: uvicorn.Server, settings: Settings) -> None:
+    task = asyncio.create_task(server.serve())
+    while not server.started and not task.done():
+        await asyncio.sleep(0.05)
+    if server.started:
+        port = server.servers[0].sockets[0].getsockname()[1]
+        base = f"http://{settings.host}:{port}"
+        print(
+            f"\nQuant-SaaS is running on {base}/\n"
+            f"  dashboard and service info: {base}/\n"
+            f"  API docs:                   {base}/docs\n"
+            f"  health:                     {base}/health\n"
+            f"  stream:                     ws://{settings.host}:{port}/ws\n"
+            "Press Ctrl+C to stop.\n",
+            flush=True,
+        )
+    await task
+
+
+def serve(settings: Settings, log_level: str) -> int:
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    engine = Engine(build_feeds(settings))
+    app = create_app(settings, engine)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ws="websockets-sansio",
+        ws_max_size=settings.ws_max_message_bytes,
+        log_level=log_level,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    # uvicorn re-raises the signal that stopped it once it has shut down; with these handlers
+    # installed that re-raise is a no-op, so a requested stop ends with status 0, no traceback.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, lambda *_: None)
+    asyncio.run(_serve(server, settings))
+    return 0 if server.started else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = settings_from(args)
+        if args.command == "serve":
+            return serve(settings, args.log_level)
+    except ConfigError as exc:
+        print(f"quantsaas: error: {exc}", file=sys.stderr)
+        return 2
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

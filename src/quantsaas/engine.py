@@ -1,0 +1,127 @@
+"""The engine: feeds -> exact books -> market state -> bus.
+
+Every event from every feed passes through `Engine.on_event`, on the event loop, in order.
+Book events are applied to that instrument's `L2Book` first and published only if the book
+accepted them, so no crossed or unsynchronised book ever reaches a subscriber. When a book
+rejects an update the engine flags it invalid, drops deltas until the feed's fresh snapshot
+arrives, and asks the feed to resync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from quantsaas.book import L2Book
+from quantsaas.bus import Bus, Topic
+from quantsaas.errors import BookError, BookNotReady, UnknownInstrument
+from quantsaas.feeds.base import Feed
+from quantsaas.market import InstrumentState, MarketState
+from quantsaas.model import (
+    BookDelta,
+    BookSnapshot,
+    Instrument,
+    MarketEvent,
+    Ticker,
+    Trade,
+    symbol_from_text,
+)
+
+log = logging.getLogger(__name__)
+
+TRADES = "trades"
+BOOK = "book"
+TICKER = "ticker"
+CHANNELS = (TRADES, BOOK, TICKER)
+
+
+class Engine:
+    """Owns the books and market state of every instrument the feeds serve."""
+
+    def __init__(self, feeds: Sequence[Feed], bus: Bus | None = None) -> None:
+        self.feeds = tuple(feeds)
+        self.bus = bus or Bus()
+        self.market = MarketState()
+        self.instruments: dict[tuple[str, str], Instrument] = {}
+        self.books: dict[tuple[str, str], L2Book] = {}
+        self._feed_of: dict[tuple[str, str], Feed] = {}
+        self.rejected_deltas = 0
+        self.resyncs_requested = 0
+        for feed in self.feeds:
+            for instrument in feed.instruments:
+                self.instruments[instrument.key] = instrument
+                self.books[instrument.key] = L2Book(instrument)
+                self.market.register(instrument)
+                self._feed_of[instrument.key] = feed
+
+    async def run(self) -> None:
+        """Run every feed until cancelled; a feed that crashes is logged, the others go on."""
+        async with asyncio.TaskGroup() as group:
+            for feed in self.feeds:
+                group.create_task(self._run_feed(feed), name=f"feed:{feed.venue}")
+
+    async def _run_feed(self, feed: Feed) -> None:
+        try:
+            await feed.run(self.on_event)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("feed %s stopped with an error", feed.venue)
+
+    def on_event(self, event: MarketEvent) -> None:
+        instrument = event.instrument
+        key = instrument.key
+        if isinstance(event, BookDelta):
+            book = self.books[key]
+            try:
+                book.apply_delta(event)
+            except BookNotReady:
+                self.rejected_deltas += 1
+                return
+            except BookError as exc:
+                self._resync(book, str(exc))
+                return
+            self.bus.publish((BOOK, *key), event)
+        elif isinstance(event, Trade):
+            self.market.on_trade(event)
+            self.bus.publish((TRADES, *key), event)
+        elif isinstance(event, BookSnapshot):
+            book = self.books[key]
+            try:
+                book.apply_snapshot(event)
+            except BookError as exc:
+                self._resync(book, str(exc))
+                return
+            self.bus.publish((BOOK, *key), event)
+        elif isinstance(event, Ticker):
+            self.market.on_ticker(event)
+            self.bus.publish((TICKER, *key), event)
+
+    def _resync(self, book: L2Book, reason: str) -> None:
+        book.invalidate()
+        self.resyncs_requested += 1
+        log.warning("book rejected, resync requested: %s", reason)
+        self._feed_of[book.instrument.key].request_resync(book.instrument, reason)
+
+    def resolve(self, symbol: str, venue: str | None = None) -> list[Instrument]:
+        """Instruments matching a symbol (any accepted spelling), optionally on one venue."""
+        canonical = symbol_from_text(symbol)
+        found = [
+            instrument
+            for (inst_venue, inst_symbol), instrument in self.instruments.items()
+            if inst_symbol == canonical and (venue is None or inst_venue == venue)
+        ]
+        if not found:
+            where = f" on venue {venue!r}" if venue else ""
+            raise UnknownInstrument(f"unknown symbol {symbol!r}{where}")
+        return found
+
+    def instrument(self, venue: str, symbol: str) -> Instrument:
+        return self.resolve(symbol, venue)[0]
+
+    def state(self, instrument: Instrument) -> InstrumentState:
+        return self.market.register(instrument)
+
+    def book_topic(self, instrument: Instrument) -> Topic:
+        return (BOOK, *instrument.key)

@@ -1,0 +1,84 @@
+"""The one error tree of Quant-SaaS.
+
+    QuantError
+    ├── ConfigError            bad settings or command-line values        (also ValueError)
+    ├── InvalidNumber          a price or size that is not exact decimal text (also ValueError)
+    ├── UnknownInstrument      a venue/symbol pair nobody serves           (also KeyError)
+    ├── BookError
+    │   ├── CrossedBook        best bid >= best ask after an update
+    │   └── BookNotReady       no snapshot yet, or flagged invalid awaiting resync
+    ├── BusError
+    │   └── SubscriptionClosed a subscriber was disconnected (slow consumer, shutdown)
+    └── VenueError             anything a feed meets on the wire
+        ├── ConnectError
+        ├── ProtocolError      malformed or unexpected frame
+        ├── SequenceGap        missing update ids / sequence numbers
+        └── ChecksumMismatch   a venue checksum disagrees with our book
+
+Builtin bases are added where callers naturally catch them (aiohttp style).
+"""
+
+from __future__ import annotations
+
+
+class QuantError(Exception):
+    """Base of every error raised by Quant-SaaS on purpose."""
+
+
+class ConfigError(QuantError, ValueError):
+    """A setting or command-line value is invalid."""
+
+
+class InvalidNumber(QuantError, ValueError):
+    """Text that should be an exact decimal price or size is not one."""
+
+
+class UnknownInstrument(QuantError, KeyError):
+    """No instrument with this venue and symbol is known."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown instrument"
+
+
+class BookError(QuantError):
+    """The order book cannot accept an update or answer a query."""
+
+
+class CrossedBook(BookError):
+    """An update left the best bid at or above the best ask."""
+
+
+class BookNotReady(BookError):
+    """The book has no valid snapshot (never received, or invalidated)."""
+
+
+class BusError(QuantError):
+    """Publish/subscribe failure."""
+
+
+class SubscriptionClosed(BusError):
+    """The subscription was closed; `reason` tells why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class VenueError(QuantError):
+    """Something went wrong talking to a venue."""
+
+
+class ConnectError(VenueError, ConnectionError):
+    """The venue could not be reached or dropped the connection."""
+
+
+class ProtocolError(VenueError):
+    """A frame was malformed or not what the protocol allows."""
+
+
+class SequenceGap(VenueError):
+    """Sequence numbers or update ids skipped: the book must be resynced."""
+
+
+class ChecksumMismatch(VenueError):
+    """The venue's book checksum disagrees with the local book."""

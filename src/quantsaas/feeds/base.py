@@ -1,0 +1,85 @@
+"""The Feed interface every market-data source implements, and its health counters.
+
+A feed turns a source (the simulator, a venue WebSocket, a recorded file) into model events and
+hands each one to a sink. The engine owns the books: when a book rejects an update it calls
+`request_resync`, and the feed must answer with a fresh `BookSnapshot` for that instrument.
+"""
+
+from __future__ import annotations
+
+import abc
+import collections
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from quantsaas.model import Instrument, MarketEvent, now_ns
+
+EventSink = Callable[[MarketEvent], None]
+
+RATE_WINDOW_NS = 10_000_000_000
+
+
+class FeedState(enum.Enum):
+    STARTING = "starting"
+    LIVE = "live"
+    RESYNCING = "resyncing"
+    DISCONNECTED = "disconnected"
+    STOPPED = "stopped"
+
+
+@dataclass
+class FeedStats:
+    """Counters shown in /health; updated by the feed, read by the API."""
+
+    state: FeedState = FeedState.STARTING
+    messages: int = 0
+    bytes: int = 0
+    gaps: int = 0
+    resyncs: int = 0
+    reconnects: int = 0
+    last_message_ns: int | None = None
+    _recent: collections.deque[int] = field(default_factory=collections.deque, repr=False)
+
+    def record_message(self, size: int, ts_recv: int | None = None) -> None:
+        stamp = now_ns() if ts_recv is None else ts_recv
+        self.messages += 1
+        self.bytes += size
+        self.last_message_ns = stamp
+        recent = self._recent
+        recent.append(stamp)
+        horizon = stamp - RATE_WINDOW_NS
+        while recent[0] < horizon:
+            recent.popleft()
+
+    def messages_per_second(self, at_ns: int | None = None) -> float:
+        stamp = now_ns() if at_ns is None else at_ns
+        horizon = stamp - RATE_WINDOW_NS
+        recent = self._recent
+        while recent and recent[0] < horizon:
+            recent.popleft()
+        return len(recent) / (RATE_WINDOW_NS / 1e9)
+
+    def last_message_age_s(self, at_ns: int | None = None) -> float | None:
+        if self.last_message_ns is None:
+            return None
+        stamp = now_ns() if at_ns is None else at_ns
+        return max(0.0, (stamp - self.last_message_ns) / 1e9)
+
+
+class Feed(abc.ABC):
+    """A source of market events for a fixed set of instruments on one venue."""
+
+    venue: str
+
+    def __init__(self, instruments: Sequence[Instrument]) -> None:
+        self.instruments = tuple(instruments)
+        self.stats = FeedStats()
+
+    @abc.abstractmethod
+    async def run(self, sink: EventSink) -> None:
+        """Produce events into `sink` until cancelled. Must start each book with a snapshot."""
+
+    @abc.abstractmethod
+    def request_resync(self, instrument: Instrument, reason: str) -> None:
+        """The engine distrusts this instrument's book: send a fresh snapshot soon."""

@@ -1,0 +1,211 @@
+"""Immutable value types shared by every stage: instruments and market events.
+
+Prices and sizes are exact fixed-point integers: an instrument has a `price_scale` and a
+`size_scale` (number of decimals), and a raw value `r` means `r * 10**-scale`. Parsing goes from
+the venue's decimal text straight to the integer, never through a binary float. Timestamps are
+integer nanoseconds since the Unix epoch: `ts_event` is the venue's time, `ts_recv` ours.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import TypeAlias
+
+from quantsaas.errors import InvalidNumber
+
+Level: TypeAlias = tuple[int, int]
+"""One price level: (raw price, raw size)."""
+
+_DIGITS = frozenset("0123456789")
+
+
+def parse_fixed(text: str, scale: int) -> int:
+    """Exact decimal text -> raw integer at `scale` decimals.
+
+    Trailing zeros beyond the scale are accepted ("0.35130000" at scale 4 is 3513); a non-zero
+    digit beyond the scale is an error, as is anything that is not a finite decimal number.
+    """
+    body = text.strip()
+    negative = body.startswith("-")
+    if negative or body.startswith("+"):
+        body = body[1:]
+    if "e" in body or "E" in body:
+        return _parse_scientific(text, scale)
+    whole, dot, fraction = body.partition(".")
+    if not whole and not fraction:
+        raise InvalidNumber(f"not a decimal number: {text!r}")
+    if not _DIGITS.issuperset(whole) or not _DIGITS.issuperset(fraction):
+        raise InvalidNumber(f"not a decimal number: {text!r}")
+    if dot and not fraction and not whole:
+        raise InvalidNumber(f"not a decimal number: {text!r}")
+    if len(fraction) > scale:
+        extra = fraction[scale:]
+        if extra.strip("0"):
+            raise InvalidNumber(f"{text!r} has more than {scale} decimals")
+        fraction = fraction[:scale]
+    raw = int((whole or "0") + fraction.ljust(scale, "0"))
+    return -raw if negative else raw
+
+
+def _parse_scientific(text: str, scale: int) -> int:
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation as exc:
+        raise InvalidNumber(f"not a decimal number: {text!r}") from exc
+    return decimal_to_raw(value, scale)
+
+
+def decimal_to_raw(value: Decimal, scale: int) -> int:
+    """Exact Decimal -> raw integer; refuses values finer than the scale."""
+    if not value.is_finite():
+        raise InvalidNumber(f"not a finite number: {value}")
+    scaled = value.scaleb(scale)
+    if scaled != scaled.to_integral_value():
+        raise InvalidNumber(f"{value} has more than {scale} decimals")
+    return int(scaled)
+
+
+def format_fixed(raw: int, scale: int) -> str:
+    """Raw integer -> decimal text with exactly `scale` decimals ("0.35130000")."""
+    if scale == 0:
+        return str(raw)
+    sign = "-" if raw < 0 else ""
+    digits = str(abs(raw)).rjust(scale + 1, "0")
+    return f"{sign}{digits[:-scale]}.{digits[-scale:]}"
+
+
+def scale_of(text: str) -> int:
+    """Number of decimals written in `text` ("0.0010" -> 4)."""
+    _, _, fraction = text.strip().partition(".")
+    return len(fraction)
+
+
+def symbol_to_path(symbol: str) -> str:
+    """Canonical `BTC/USD` -> `BTC-USD`, the form used inside URL paths."""
+    return symbol.replace("/", "-")
+
+
+def symbol_from_text(text: str) -> str:
+    """Accept `BTC/USD`, `BTC-USD` or `btc-usd` and return the canonical `BTC/USD`."""
+    return text.strip().upper().replace("-", "/")
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+class Side(enum.Enum):
+    """Aggressor side of a trade."""
+
+    BUY = "buy"
+    SELL = "sell"
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """A tradable pair on one venue, with its exact price and size grids."""
+
+    venue: str
+    base: str
+    quote: str
+    native_symbol: str
+    price_scale: int
+    size_scale: int
+    tick_size: int
+    """Smallest price step, raw at `price_scale`."""
+    lot_size: int
+    """Smallest size step, raw at `size_scale`."""
+    symbol: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "symbol", f"{self.base}/{self.quote}")
+        if self.tick_size <= 0 or self.lot_size <= 0:
+            raise InvalidNumber(f"{self.venue} {self.symbol}: tick and lot sizes must be positive")
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.venue, self.symbol)
+
+    @property
+    def path_symbol(self) -> str:
+        return symbol_to_path(self.symbol)
+
+    def price(self, text: str) -> int:
+        return parse_fixed(text, self.price_scale)
+
+    def size(self, text: str) -> int:
+        return parse_fixed(text, self.size_scale)
+
+    def format_price(self, raw: int) -> str:
+        return format_fixed(raw, self.price_scale)
+
+    def format_size(self, raw: int) -> str:
+        return format_fixed(raw, self.size_scale)
+
+    def price_decimal(self, raw: int) -> Decimal:
+        return Decimal(raw).scaleb(-self.price_scale)
+
+    def size_decimal(self, raw: int) -> Decimal:
+        return Decimal(raw).scaleb(-self.size_scale)
+
+    def on_tick_grid(self, raw_price: int) -> bool:
+        return raw_price % self.tick_size == 0
+
+    def on_lot_grid(self, raw_size: int) -> bool:
+        return raw_size % self.lot_size == 0
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    instrument: Instrument
+    price: int
+    size: int
+    side: Side
+    trade_id: str
+    ts_event: int
+    ts_recv: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookSnapshot:
+    """Full L2 book; bids best (highest) first, asks best (lowest) first."""
+
+    instrument: Instrument
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+    sequence: int
+    ts_event: int
+    ts_recv: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookDelta:
+    """Changed L2 levels with their new absolute sizes; a size of zero deletes the level."""
+
+    instrument: Instrument
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+    sequence: int
+    ts_event: int
+    ts_recv: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ticker:
+    """Top of book and last-trade summary as a venue publishes it."""
+
+    instrument: Instrument
+    bid: int
+    bid_size: int
+    ask: int
+    ask_size: int
+    last: int | None
+    volume_24h: int | None
+    ts_event: int
+    ts_recv: int
+
+
+MarketEvent: TypeAlias = Trade | BookSnapshot | BookDelta | Ticker

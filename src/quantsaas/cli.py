@@ -18,7 +18,7 @@ from quantsaas.api.app import create_app
 from quantsaas.config import Settings
 from quantsaas.engine import Engine
 from quantsaas.errors import ConfigError
-from quantsaas.feeds import build_feeds
+from quantsaas.feeds.registry import build_feeds
 
 log = logging.getLogger("quantsaas")
 

@@ -34,12 +34,10 @@ def parse_fixed(text: str, scale: int) -> int:
         body = body[1:]
     if "e" in body or "E" in body:
         return _parse_scientific(text, scale)
-    whole, dot, fraction = body.partition(".")
+    whole, _, fraction = body.partition(".")
     if not whole and not fraction:
         raise InvalidNumber(f"not a decimal number: {text!r}")
     if not _DIGITS.issuperset(whole) or not _DIGITS.issuperset(fraction):
-        raise InvalidNumber(f"not a decimal number: {text!r}")
-    if dot and not fraction and not whole:
         raise InvalidNumber(f"not a decimal number: {text!r}")
     if len(fraction) > scale:
         extra = fraction[scale:]
@@ -59,13 +57,23 @@ def _parse_scientific(text: str, scale: int) -> int:
 
 
 def decimal_to_raw(value: Decimal, scale: int) -> int:
-    """Exact Decimal -> raw integer; refuses values finer than the scale."""
+    """Exact Decimal -> raw integer; refuses values finer than the scale.
+
+    Works on the digit tuple, so no Decimal context precision can round the result.
+    """
     if not value.is_finite():
         raise InvalidNumber(f"not a finite number: {value}")
-    scaled = value.scaleb(scale)
-    if scaled != scaled.to_integral_value():
-        raise InvalidNumber(f"{value} has more than {scale} decimals")
-    return int(scaled)
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    coefficient = int("".join(map(str, digits)) or "0")
+    shift = exponent + scale
+    if shift >= 0:
+        raw = coefficient * 10**shift
+    else:
+        raw, remainder = divmod(coefficient, 10**-shift)
+        if remainder:
+            raise InvalidNumber(f"{value} has more than {scale} decimals")
+    return -raw if sign else raw
 
 
 def format_fixed(raw: int, scale: int) -> str:
@@ -146,10 +154,10 @@ class Instrument:
         return format_fixed(raw, self.size_scale)
 
     def price_decimal(self, raw: int) -> Decimal:
-        return Decimal(raw).scaleb(-self.price_scale)
+        return Decimal(format_fixed(raw, self.price_scale))
 
     def size_decimal(self, raw: int) -> Decimal:
-        return Decimal(raw).scaleb(-self.size_scale)
+        return Decimal(format_fixed(raw, self.size_scale))
 
     def on_tick_grid(self, raw_price: int) -> bool:
         return raw_price % self.tick_size == 0

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from typing import Any
 
@@ -35,9 +36,13 @@ from quantsaas.errors import BookNotReady, SubscriptionClosed, UnknownInstrument
 from quantsaas.model import now_ns
 
 CLOSE_POLICY = 1008
+CLOSE_INTERNAL_ERROR = 1011
+CLOSE_WAIT_S = 10.0
 CLOSE_SLOW_CONSUMER = 4008
 MAX_TOPICS = 400
 MAX_LIST = 100
+
+log = logging.getLogger(__name__)
 
 
 class RequestError(Exception):
@@ -100,15 +105,21 @@ class StreamSession:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         close: tuple[int, str] | None = None
-        if receiver in done and not receiver.cancelled() and receiver.exception() is None:
-            close = receiver.result()
+        for task in done:
+            failure = None if task.cancelled() else task.exception()
+            if failure is not None:
+                log.error("websocket session failed", exc_info=failure)
+                close = (CLOSE_INTERNAL_ERROR, "internal error")
+            elif task is receiver:
+                close = receiver.result()
         if self.subscription.closed_reason == SLOW_CONSUMER:
             close = (CLOSE_SLOW_CONSUMER, SLOW_CONSUMER)
         self.subscription.close("client gone")
         if close is not None:
-            # a client that stopped reading also blocks the close frame: do not wait on it
+            # a client that stopped reading holds up the close frame too: wait a while for it
+            # to drain, then give up and let the server drop the connection
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._close(*close), timeout=2.0)
+                await asyncio.wait_for(self._close(*close), timeout=CLOSE_WAIT_S)
 
     def reply(self, message: JSON) -> None:
         self.subscription.put_local(encode(message))
@@ -130,11 +141,11 @@ class StreamSession:
             if self._over_rate():
                 return (CLOSE_POLICY, "too many messages per second")
             text = frame.get("text")
+            request: Any = None
+            problem: RequestError | None = None
             if text is None:
-                problem: RequestError | None = RequestError("bad_request", "send JSON text frames")
-                request: Any = None
+                problem = RequestError("bad_request", "send JSON text frames")
             else:
-                problem = None
                 try:
                     request = orjson.loads(text)
                 except orjson.JSONDecodeError:

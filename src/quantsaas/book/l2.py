@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from quantsaas.errors import BookError, BookNotReady, CrossedBook
-from quantsaas.model import BookDelta, BookSnapshot, Instrument, Level
+from quantsaas.model import BookDelta, BookSnapshot, Instrument, Level, format_fixed
 
 
 class L2Book:
@@ -123,8 +123,9 @@ class L2Book:
     def mid(self) -> Decimal | None:
         if not self._bid_prices or not self._ask_prices:
             return None
-        total = self._ask_prices[0] + self._bid_prices[-1]
-        return self.instrument.price_decimal(total) / 2
+        doubled = self._ask_prices[0] + self._bid_prices[-1]
+        # (a + b) / 2 == (a + b) * 5 / 10: exact at one more decimal, no division rounding
+        return Decimal(format_fixed(doubled * 5, self.instrument.price_scale + 1))
 
     def bids(self, depth: int | None = None) -> list[Level]:
         """Bid levels, best (highest) first."""

@@ -1,0 +1,178 @@
+import asyncio
+import json
+import time
+from typing import Any
+
+import pytest
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from conftest import Service
+from helpers import StalledClient, delta, snapshot, trade
+
+
+async def receive(ws: ClientConnection, timeout: float = 2.0) -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+    return message
+
+
+async def request(ws: ClientConnection, **body: Any) -> dict[str, Any]:
+    await ws.send(json.dumps(body))
+    return await receive(ws)
+
+
+async def connect(service: Service) -> ClientConnection:
+    ws = await websockets.connect(service.ws)
+    info = await receive(ws)
+    assert info["type"] == "info" and info["symbols"] == ["BTC/USD", "ETH/USD"]
+    return ws
+
+
+def seed_books(service: Service) -> None:
+    service.feed.push(snapshot(service.btc, [(10_000, 5)], [(10_010, 3)]))
+    service.feed.push(snapshot(service.eth, [(2_000, 1)], [(2_001, 1)]))
+
+
+@pytest.mark.asyncio
+async def test_book_subscription_starts_with_a_snapshot_then_gap_free_deltas(
+    service: Service,
+) -> None:
+    seed_books(service)
+    service.feed.push(delta(service.btc, [(10_000, 6)], [], 2))
+    await asyncio.sleep(0.05)
+    async with await connect(service) as ws:
+        reply = await request(ws, op="subscribe", channels=["book"], symbols=["BTC/USD"], id=7)
+        assert reply == {"type": "subscribed", "streams": [["book", "test", "BTC/USD"]], "id": 7}
+        first = await receive(ws)
+        assert first["type"] == "snapshot" and first["seq"] == 2
+        assert first["data"]["bids"] == [["100.00", "0.00000006"]]
+        for sequence in range(3, 8):
+            service.feed.push(delta(service.btc, [(9_990 - sequence, 1)], [], sequence))
+        deltas = [await receive(ws) for _ in range(5)]
+    assert [m["seq"] for m in deltas] == [3, 4, 5, 6, 7]
+    for message in deltas:
+        assert message["type"] == "delta" and message["channel"] == "book"
+        assert message["venue"] == "test" and message["symbol"] == "BTC/USD"
+        assert isinstance(message["ts_event"], int) and isinstance(message["ts_recv"], int)
+        assert isinstance(message["timestamp"], int) and message["datetime"].endswith("Z")
+
+
+@pytest.mark.asyncio
+async def test_trades_flow_and_stop_after_unsubscribe(service: Service) -> None:
+    seed_books(service)
+    async with await connect(service) as ws:
+        await request(ws, op="subscribe", channels=["trades"], symbols=["BTC-USD", "ETH/USD"])
+        service.feed.push(trade(service.btc, 10_005, 1, "a", 1_000))
+        service.feed.push(trade(service.eth, 2_000, 1, "b", 1_001))
+        got = [await receive(ws), await receive(ws)]
+        assert [(m["symbol"], m["seq"], m["data"]["id"]) for m in got] == [
+            ("BTC/USD", 1, "a"),
+            ("ETH/USD", 1, "b"),
+        ]
+        reply = await request(ws, op="unsubscribe", channels=["trades"], symbols=["BTC/USD"])
+        assert reply["type"] == "unsubscribed"
+        service.feed.push(trade(service.btc, 10_005, 1, "c", 1_002))
+        service.feed.push(trade(service.eth, 2_000, 1, "d", 1_003))
+        after = await receive(ws)
+    assert (after["symbol"], after["seq"], after["data"]["id"]) == ("ETH/USD", 2, "d")
+
+
+@pytest.mark.asyncio
+async def test_ping_is_answered_with_server_time(service: Service) -> None:
+    async with await connect(service) as ws:
+        pong = await request(ws, op="ping", id="x")
+    assert pong["type"] == "pong" and pong["id"] == "x" and pong["server_time"] > 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("{not json", "bad_json"),
+        ('"just a string"', "bad_request"),
+        ('{"op": "dance"}', "unknown_op"),
+        ('{"op": "subscribe", "channels": ["trades"], "symbols": ["DOGE/USD"]}', "unknown_symbol"),
+        ('{"op": "subscribe", "channels": ["candles"], "symbols": ["BTC/USD"]}', "unknown_channel"),
+        ('{"op": "subscribe", "channels": [], "symbols": ["BTC/USD"]}', "bad_request"),
+        ('{"op": "subscribe", "channels": ["trades"], "symbols": [1]}', "bad_request"),
+        ('{"op": "subscribe", "channels": ["trades"]}', "bad_request"),
+    ],
+)
+@pytest.mark.asyncio
+async def test_bad_requests_get_an_error_and_the_connection_stays_open(
+    service: Service, raw: str, code: str
+) -> None:
+    async with await connect(service) as ws:
+        await ws.send(raw)
+        error = await receive(ws)
+        assert error["type"] == "error" and error["code"] == code and error["message"]
+        pong = await request(ws, op="ping")
+    assert pong["type"] == "pong"
+
+
+@pytest.mark.asyncio
+async def test_binary_frames_are_refused_politely(service: Service) -> None:
+    async with await connect(service) as ws:
+        await ws.send(b"\x00\x01")
+        error = await receive(ws)
+        assert error["code"] == "bad_request"
+        assert (await request(ws, op="ping"))["type"] == "pong"
+
+
+@pytest.mark.asyncio
+async def test_a_flood_of_garbage_closes_with_policy_violation(service: Service) -> None:
+    async with await connect(service) as ws:
+        for _ in range(5):
+            await ws.send("garbage")
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                await receive(ws)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+@pytest.mark.asyncio
+async def test_too_many_messages_per_second_closes_with_policy_violation(service: Service) -> None:
+    async with await connect(service) as ws:
+        for _ in range(60):
+            await ws.send(json.dumps({"op": "ping"}))
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                await receive(ws)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+@pytest.mark.asyncio
+async def test_an_oversized_frame_closes_with_1009(service: Service) -> None:
+    async with await connect(service) as ws:
+        await ws.send("x" * (128 * 1024))
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                await receive(ws)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
+@pytest.mark.asyncio
+async def test_a_slow_client_is_cut_off_without_delaying_a_fast_one(service: Service) -> None:
+    subscribe = {"op": "subscribe", "channels": ["trades"], "symbols": ["BTC/USD"]}
+    stalled = await asyncio.to_thread(StalledClient, service.address)
+    stalled.send(json.dumps(subscribe))
+    async with await connect(service) as fast:
+        await request(fast, **subscribe)
+        padding = "p" * 4000  # big messages fill the stalled client's socket buffers quickly
+        received: list[int] = []
+        delays: list[float] = []
+        for batch in range(40):
+            pushed = time.monotonic()
+            for n in range(50):
+                service.feed.push(trade(service.btc, 10_000, 1, f"{batch}-{n}-{padding}", n))
+            for _ in range(50):
+                message = await receive(fast, timeout=5)
+                received.append(message["seq"])
+                delays.append(time.monotonic() - pushed)
+            await asyncio.sleep(0.02)
+    assert received == list(range(1, 2001)), "the fast client lost or reordered messages"
+    assert max(delays) < 1.0, "the fast client was held up"
+    close_code = await asyncio.to_thread(stalled.drain)
+    assert close_code == 4008
+    seqs = [m["seq"] for m in map(json.loads, stalled.messages) if m["type"] == "trade"]
+    assert seqs == sorted(seqs) and len(seqs) < 2000

@@ -1,0 +1,190 @@
+"""Shared test support: instruments, a feed driven by the test, a real uvicorn on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import uvicorn
+from fastapi import FastAPI
+from websockets.client import ClientProtocol
+from websockets.frames import Opcode
+from websockets.uri import parse_uri
+
+from quantsaas.feeds.base import EventSink, Feed, FeedState
+from quantsaas.model import BookDelta, BookSnapshot, Instrument, Level, MarketEvent, Trade
+
+
+def make_instrument(
+    base: str = "BTC",
+    quote: str = "USD",
+    venue: str = "test",
+    price_scale: int = 2,
+    size_scale: int = 8,
+) -> Instrument:
+    return Instrument(
+        venue=venue,
+        base=base,
+        quote=quote,
+        native_symbol=f"{base}{quote}",
+        price_scale=price_scale,
+        size_scale=size_scale,
+        tick_size=1,
+        lot_size=1,
+    )
+
+
+def snapshot(
+    instrument: Instrument, bids: list[Level], asks: list[Level], sequence: int = 1
+) -> BookSnapshot:
+    return BookSnapshot(instrument, tuple(bids), tuple(asks), sequence, 1_000, 2_000)
+
+
+def delta(instrument: Instrument, bids: list[Level], asks: list[Level], sequence: int) -> BookDelta:
+    return BookDelta(instrument, tuple(bids), tuple(asks), sequence, 1_000 + sequence, 2_000)
+
+
+class ScriptedFeed(Feed):
+    """A feed whose events the test pushes; remembers resync requests."""
+
+    def __init__(self, instruments: list[Instrument], venue: str = "test") -> None:
+        super().__init__(instruments)
+        self.venue = venue
+        self.events: asyncio.Queue[MarketEvent] | None = None
+        self.resyncs: list[tuple[Instrument, str]] = []
+        self._pending: list[MarketEvent] = []
+
+    def push(self, event: MarketEvent) -> None:
+        if self.events is None:
+            self._pending.append(event)
+        else:
+            self.events.put_nowait(event)
+
+    async def run(self, sink: EventSink) -> None:
+        self.events = asyncio.Queue()
+        for event in self._pending:
+            self.events.put_nowait(event)
+        self.stats.state = FeedState.LIVE
+        while True:
+            event = await self.events.get()
+            self.stats.record_message(100)
+            sink(event)
+
+    def request_resync(self, instrument: Instrument, reason: str) -> None:
+        self.resyncs.append((instrument, reason))
+
+
+def trade(instrument: Instrument, price: int, size: int, trade_id: str, ts: int) -> Trade:
+    from quantsaas.model import Side
+
+    return Trade(instrument, price, size, Side.BUY, trade_id, ts, ts + 1)
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: FastAPI, ws_max_size: int = 64 * 1024) -> Iterator[str]:
+    """Run `app` on a real uvicorn bound to a free loopback port; yields the base URL."""
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        ws="websockets-sansio",
+        ws_max_size=ws_max_size,
+        log_level="warning",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@contextlib.asynccontextmanager
+async def serve_in_loop(app: FastAPI, ws_max_size: int = 64 * 1024) -> AsyncIterator[str]:
+    """Run `app` on a real uvicorn in the current event loop; yields `host:port`."""
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        ws="websockets-sansio",
+        ws_max_size=ws_max_size,
+        log_level="warning",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("uvicorn stopped during startup")
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+class StalledClient:
+    """A WebSocket client on a raw socket that subscribes and then stops reading.
+
+    The kernel buffers a few MB for it and then the server's writes block, which is exactly what
+    a slow consumer looks like to the server. `drain` reads everything that was sent.
+    """
+
+    def __init__(self, address: str) -> None:
+        host, port = address.rsplit(":", 1)
+        self.protocol = ClientProtocol(parse_uri(f"ws://{address}/ws"))
+        self.sock = socket.socket()
+        # shrink the receive buffer before connecting, so the TCP window is small from the start
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.connect((host, int(port)))
+        self.protocol.send_request(self.protocol.connect())
+        self._flush()
+        while self.protocol.handshake_exc is None and not self.protocol.events_received():
+            self.protocol.receive_data(self.sock.recv(4096))
+            if getattr(self.protocol, "response", None) is not None:
+                break
+        self.messages: list[str] = []
+
+    def _flush(self) -> None:
+        for chunk in self.protocol.data_to_send():
+            if chunk:
+                self.sock.sendall(chunk)
+
+    def send(self, text: str) -> None:
+        self.protocol.send_text(text.encode())
+        self._flush()
+
+    def drain(self, timeout: float = 10.0) -> int | None:
+        """Read until the connection ends; returns the close code received, if any."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                data = self.sock.recv(1 << 16)
+                if not data:
+                    break
+                self.protocol.receive_data(data)
+                for frame in self.protocol.events_received():
+                    if frame.opcode is Opcode.TEXT:
+                        self.messages.append(frame.data.decode())
+                self._flush()
+                if self.protocol.close_rcvd is not None:
+                    break
+        finally:
+            self.sock.close()
+        return None if self.protocol.close_rcvd is None else self.protocol.close_rcvd.code

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 import uvicorn
 from fastapi import FastAPI
 from websockets.client import ClientProtocol
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 from websockets.uri import parse_uri
 
 from quantsaas.feeds.base import EventSink, Feed, FeedState
@@ -180,8 +180,8 @@ class StalledClient:
                     break
                 self.protocol.receive_data(data)
                 for frame in self.protocol.events_received():
-                    if frame.opcode is Opcode.TEXT:
-                        self.messages.append(frame.data.decode())
+                    if isinstance(frame, Frame) and frame.opcode is Opcode.TEXT:
+                        self.messages.append(bytes(frame.data).decode())
                 self._flush()
                 if self.protocol.close_rcvd is not None:
                     break

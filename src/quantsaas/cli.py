@@ -17,7 +17,7 @@ from quantsaas import __version__
 from quantsaas.api.app import create_app
 from quantsaas.config import Settings
 from quantsaas.engine import Engine
-from quantsaas.errors import ConfigError
+from quantsaas.errors import ConfigError, UnknownInstrument
 from quantsaas.feeds.registry import build_feeds
 
 log = logging.getLogger("quantsaas")
@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from(args)
         if args.command == "serve":
             return serve(settings, args.log_level)
-    except ConfigError as exc:
+    except (ConfigError, UnknownInstrument) as exc:
         print(f"quantsaas: error: {exc}", file=sys.stderr)
         return 2
     return 2

@@ -67,10 +67,11 @@ def decimal_to_raw(value: Decimal, scale: int) -> int:
     assert isinstance(exponent, int)
     coefficient = int("".join(map(str, digits)) or "0")
     shift = exponent + scale
+    factor: int = 10 ** abs(shift)
     if shift >= 0:
-        raw = coefficient * 10**shift
+        raw = coefficient * factor
     else:
-        raw, remainder = divmod(coefficient, 10**-shift)
+        raw, remainder = divmod(coefficient, factor)
         if remainder:
             raise InvalidNumber(f"{value} has more than {scale} decimals")
     return -raw if sign else raw

@@ -28,7 +28,7 @@ class L2Book:
         "_ask_prices",
         "version",
         "sequence",
-        "valid",
+        "_valid",
         "ts_event",
         "ts_recv",
     )
@@ -43,7 +43,7 @@ class L2Book:
         """Incremented on every accepted snapshot or delta."""
         self.sequence = 0
         """Sequence of the last accepted venue message."""
-        self.valid = False
+        self._valid = False
         self.ts_event = 0
         self.ts_recv = 0
 
@@ -53,7 +53,7 @@ class L2Book:
         self._asks.clear()
         self._bid_prices.clear()
         self._ask_prices.clear()
-        self.valid = False
+        self._valid = False
         self._update_side(self._bids, self._bid_prices, snapshot.bids)
         self._update_side(self._asks, self._ask_prices, snapshot.asks)
         self._accept(snapshot.sequence, snapshot.ts_event, snapshot.ts_recv)
@@ -64,17 +64,22 @@ class L2Book:
         Raises BookNotReady while the book awaits a snapshot, and CrossedBook when the result is
         crossed; in both cases the book is (or stays) invalid.
         """
-        if not self.valid:
+        if not self._valid:
             raise BookNotReady(
                 f"{self.instrument.venue} {self.instrument.symbol}: awaiting snapshot"
             )
-        self.valid = False
+        self._valid = False
         self._update_side(self._bids, self._bid_prices, delta.bids)
         self._update_side(self._asks, self._ask_prices, delta.asks)
         self._accept(delta.sequence, delta.ts_event, delta.ts_recv)
 
+    @property
+    def valid(self) -> bool:
+        """True while the book holds an accepted snapshot and every delta since applied cleanly."""
+        return self._valid
+
     def invalidate(self) -> None:
-        self.valid = False
+        self._valid = False
 
     def _accept(self, sequence: int, ts_event: int, ts_recv: int) -> None:
         if self._bid_prices and self._ask_prices and self._bid_prices[-1] >= self._ask_prices[0]:
@@ -83,7 +88,7 @@ class L2Book:
                 f"{self.instrument.format_price(self._bid_prices[-1])} >= best ask "
                 f"{self.instrument.format_price(self._ask_prices[0])}"
             )
-        self.valid = True
+        self._valid = True
         self.version += 1
         self.sequence = sequence
         self.ts_event = ts_event

@@ -67,3 +67,25 @@ def test_symbols_resolve_in_any_spelling_and_unknown_ones_raise() -> None:
         engine.resolve("DOGE/USD")
     with pytest.raises(UnknownInstrument, match="on venue 'binance'"):
         engine.resolve("BTC/USD", "binance")
+
+
+def test_listeners_see_only_accepted_events() -> None:
+    engine, _ = engine_with_feed()
+    seen: list[object] = []
+    engine.listeners.append(seen.append)
+    accepted = snapshot(BTC, [(100, 1)], [(102, 1)])
+    engine.on_event(accepted)
+    engine.on_event(delta(BTC, [(105, 1)], [], 2))  # crossed: rejected
+    engine.on_event(delta(BTC, [(99, 1)], [], 3))  # awaiting resync: dropped
+    assert seen == [accepted]
+
+
+def test_registered_channels_provide_their_initial_state() -> None:
+    engine, _ = engine_with_feed()
+    assert set(engine.channels) == {"trades", "book", "ticker"}
+    assert engine.channels["book"] is not None and engine.channels["book"](BTC) is None
+    engine.on_event(snapshot(BTC, [(100, 1)], [(102, 1)]))
+    initial = engine.channels["book"](BTC)
+    assert isinstance(initial, BookSnapshot) and initial.bids == ((100, 1),)
+    engine.register_channel("candles", lambda instrument: None)
+    assert "candles" in engine.channels

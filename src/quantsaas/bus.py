@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from quantsaas.errors import SubscriptionClosed
-from quantsaas.model import MarketEvent
+from quantsaas.model import Stamped
 
 Topic: TypeAlias = tuple[str, str, str]
 """(channel, venue, symbol)."""
@@ -40,7 +40,7 @@ class Envelope:
 
     __slots__ = ("topic", "seq", "event", "wire")
 
-    def __init__(self, topic: Topic, seq: int, event: MarketEvent) -> None:
+    def __init__(self, topic: Topic, seq: int, event: Stamped) -> None:
         self.topic = topic
         self.seq = seq
         self.event = event
@@ -175,7 +175,7 @@ class Bus:
         self._sequences: dict[Topic, int] = {}
         self.published = 0
 
-    def publish(self, topic: Topic, event: MarketEvent) -> Envelope:
+    def publish(self, topic: Topic, event: Stamped) -> Envelope:
         seq = self._sequences.get(topic, 0) + 1
         self._sequences[topic] = seq
         envelope = Envelope(topic, seq, event)

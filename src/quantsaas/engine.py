@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from quantsaas.book import L2Book
 from quantsaas.bus import Bus, Topic
@@ -23,6 +24,7 @@ from quantsaas.model import (
     BookSnapshot,
     Instrument,
     MarketEvent,
+    Stamped,
     Ticker,
     Trade,
     symbol_from_text,
@@ -35,6 +37,11 @@ BOOK = "book"
 TICKER = "ticker"
 CHANNELS = (TRADES, BOOK, TICKER)
 
+Listener = Callable[[MarketEvent], None]
+"""Called with every event the engine accepted, after it was published."""
+InitialState = Callable[[Instrument], Stamped | None]
+"""What a new subscriber of a channel receives first (the book's snapshot, the open candle)."""
+
 
 class Engine:
     """Owns the books and market state of every instrument the feeds serve."""
@@ -46,6 +53,13 @@ class Engine:
         self.instruments: dict[tuple[str, str], Instrument] = {}
         self.books: dict[tuple[str, str], L2Book] = {}
         self._feed_of: dict[tuple[str, str], Feed] = {}
+        self.listeners: list[Listener] = []
+        self.channels: dict[str, InitialState | None] = {
+            TRADES: None,
+            BOOK: self._book_snapshot,
+            TICKER: None,
+        }
+        self._background: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self.rejected_deltas = 0
         self.resyncs_requested = 0
         for feed in self.feeds:
@@ -55,11 +69,21 @@ class Engine:
                 self.market.register(instrument)
                 self._feed_of[instrument.key] = feed
 
+    def register_channel(self, name: str, initial: InitialState | None = None) -> None:
+        """Make `name` subscribable on the stream (derived data published by a service)."""
+        self.channels[name] = initial
+
+    def add_background(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `job()` beside the feeds for the engine's lifetime."""
+        self._background.append(job)
+
     async def run(self) -> None:
         """Run every feed until cancelled; a feed that crashes is logged, the others go on."""
         async with asyncio.TaskGroup() as group:
             for feed in self.feeds:
                 group.create_task(self._run_feed(feed), name=f"feed:{feed.venue}")
+            for job in self._background:
+                group.create_task(job(), name=f"job:{getattr(job, '__name__', 'job')}")
 
     async def _run_feed(self, feed: Feed) -> None:
         try:
@@ -97,6 +121,8 @@ class Engine:
         elif isinstance(event, Ticker):
             self.market.on_ticker(event)
             self.bus.publish((TICKER, *key), event)
+        for listener in self.listeners:
+            listener(event)
 
     def _resync(self, book: L2Book, reason: str) -> None:
         book.invalidate()
@@ -125,3 +151,7 @@ class Engine:
 
     def book_topic(self, instrument: Instrument) -> Topic:
         return (BOOK, *instrument.key)
+
+    def _book_snapshot(self, instrument: Instrument) -> Stamped | None:
+        book = self.books[instrument.key]
+        return book.to_snapshot() if book.valid else None

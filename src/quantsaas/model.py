@@ -12,7 +12,7 @@ import enum
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
 
 from quantsaas.errors import InvalidNumber
 
@@ -218,3 +218,16 @@ class Ticker:
 
 
 MarketEvent: TypeAlias = Trade | BookSnapshot | BookDelta | Ticker
+
+
+class Stamped(Protocol):
+    """Anything published on the bus: market events and derived ones (candles, analytics)."""
+
+    @property
+    def instrument(self) -> Instrument: ...
+
+    @property
+    def ts_event(self) -> int: ...
+
+    @property
+    def ts_recv(self) -> int: ...

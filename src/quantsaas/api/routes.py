@@ -12,7 +12,7 @@ from quantsaas import __version__
 from quantsaas.api.problems import PROBLEM_RESPONSES, Problem
 from quantsaas.api.wire import JSON, instrument_json, iso_from_ns, levels_json, trade_data
 from quantsaas.config import Settings
-from quantsaas.engine import CHANNELS, Engine
+from quantsaas.engine import Engine
 from quantsaas.feeds.base import Feed, FeedState
 from quantsaas.model import Instrument, now_ns, symbol_from_text
 
@@ -39,7 +39,7 @@ def service_info(request: Request) -> JSON:
         "version": __version__,
         "venues": sorted({feed.venue for feed in engine.feeds}),
         "symbols": sorted({symbol for _, symbol in engine.instruments}),
-        "channels": list(CHANNELS),
+        "channels": sorted(engine.channels),
         "links": {
             "health": "/health",
             "market_data": "/api/market_data",

@@ -31,8 +31,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from quantsaas.api.wire import JSON, encode, encode_envelope, event_message, gap_message
 from quantsaas.bus import SLOW_CONSUMER, BusLimits, Envelope, Gap, Subscription, Topic
 from quantsaas.config import Settings
-from quantsaas.engine import BOOK, CHANNELS, Engine
-from quantsaas.errors import BookNotReady, SubscriptionClosed, UnknownInstrument
+from quantsaas.engine import Engine
+from quantsaas.errors import SubscriptionClosed, UnknownInstrument
 from quantsaas.model import now_ns
 
 CLOSE_POLICY = 1008
@@ -89,7 +89,7 @@ class StreamSession:
             {
                 "type": "info",
                 "server_time": now_ns(),
-                "channels": list(CHANNELS),
+                "channels": sorted(self.engine.channels),
                 "symbols": sorted({symbol for _, symbol in self.engine.instruments}),
                 "venues": sorted({venue for venue, _ in self.engine.instruments}),
             }
@@ -195,9 +195,12 @@ class StreamSession:
 
     def _topics(self, request: JSON) -> list[Topic]:
         channels = _string_list(request, "channels")
-        unknown = [channel for channel in channels if channel not in CHANNELS]
+        known = self.engine.channels
+        unknown = [channel for channel in channels if channel not in known]
         if unknown:
-            raise RequestError("unknown_channel", f"unknown channel(s) {unknown}; use {CHANNELS}")
+            raise RequestError(
+                "unknown_channel", f"unknown channel(s) {unknown}; use {sorted(known)}"
+            )
         symbols = _string_list(request, "symbols")
         venues: list[str | None] = [*_string_list(request, "venues", required=False)] or [None]
         keys: list[tuple[str, str]] = []
@@ -214,20 +217,21 @@ class StreamSession:
         self.subscription.add(fresh)
         self.reply({"type": "subscribed", "streams": [list(t) for t in topics], **reply_id})
         for topic in fresh:
-            if topic[0] == BOOK:
-                self._queue_snapshot(topic)
+            self._queue_initial_state(topic)
 
-    def _queue_snapshot(self, topic: Topic) -> None:
-        """Queue the current book at the stream's current seq; older deltas will be skipped."""
-        _, venue, symbol = topic
-        book = self.engine.books[(venue, symbol)]
-        try:
-            snapshot = book.to_snapshot()
-        except BookNotReady:
-            return  # the feed's own snapshot will arrive on the stream
+    def _queue_initial_state(self, topic: Topic) -> None:
+        """Queue the channel's current state (a book snapshot) at the stream's current seq;
+        published messages up to that seq are then skipped for this client."""
+        channel, venue, symbol = topic
+        initial = self.engine.channels.get(channel)
+        if initial is None:
+            return
+        state = initial(self.engine.instruments[(venue, symbol)])
+        if state is None:
+            return  # nothing yet: the first published message will start the stream
         seq = self.engine.bus.last_seq(topic)
         self._snapshot_seq[topic] = seq
-        self.subscription.put_local(encode(event_message(BOOK, seq, snapshot)))
+        self.subscription.put_local(encode(event_message(channel, seq, state)))
 
     async def _send_loop(self) -> None:
         subscription = self.subscription
@@ -245,8 +249,8 @@ class StreamSession:
                     await send(encode_envelope(item))
                 elif isinstance(item, Gap):
                     await send(encode(gap_message(item)))
-                    if item.topic[0] == BOOK and item.topic in subscription.topics:
-                        self._queue_snapshot(item.topic)
+                    if item.topic in subscription.topics:
+                        self._queue_initial_state(item.topic)
                 else:
                     await send(item)
         except (SubscriptionClosed, WebSocketDisconnect, RuntimeError, OSError):

@@ -9,7 +9,7 @@ strings at the instrument's precision. Exact timestamps are also given as intege
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -20,7 +20,7 @@ from quantsaas.model import (
     BookSnapshot,
     Instrument,
     Level,
-    MarketEvent,
+    Stamped,
     Ticker,
     Trade,
     symbol_to_path,
@@ -96,18 +96,24 @@ def ticker_data(ticker: Ticker) -> JSON:
     }
 
 
-def event_message(channel: str, seq: int, event: MarketEvent) -> JSON:
+EventEncoder = Callable[[Any], JSON]
+_ENCODERS: dict[type, tuple[str, EventEncoder]] = {
+    Trade: ("trade", trade_data),
+    BookSnapshot: ("snapshot", book_data),
+    BookDelta: ("delta", book_data),
+    Ticker: ("ticker", ticker_data),
+}
+
+
+def register_encoder(event_type: type, kind: str, data: EventEncoder) -> None:
+    """Teach the stream a new event type (derived data): its message `type` and `data` shape."""
+    _ENCODERS[event_type] = (kind, data)
+
+
+def event_message(channel: str, seq: int, event: Stamped) -> JSON:
     """The WebSocket message for one event: envelope fields plus `data`."""
+    kind, data = _ENCODERS[type(event)]
     instrument = event.instrument
-    data: JSON
-    if isinstance(event, Trade):
-        kind, data = "trade", trade_data(event)
-    elif isinstance(event, BookSnapshot):
-        kind, data = "snapshot", book_data(event)
-    elif isinstance(event, BookDelta):
-        kind, data = "delta", book_data(event)
-    else:
-        kind, data = "ticker", ticker_data(event)
     return {
         "type": kind,
         "channel": channel,
@@ -115,7 +121,7 @@ def event_message(channel: str, seq: int, event: MarketEvent) -> JSON:
         "symbol": instrument.symbol,
         "seq": seq,
         **_stamps(event.ts_event, event.ts_recv),
-        "data": data,
+        "data": data(event),
     }
 
 

@@ -89,3 +89,14 @@ def test_registered_channels_provide_their_initial_state() -> None:
     assert isinstance(initial, BookSnapshot) and initial.bids == ((100, 1),)
     engine.register_channel("candles", lambda instrument: None)
     assert "candles" in engine.channels
+
+
+def test_a_feed_reporting_stale_books_gets_them_invalidated() -> None:
+    engine, feed = engine_with_feed()
+    engine.on_event(snapshot(BTC, [(100, 1)], [(102, 1)]))
+    engine.on_event(snapshot(ETH, [(100, 1)], [(102, 1)]))
+    feed.books_stale([BTC], "connection dropped")
+    assert not engine.books[BTC.key].valid
+    assert engine.books[ETH.key].valid
+    engine.on_event(delta(BTC, [(99, 1)], [], 2))
+    assert engine.rejected_deltas == 1

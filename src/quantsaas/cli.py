@@ -1,4 +1,4 @@
-"""Command line: `quantsaas serve ...` (more commands arrive with later features)."""
+"""Command line: `quantsaas serve ...`, `fake-exchange`, `replay-raw` (venue_cli.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from quantsaas.config import Settings
 from quantsaas.engine import Engine
 from quantsaas.errors import ConfigError, UnknownInstrument
 from quantsaas.feeds.registry import build_feeds
+from quantsaas.venue_cli import COMMANDS as VENUE_COMMANDS
+from quantsaas.venue_cli import add_commands as add_venue_commands
 
 log = logging.getLogger("quantsaas")
 
@@ -40,6 +42,14 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, help="simulator random seed")
     serve.add_argument("--vol", type=float, help="simulator annualised volatility (0.6 = 60%%)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--binance-ws", help="Binance WebSocket base URL (e.g. a fake's ws://...)")
+    serve.add_argument("--binance-rest", help="Binance REST base URL")
+    serve.add_argument("--binance-symbols", type=_csv, help="e.g. BTC/USDT,ETH/USDT")
+    serve.add_argument("--coinbase-ws", help="Coinbase WebSocket URL")
+    serve.add_argument("--coinbase-api", choices=["exchange", "advanced"], help="Coinbase feed")
+    serve.add_argument("--coinbase-symbols", type=_csv, help="e.g. BTC/USD,ETH/USD")
+    serve.add_argument("--stall", type=float, help="reconnect a venue after this many s of silence")
+    add_venue_commands(commands)
     return root
 
 
@@ -54,6 +64,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
             ("sim_rate", args.rate),
             ("sim_seed", args.seed),
             ("sim_vol", args.vol),
+            ("binance_ws_url", args.binance_ws),
+            ("binance_rest_url", args.binance_rest),
+            ("binance_symbols", args.binance_symbols),
+            ("coinbase_ws_url", args.coinbase_ws),
+            ("coinbase_api", args.coinbase_api),
+            ("coinbase_symbols", args.coinbase_symbols),
+            ("feed_stall_s", args.stall),
         )
         if value is not None
     }
@@ -111,6 +128,12 @@ def serve(settings: Settings, log_level: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command in VENUE_COMMANDS:
+        try:
+            return VENUE_COMMANDS[args.command](args)
+        except (ConfigError, OSError, ValueError) as exc:
+            print(f"quantsaas: error: {exc}", file=sys.stderr)
+            return 2
     try:
         settings = settings_from(args)
         if args.command == "serve":

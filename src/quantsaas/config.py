@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Literal, TypeAlias
+
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Csv: TypeAlias = Annotated[tuple[str, ...], NoDecode]
+"""Comma-separated in the environment (`QUANTSAAS_SYMBOLS=BTC/USD,ETH/USD`), not JSON."""
 
 
 class Settings(BaseSettings):
@@ -11,14 +17,28 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
-    feeds: tuple[str, ...] = ("sim",)
-    symbols: tuple[str, ...] = ()
+    feeds: Csv = ("sim",)
+    symbols: Csv = ()
     """Empty means every symbol the feed offers."""
     sim_rate: float = Field(default=50.0, gt=0)
     """Simulator order-book events per second per symbol."""
     sim_seed: int = 7
     sim_vol: float = Field(default=0.6, gt=0)
     """Annualised volatility of the simulated price paths."""
+
+    binance_ws_url: str = "wss://stream.binance.com:9443"
+    binance_rest_url: str = "https://api.binance.com"
+    binance_symbols: Csv = ("BTC/USDT", "ETH/USDT")
+    binance_depth_limit: int = Field(default=1000, ge=5, le=5000)
+    coinbase_api: Literal["exchange", "advanced"] = "exchange"
+    """Which Coinbase feed: the Exchange ws-feed or Advanced Trade."""
+    coinbase_ws_url: str | None = None
+    """None: the chosen API's public endpoint."""
+    coinbase_symbols: Csv = ("BTC/USD", "ETH/USD")
+    feed_stall_s: float = Field(default=30.0, gt=0)
+    """A venue connection without market data this long is re-established."""
+    feed_backoff_initial_s: float = Field(default=0.5, gt=0)
+    feed_backoff_cap_s: float = Field(default=30.0, gt=0)
 
     ws_queue_size: int = Field(default=4096, ge=16)
     """Messages buffered per WebSocket client before it starts losing messages."""
@@ -31,8 +51,10 @@ class Settings(BaseSettings):
     """Unparseable or invalid client messages tolerated per connection before close 1008."""
     max_book_depth: int = Field(default=1000, ge=1)
     max_trades_limit: int = Field(default=1000, ge=1)
+    web_dist: Path | None = Path(__file__).resolve().parents[2] / "web" / "dist"
+    """The built dashboard served at `/` for browsers; None (or no index.html there) serves none."""
 
-    @field_validator("feeds", "symbols", mode="before")
+    @field_validator("feeds", "symbols", "binance_symbols", "coinbase_symbols", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):

@@ -24,6 +24,7 @@ from quantsaas.model import (
     BookSnapshot,
     Instrument,
     MarketEvent,
+    OptionTicker,
     Stamped,
     Ticker,
     Trade,
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 TRADES = "trades"
 BOOK = "book"
 TICKER = "ticker"
+OPTIONS = "options"
+"""Option tickers, published under their underlying: topic (options, venue, BTC/USD); the
+analytics service registers the channel."""
 CHANNELS = (TRADES, BOOK, TICKER)
 
 Listener = Callable[[MarketEvent], None]
@@ -68,6 +72,7 @@ class Engine:
                 self.books[instrument.key] = L2Book(instrument)
                 self.market.register(instrument)
                 self._feed_of[instrument.key] = feed
+            feed.on_books_stale = self._books_stale
 
     def register_channel(self, name: str, initial: InitialState | None = None) -> None:
         """Make `name` subscribable on the stream (derived data published by a service)."""
@@ -121,8 +126,20 @@ class Engine:
         elif isinstance(event, Ticker):
             self.market.on_ticker(event)
             self.bus.publish((TICKER, *key), event)
+        elif isinstance(event, OptionTicker):
+            option = instrument.option
+            if option is None:
+                log.warning("option ticker for non-option %s %s dropped", *key)
+                return
+            self.bus.publish((OPTIONS, instrument.venue, option.underlying), event)
         for listener in self.listeners:
             listener(event)
+
+    def _books_stale(self, instruments: Sequence[Instrument], reason: str) -> None:
+        """A feed lost its connection or sequence: stop serving these books until new snapshots."""
+        for instrument in instruments:
+            self.books[instrument.key].invalidate()
+        log.info("%d book(s) invalidated: %s", len(instruments), reason)
 
     def _resync(self, book: L2Book, reason: str) -> None:
         book.invalidate()

@@ -114,8 +114,37 @@ class Side(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class OptionSpec:
+    """What makes an instrument a European option: its underlying, expiry, strike and kind."""
+
+    underlying: str
+    """Canonical symbol of the underlying (`BTC/USD`), on the same venue."""
+    expiry_ns: int
+    """Expiry instant (Deribit: 08:00 UTC on the expiry date)."""
+    strike: int
+    """Raw at `strike_scale` decimals, in the underlying's quote currency."""
+    strike_scale: int
+    kind: str
+    """"call" or "put"."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("call", "put"):
+            raise InvalidNumber(f"option kind must be 'call' or 'put', not {self.kind!r}")
+        if self.strike <= 0:
+            raise InvalidNumber(f"option strike must be positive, not {self.strike}")
+
+    @property
+    def strike_decimal(self) -> Decimal:
+        return Decimal(format_fixed(self.strike, self.strike_scale))
+
+
+@dataclass(frozen=True, slots=True)
 class Instrument:
-    """A tradable pair on one venue, with its exact price and size grids."""
+    """A tradable pair on one venue, with its exact price and size grids.
+
+    An option (`option` set) is named by its venue symbol (`BTC-27DEC26-60000-C`) instead of
+    `BASE/QUOTE`; its prices are in `quote` (the coin, for Deribit's inverse options).
+    """
 
     venue: str
     base: str
@@ -127,10 +156,12 @@ class Instrument:
     """Smallest price step, raw at `price_scale`."""
     lot_size: int
     """Smallest size step, raw at `size_scale`."""
+    option: OptionSpec | None = None
     symbol: str = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "symbol", f"{self.base}/{self.quote}")
+        name = f"{self.base}/{self.quote}" if self.option is None else self.native_symbol
+        object.__setattr__(self, "symbol", name)
         if self.tick_size <= 0 or self.lot_size <= 0:
             raise InvalidNumber(f"{self.venue} {self.symbol}: tick and lot sizes must be positive")
 
@@ -217,7 +248,40 @@ class Ticker:
     ts_recv: int
 
 
-MarketEvent: TypeAlias = Trade | BookSnapshot | BookDelta | Ticker
+@dataclass(frozen=True, slots=True)
+class OptionTicker:
+    """An option's ticker as Deribit publishes it (`ticker.{instrument}` channel).
+
+    `mark_price` and the best prices are raw at the option's `price_scale`, in its quote
+    currency (the coin for inverse options); IVs are in percent (60.86 = 60.86 %), as Deribit
+    sends them; greeks are in Deribit's units (USD delta and gamma, vega USD per vol point,
+    theta USD per day, rho USD per 1 %). `underlying_price` is the price of the future the
+    option is priced from (already holding the basis), `index_price` the spot index.
+    """
+
+    instrument: Instrument
+    mark_price: int
+    mark_iv: float
+    bid_iv: float | None
+    ask_iv: float | None
+    best_bid_price: int | None
+    best_ask_price: int | None
+    underlying_price: float
+    underlying_index: str
+    index_price: float
+    interest_rate: float
+    open_interest: int
+    """Raw at `size_scale`, in contracts."""
+    delta: float
+    gamma: float
+    vega: float
+    theta: float
+    rho: float
+    ts_event: int
+    ts_recv: int
+
+
+MarketEvent: TypeAlias = Trade | BookSnapshot | BookDelta | Ticker | OptionTicker
 
 
 class Stamped(Protocol):

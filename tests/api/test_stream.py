@@ -92,7 +92,7 @@ async def test_ping_is_answered_with_server_time(service: Service) -> None:
         ('"just a string"', "bad_request"),
         ('{"op": "dance"}', "unknown_op"),
         ('{"op": "subscribe", "channels": ["trades"], "symbols": ["DOGE/USD"]}', "unknown_symbol"),
-        ('{"op": "subscribe", "channels": ["candles"], "symbols": ["BTC/USD"]}', "unknown_channel"),
+        ('{"op": "subscribe", "channels": ["orders"], "symbols": ["BTC/USD"]}', "unknown_channel"),
         ('{"op": "subscribe", "channels": [], "symbols": ["BTC/USD"]}', "bad_request"),
         ('{"op": "subscribe", "channels": ["trades"], "symbols": [1]}', "bad_request"),
         ('{"op": "subscribe", "channels": ["trades"]}', "bad_request"),

@@ -11,9 +11,12 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from quantsaas import __version__
+from quantsaas.analytics.live import install_analytics
 from quantsaas.api import problems
+from quantsaas.api.analytics_routes import router as analytics_router
 from quantsaas.api.routes import router
 from quantsaas.api.stream import websocket_endpoint
+from quantsaas.api.web import DashboardMiddleware, dashboard_dist
 from quantsaas.config import Settings
 from quantsaas.engine import Engine
 
@@ -52,7 +55,12 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     app.state.settings = settings
     problems.install(app)
     app.include_router(router)
+    app.state.analytics = install_analytics(engine)
+    app.include_router(analytics_router)
     app.add_api_websocket_route("/ws", websocket_endpoint)
+    dist = dashboard_dist(settings.web_dist)
+    if dist is not None:
+        app.add_middleware(DashboardMiddleware, dist=dist)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

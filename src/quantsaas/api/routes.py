@@ -66,6 +66,12 @@ def _feed_health(feed: Feed, at_ns: int) -> JSON:
         "gaps": stats.gaps,
         "resyncs": stats.resyncs,
         "reconnects": stats.reconnects,
+        "malformed": stats.malformed,
+        "last_error": stats.last_error,
+        "last_error_age_s": None
+        if stats.last_error_ns is None
+        else round(max(0.0, (at_ns - stats.last_error_ns) / 1e9), 3),
+        "endpoint": stats.endpoint,
         "instruments": [instrument.symbol for instrument in feed.instruments],
     }
 

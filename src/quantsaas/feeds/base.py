@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from quantsaas.model import Instrument, MarketEvent, now_ns
 
 EventSink = Callable[[MarketEvent], None]
+StaleHook = Callable[[Sequence[Instrument], str], None]
+"""Told which instruments' books went stale (connection lost, gap) and why."""
 
 RATE_WINDOW_NS = 10_000_000_000
 
@@ -38,7 +40,13 @@ class FeedStats:
     gaps: int = 0
     resyncs: int = 0
     reconnects: int = 0
+    malformed: int = 0
+    """Frames that could not be parsed (counted and logged, the feed went on)."""
     last_message_ns: int | None = None
+    last_error: str | None = None
+    """Why the feed last disconnected, resynced or rejected a frame (shown in /health)."""
+    last_error_ns: int | None = None
+    endpoint: str | None = None
     _recent: collections.deque[int] = field(default_factory=collections.deque, repr=False)
 
     def record_message(self, size: int, ts_recv: int | None = None) -> None:
@@ -51,6 +59,10 @@ class FeedStats:
         horizon = stamp - RATE_WINDOW_NS
         while recent[0] < horizon:
             recent.popleft()
+
+    def record_error(self, text: str) -> None:
+        self.last_error = text
+        self.last_error_ns = now_ns()
 
     def messages_per_second(self, at_ns: int | None = None) -> float:
         stamp = now_ns() if at_ns is None else at_ns
@@ -75,6 +87,13 @@ class Feed(abc.ABC):
     def __init__(self, instruments: Sequence[Instrument]) -> None:
         self.instruments = tuple(instruments)
         self.stats = FeedStats()
+        self.on_books_stale: StaleHook | None = None
+        """Set by the owner of the books: a venue feed calls it when a connection drops or a
+        gap is found, so the last books are not served as current until fresh snapshots."""
+
+    def books_stale(self, instruments: Sequence[Instrument], reason: str) -> None:
+        if self.on_books_stale is not None:
+            self.on_books_stale(instruments, reason)
 
     @abc.abstractmethod
     async def run(self, sink: EventSink) -> None:

@@ -7,7 +7,11 @@ from collections.abc import Callable
 from quantsaas.config import Settings
 from quantsaas.errors import ConfigError
 from quantsaas.feeds.base import Feed
+from quantsaas.feeds.binance.feed import BinanceFeed
+from quantsaas.feeds.coinbase.feed import CoinbaseFeed
+from quantsaas.feeds.instruments import binance_instruments, coinbase_instruments
 from quantsaas.feeds.simulator import SimConfig, SimulatorFeed, select_instruments
+from quantsaas.feeds.transport import Backoff, TransportConfig
 
 
 def _simulator(settings: Settings) -> Feed:
@@ -19,7 +23,35 @@ def _simulator(settings: Settings) -> Feed:
     return SimulatorFeed(select_instruments(settings.symbols), config)
 
 
-FEED_FACTORIES: dict[str, Callable[[Settings], Feed]] = {"sim": _simulator}
+def _transport(settings: Settings) -> TransportConfig:
+    backoff = Backoff(initial_s=settings.feed_backoff_initial_s, cap_s=settings.feed_backoff_cap_s)
+    return TransportConfig(stall_s=settings.feed_stall_s, backoff=backoff)
+
+
+def _binance(settings: Settings) -> Feed:
+    return BinanceFeed(
+        binance_instruments(settings.binance_symbols),
+        ws_url=settings.binance_ws_url,
+        rest_url=settings.binance_rest_url,
+        config=_transport(settings),
+        depth_limit=settings.binance_depth_limit,
+    )
+
+
+def _coinbase(settings: Settings) -> Feed:
+    return CoinbaseFeed(
+        coinbase_instruments(settings.coinbase_symbols),
+        url=settings.coinbase_ws_url,
+        api=settings.coinbase_api,
+        config=_transport(settings),
+    )
+
+
+FEED_FACTORIES: dict[str, Callable[[Settings], Feed]] = {
+    "sim": _simulator,
+    "binance": _binance,
+    "coinbase": _coinbase,
+}
 
 
 def build_feeds(settings: Settings) -> list[Feed]:

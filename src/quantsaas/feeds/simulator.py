@@ -66,6 +66,7 @@ from quantsaas.feeds.sim_instruments import (
     sim_instrument,
     sim_spec,
 )
+from quantsaas.feeds.sim_options import OptionChainSim, option_chains
 from quantsaas.model import BookDelta, BookSnapshot, Instrument, MarketEvent, Trade, now_ns
 
 __all__ = [
@@ -110,6 +111,10 @@ class SimulatorFeed(Feed):
             for instrument in self.instruments
         }
         self._pending: set[tuple[str, str]] = set()
+        vols = {i.symbol: self.config.vol_for(i.symbol) for i in self.instruments}
+        self.option_chains: list[OptionChainSim] = option_chains(self.instruments, vols, now_ns())
+        """Deribit-style option chains on BTC/USD and ETH/USD (`sim_options`), one OptionTicker
+        per option and second."""
 
     def simulator(self, instrument: Instrument) -> MarketSimulator:
         """The simulator behind one instrument (its true book)."""
@@ -144,11 +149,15 @@ class SimulatorFeed(Feed):
                 self._emit(sink, sim.snapshot(wall), wall)
             stats.state = FeedState.LIVE
             wakeup_ns = round(self.config.wakeup_s * NS)
+            next_options = wall
             while True:
                 paced, wall = time.monotonic_ns(), now_ns()
                 behind = False
                 for sim, origin in zip(sims, origins, strict=True):
                     behind = self._emit_due(sim, sink, paced - origin, wall) or behind
+                if wall >= next_options:
+                    next_options = wall + NS
+                    self._emit_options(sink, wall)
                 spent = time.monotonic_ns() - paced
                 await asyncio.sleep(0 if behind else max(0, wakeup_ns - spent) / NS)
         except asyncio.CancelledError:
@@ -170,6 +179,12 @@ class SimulatorFeed(Feed):
         if key in pending:
             self._resync(sim, sink, now)
         return target > limit
+
+    def _emit_options(self, sink: EventSink, now: int) -> None:
+        for chain in self.option_chains:
+            mid = self._sims[chain.underlying.key].mid
+            for ticker in chain.tickers(mid, now):
+                self._emit(sink, ticker, now)
 
     def _resync(self, sim: MarketSimulator, sink: EventSink, now: int) -> None:
         self._pending.discard(sim.instrument.key)

@@ -1,0 +1,206 @@
+"""Venue feed throughput: parse + normalise + book apply on recorded frames, against baselines.
+
+Frames: the 150 recorded Binance `nknusdt@depth@100ms` diffs and the 150 Coinbase Exchange
+`l2update`s (tests/feeds/samples), looped (`feed_frames.py`: Binance U/u renumbered per loop so
+the update-id checks stay on the normal path).
+
+Ours, per frame: raw bytes -> parser (orjson, exact integers, dict dispatch) -> for Binance the
+`DepthSync` U/u check -> `L2Book.apply_delta` (sorted exact book with the crossed-book guard).
+Our book is reset to the snapshot between loops, outside the timed region: replaying the same
+diffs on an already-moved book would cross it, which our guard rejects and cryptofeed's does not
+check, so only the recorded sequence itself is timed.
+
+Baselines, same frames, same run:
+* `json.loads` + dict: json.loads, Decimal prices/sizes, one plain dict per side, zero deletes
+  (what a minimal hand-written client does: no validation, no sorted book, no events);
+* cryptofeed, in its own venv (`--cryptofeed-python`, default /tmp/cfvenv/bin/python), through
+  its real `message_handler` (bench/cryptofeed_runner.py). cryptofeed 2.4 has no Coinbase
+  Exchange feed, so for Coinbase both it and our Advanced Trade parser run on the recorded
+  l2updates rewritten as Advanced Trade `l2_data` frames (same levels).
+
+Prints frames/s and the ratios ours / baseline. `--quick` is a smoke test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from feed_frames import advanced_frames, binance_frames, coinbase_frames
+from quantsaas.book import L2Book
+from quantsaas.feeds.binance import parse as binance_parse
+from quantsaas.feeds.binance.book_sync import DepthSync
+from quantsaas.feeds.coinbase import advanced_parse, exchange_parse
+from quantsaas.feeds.instruments import binance_instruments, coinbase_instruments
+from quantsaas.model import BookSnapshot
+
+SAMPLES = Path(__file__).resolve().parents[1] / "tests" / "feeds" / "samples"
+PER_LOOP = 149
+
+
+def _timed_loops(
+    frames: list[bytes],
+    per_loop: int,
+    reset: Callable[[], None],
+    run: Callable[[list[bytes]], None],
+) -> float:  # noqa: E501
+    elapsed = 0.0
+    for start in range(0, len(frames), per_loop):
+        chunk = frames[start : start + per_loop]
+        reset()
+        began = time.perf_counter()
+        run(chunk)
+        elapsed += time.perf_counter() - began
+    return len(frames) / elapsed
+
+
+def ours_binance(snapshot: bytes, frames: list[bytes]) -> float:
+    (inst,) = binance_instruments(["NKN/USDT"])
+    natives = {inst.native_symbol: inst}
+    sync, book = DepthSync(inst), L2Book(inst)
+    depth = binance_parse.parse_depth_snapshot(snapshot, inst, 0)
+    sync.on_diff(binance_parse.parse_frame(frames[0], natives, 0))  # type: ignore[arg-type]
+    sync.on_snapshot(depth)
+    parse, on_diff, apply = binance_parse.parse_frame, sync.on_diff, book.apply_delta
+
+    def run(chunk: list[bytes]) -> None:
+        for raw in chunk:
+            delta = on_diff(parse(raw, natives, 0))  # type: ignore[arg-type]
+            if delta is not None:
+                apply(delta)
+
+    return _timed_loops(frames[1:], PER_LOOP, lambda: book.apply_snapshot(depth.snapshot), run)
+
+
+def ours_coinbase(snapshot: bytes, frames: list[bytes], advanced: bool) -> float:
+    (inst,) = coinbase_instruments(["SKL-GBP"])
+    products = {inst.native_symbol: inst}
+    book = L2Book(inst)
+    if advanced:
+        ((_, first),) = advanced_parse.parse_frame(snapshot, products, 0).events
+    else:
+        item = exchange_parse.parse_frame(snapshot, products, 0)
+        assert isinstance(item, exchange_parse.Sequenced)
+        first = item.event
+    assert isinstance(first, BookSnapshot)
+    apply = book.apply_delta
+
+    def run_exchange(chunk: list[bytes]) -> None:
+        parse = exchange_parse.parse_frame
+        for raw in chunk:
+            apply(parse(raw, products, 0).event)  # type: ignore[union-attr,arg-type]
+
+    def run_advanced(chunk: list[bytes]) -> None:
+        parse = advanced_parse.parse_frame
+        for raw in chunk:
+            for _, event in parse(raw, products, 0).events:
+                apply(event)  # type: ignore[arg-type]
+
+    run = run_advanced if advanced else run_exchange
+    return _timed_loops(frames, 150, lambda: book.apply_snapshot(first), run)
+
+
+def baseline_binance(snapshot: bytes, frames: list[bytes]) -> float:
+    snap = json.loads(snapshot)
+    bids = {Decimal(p): Decimal(q) for p, q in snap["bids"]}
+    asks = {Decimal(p): Decimal(q) for p, q in snap["asks"]}
+    began = time.perf_counter()
+    for raw in frames:
+        data = json.loads(raw)["data"]
+        for side, rows in ((bids, data["b"]), (asks, data["a"])):
+            for p, q in rows:
+                size = Decimal(q)
+                if size == 0:
+                    side.pop(Decimal(p), None)
+                else:
+                    side[Decimal(p)] = size
+    return len(frames) / (time.perf_counter() - began)
+
+
+def baseline_coinbase(snapshot: bytes, frames: list[bytes]) -> float:
+    snap = json.loads(snapshot)
+    book = {
+        "buy": {Decimal(p): Decimal(q) for p, q in snap["bids"]},
+        "sell": {Decimal(p): Decimal(q) for p, q in snap["asks"]},
+    }
+    began = time.perf_counter()
+    for raw in frames:
+        for side, p, q in json.loads(raw)["changes"]:
+            size = Decimal(q)
+            if size == 0:
+                book[side].pop(Decimal(p), None)
+            else:
+                book[side][Decimal(p)] = size
+    return len(frames) / (time.perf_counter() - began)
+
+
+def cryptofeed(python: str, loops: int, repeat: int) -> dict[str, Any] | str:
+    runner = Path(__file__).with_name("cryptofeed_runner.py")
+    if not Path(python).exists():
+        return f"no cryptofeed venv at {python}"
+    try:
+        done = subprocess.run(
+            [python, str(runner), str(SAMPLES), str(loops), str(repeat)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return "cryptofeed runner timed out"
+    if done.returncode != 0:
+        return f"cryptofeed runner failed: {done.stderr.strip().splitlines()[-1:]}"
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def row(label: str, *values: float | None, fmt: str = ",.0f") -> None:
+    cells = "".join(f"{'-' if v is None else format(v, fmt):>18}" for v in values)
+    print(f"{label:30}{cells}")
+
+
+def main() -> None:
+    cli = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    cli.add_argument("--loops", type=int, default=200, help="passes over the recorded frames")
+    cli.add_argument("--repeat", type=int, default=3, help="runs per measurement (best kept)")
+    cli.add_argument("--cryptofeed-python", default="/tmp/cfvenv/bin/python")
+    cli.add_argument("--quick", action="store_true", help="20 loops, 1 run (smoke test)")
+    args = cli.parse_args()
+    loops, repeat = (20, 1) if args.quick else (args.loops, args.repeat)
+    b_snap, b_frames = binance_frames(SAMPLES, loops)
+    c_snap, c_frames = coinbase_frames(SAMPLES, loops)
+    a_snap, a_frames = advanced_frames(SAMPLES, loops)
+    ours_b = max(ours_binance(b_snap, b_frames) for _ in range(repeat))
+    ours_c = max(ours_coinbase(c_snap, c_frames, False) for _ in range(repeat))
+    ours_a = max(ours_coinbase(a_snap, a_frames, True) for _ in range(repeat))
+    base_b = max(baseline_binance(b_snap, b_frames) for _ in range(repeat))
+    base_c = max(baseline_coinbase(c_snap, c_frames) for _ in range(repeat))
+    other = cryptofeed(args.cryptofeed_python, loops, repeat)
+    cf_b = cf_a = None
+    if isinstance(other, dict):
+        cf_b, cf_a = other.get("binance"), other.get("coinbase_advanced")
+    print(f"frames per run: {len(b_frames)} binance, {len(c_frames)} coinbase ({loops} loops)")
+    print(f"{'frames/s':30}{'binance depth':>18}{'cb l2update':>18}{'cb adv. l2_data':>18}")
+    row("ours", ours_b, ours_c, ours_a)
+    row("json.loads + dict", base_b, base_c, None)
+    row("cryptofeed", cf_b, None, cf_a)
+    row("ratio ours / json+dict", ours_b / base_b, ours_c / base_c, None, fmt=".2f")
+    if cf_b and cf_a:
+        row("ratio ours / cryptofeed", ours_b / cf_b, None, ours_a / cf_a, fmt=".2f")
+    if isinstance(other, str):
+        print(f"cryptofeed: not measured ({other})")
+    else:
+        for note in other.get("notes", []):
+            print(f"cryptofeed note: {note}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Local fake exchanges speaking each venue's real wire protocol, with fault injection."""

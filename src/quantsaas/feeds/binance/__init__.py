@@ -1,0 +1,1 @@
+"""Binance Spot: wire parsers, the official local-book algorithm, the feed."""

@@ -1,0 +1,178 @@
+"""Pure parsers for Binance Spot market-data frames: raw text -> model events.
+
+No I/O, no book state. Combined-stream frames (`{"stream": ..., "data": ...}`) and raw payloads
+are both accepted. Prices and sizes go from the venue's decimal strings straight to integers.
+Anything malformed raises `ProtocolError` naming the frame kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import orjson
+
+from quantsaas.errors import ProtocolError, UnknownInstrument
+from quantsaas.feeds.instruments import fast_fixed
+from quantsaas.model import BookDelta, BookSnapshot, Instrument, Level, Side, Ticker, Trade
+
+MS = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class DepthDiff:
+    """One `depthUpdate`: update ids `first_id` (U) .. `last_id` (u) and the changed levels."""
+
+    first_id: int
+    last_id: int
+    delta: BookDelta
+
+
+@dataclass(frozen=True, slots=True)
+class DepthSnapshot:
+    """A REST `/api/v3/depth` response."""
+
+    last_update_id: int
+    snapshot: BookSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class ServerShutdown:
+    """`serverShutdown`: the server will close soon; reconnect now."""
+
+    ts_event: int
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """A reply to a control request (`{"result": null, "id": 1}`) or an error reply."""
+
+    payload: dict[str, Any]
+
+
+Parsed: TypeAlias = DepthDiff | Trade | Ticker | ServerShutdown | Control
+Instruments: TypeAlias = Mapping[str, Instrument]
+"""Native symbol (`BTCUSDT`) -> instrument."""
+
+
+def decode(raw: str | bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(f"binance: invalid JSON: {exc}") from None
+
+
+def levels(instrument: Instrument, rows: Any) -> tuple[Level, ...]:
+    ps, ss = instrument.price_scale, instrument.size_scale
+    return tuple([(fast_fixed(p, ps), fast_fixed(q, ss)) for p, q in rows])
+
+
+def _instrument(instruments: Instruments, payload: Mapping[str, Any]) -> Instrument:
+    symbol = payload["s"]
+    found = instruments.get(symbol)
+    if found is None:
+        raise UnknownInstrument(f"binance: frame for unsubscribed symbol {symbol!r}")
+    return found
+
+
+def _depth(payload: Mapping[str, Any], instruments: Instruments, ts_recv: int) -> DepthDiff:
+    instrument = _instrument(instruments, payload)
+    last_id = int(payload["u"])
+    delta = BookDelta(
+        instrument,
+        levels(instrument, payload["b"]),
+        levels(instrument, payload["a"]),
+        last_id,
+        int(payload["E"]) * MS,
+        ts_recv,
+    )
+    return DepthDiff(int(payload["U"]), last_id, delta)
+
+
+def _trade(payload: Mapping[str, Any], instruments: Instruments, ts_recv: int) -> Trade:
+    """`trade` and `aggTrade`: `m` true means the buyer was the maker, so the taker sold."""
+    instrument = _instrument(instruments, payload)
+    trade_id = payload["t"] if payload["e"] == "trade" else payload["a"]
+    return Trade(
+        instrument,
+        instrument.price(payload["p"]),
+        instrument.size(payload["q"]),
+        Side.SELL if payload["m"] else Side.BUY,
+        str(trade_id),
+        int(payload["T"]) * MS,
+        ts_recv,
+    )
+
+
+def _book_ticker(payload: Mapping[str, Any], instruments: Instruments, ts_recv: int) -> Ticker:
+    """Spot bookTicker has no event time: `ts_event` is the receive time."""
+    instrument = _instrument(instruments, payload)
+    return Ticker(
+        instrument,
+        instrument.price(payload["b"]),
+        instrument.size(payload["B"]),
+        instrument.price(payload["a"]),
+        instrument.size(payload["A"]),
+        None,
+        None,
+        ts_recv,
+        ts_recv,
+    )
+
+
+def _shutdown(payload: Mapping[str, Any], instruments: Instruments, ts_recv: int) -> ServerShutdown:
+    return ServerShutdown(int(payload.get("E", 0)) * MS)
+
+
+Handler: TypeAlias = Callable[[Mapping[str, Any], Instruments, int], Parsed]
+
+HANDLERS: dict[str, Handler] = {
+    "depthUpdate": _depth,
+    "trade": _trade,
+    "aggTrade": _trade,
+    "serverShutdown": _shutdown,
+}
+
+
+def parse_message(message: Any, instruments: Instruments, ts_recv: int) -> Parsed | None:
+    """A decoded frame -> one parsed item; None for event types we do not consume (kline, ...)."""
+    if not isinstance(message, dict):
+        raise ProtocolError(f"binance: expected a JSON object, got {type(message).__name__}")
+    payload = message.get("data", message) if "stream" in message else message
+    if not isinstance(payload, dict):
+        raise ProtocolError("binance: combined-stream frame without an object in `data`")
+    try:
+        kind = payload.get("e")
+        if kind is None:
+            if "u" in payload and "b" in payload and "a" in payload:
+                return _book_ticker(payload, instruments, ts_recv)
+            if "id" in payload or "result" in payload or "code" in payload:
+                return Control(payload)
+            raise ProtocolError(f"binance: unrecognised frame with keys {sorted(payload)[:8]}")
+        handler = HANDLERS.get(kind)
+        return None if handler is None else handler(payload, instruments, ts_recv)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ProtocolError(f"binance: malformed {payload.get('e', 'frame')}: {exc!r}") from None
+
+
+def parse_frame(raw: str | bytes, instruments: Instruments, ts_recv: int) -> Parsed | None:
+    return parse_message(decode(raw), instruments, ts_recv)
+
+
+def parse_depth_snapshot(raw: str | bytes, instrument: Instrument, ts_recv: int) -> DepthSnapshot:
+    """A REST depth response for `instrument`; Binance gives it no timestamp (ts_event=ts_recv)."""
+    body = decode(raw)
+    try:
+        last_id = int(body["lastUpdateId"])
+        snapshot = BookSnapshot(
+            instrument,
+            tuple(sorted(levels(instrument, body["bids"]), reverse=True)),
+            tuple(sorted(levels(instrument, body["asks"]))),
+            last_id,
+            ts_recv,
+            ts_recv,
+        )
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ProtocolError(f"binance: malformed depth snapshot: {exc!r}") from None
+    return DepthSnapshot(last_id, snapshot)

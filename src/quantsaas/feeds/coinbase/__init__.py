@@ -1,0 +1,1 @@
+"""Coinbase: the Exchange feed and the Advanced Trade feed (one `CoinbaseFeed`)."""

@@ -1,0 +1,133 @@
+"""Coinbase feed: the Exchange `ws-feed` or the Advanced Trade feed, chosen by configuration.
+
+Exchange: one subscribe to `level2_batch`, `matches`, `ticker` and `heartbeat` (level2 needs
+authentication since 2023). Books come from the WebSocket snapshot only; the per-product `sequence`
+on match/ticker/heartbeat must never go backwards (out-of-order delivery forces a reconnect).
+Advanced Trade: one subscribe per channel (`level2`, `market_trades`, `ticker`, `heartbeats`);
+the envelope `sequence_num` counts every message on the connection, so a jump means lost messages
+and forces a reconnect. Either way a resync is a reconnect, which brings fresh snapshots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+
+from quantsaas.errors import ConfigError, ProtocolError, SequenceGap
+from quantsaas.feeds.base import FeedState
+from quantsaas.feeds.coinbase import advanced_parse, exchange_parse
+from quantsaas.feeds.transport import TransportConfig, WsFeed
+from quantsaas.model import BookDelta, BookSnapshot, Instrument, MarketEvent
+
+EXCHANGE_URL = "wss://ws-feed.exchange.coinbase.com"
+ADVANCED_URL = "wss://advanced-trade-ws.coinbase.com"
+EXCHANGE_CHANNELS = ("level2_batch", "matches", "ticker", "heartbeat")
+ADVANCED_CHANNELS = ("heartbeats", "level2", "market_trades", "ticker")
+APIS = ("exchange", "advanced")
+
+
+class CoinbaseFeed(WsFeed):
+    venue = "coinbase"
+
+    def __init__(
+        self,
+        instruments: Sequence[Instrument],
+        url: str | None = None,
+        api: str = "exchange",
+        config: TransportConfig | None = None,
+    ) -> None:
+        if api not in APIS:
+            raise ConfigError(f"coinbase api must be one of {', '.join(APIS)}, not {api!r}")
+        default = EXCHANGE_URL if api == "exchange" else ADVANCED_URL
+        super().__init__(instruments, url or default, config)
+        self.api = api
+        self.by_product = {instrument.native_symbol: instrument for instrument in self.instruments}
+        self._sequences: dict[str, int] = {}
+        self._book_seq: dict[str, int] = {}
+        self._envelope_seq: int | None = None
+
+    def subscribe_messages(self) -> list[str]:
+        products = list(self.by_product)
+        if self.api == "exchange":
+            message = {"type": "subscribe", "product_ids": products, "channels": EXCHANGE_CHANNELS}
+            return [orjson.dumps(message).decode()]
+        return [
+            orjson.dumps({"type": "subscribe", "product_ids": products, "channel": ch}).decode()
+            for ch in ADVANCED_CHANNELS
+        ]
+
+    def on_connect(self) -> None:
+        self._sequences.clear()
+        self._book_seq.clear()
+        self._envelope_seq = None
+
+    def request_resync(self, instrument: Instrument, reason: str) -> None:
+        self.stats.resyncs += 1
+        self.stats.state = FeedState.RESYNCING
+        self.stats.record_error(f"engine: {reason}")
+        self.reconnect_soon(f"resync requested: {reason}")
+
+    def handle_frame(self, raw: str | bytes, ts_recv: int) -> list[MarketEvent]:
+        if self.api == "exchange":
+            return self._exchange(raw, ts_recv)
+        return self._advanced(raw, ts_recv)
+
+    def _exchange(self, raw: str | bytes, ts_recv: int) -> list[MarketEvent]:
+        item = exchange_parse.parse_frame(raw, self.by_product, ts_recv)
+        if not isinstance(item, exchange_parse.Sequenced):
+            return []
+        if item.sequence is not None:
+            last = self._sequences.get(item.product)
+            if last is not None and item.sequence < last:
+                raise SequenceGap(
+                    f"coinbase {item.product}: sequence went back from {last} to {item.sequence}"
+                )
+            self._sequences[item.product] = item.sequence
+        return self._book_events(item.product, item.event)
+
+    def _advanced(self, raw: str | bytes, ts_recv: int) -> list[MarketEvent]:
+        envelope = advanced_parse.parse_frame(raw, self.by_product, ts_recv)
+        expected = None if self._envelope_seq is None else self._envelope_seq + 1
+        if expected is not None and envelope.sequence_num > expected:
+            raise SequenceGap(
+                f"coinbase advanced: sequence_num jumped from {expected} to {envelope.sequence_num}"
+            )
+        if expected is not None and envelope.sequence_num < expected:
+            return []  # a late duplicate: ignore
+        self._envelope_seq = envelope.sequence_num
+        out: list[MarketEvent] = []
+        for product, event in envelope.events:
+            out.extend(self._book_events(product, event))
+        return out
+
+    def _book_events(self, product: str, event: MarketEvent | None) -> list[MarketEvent]:
+        """Number book messages per product; deltas before the first snapshot are dropped."""
+        if event is None:
+            return []
+        if isinstance(event, BookSnapshot):
+            seq = self._book_seq.get(product, 0) + 1
+            self._book_seq[product] = seq
+            if len(self._book_seq) == len(self.by_product):
+                self.stats.state = FeedState.LIVE
+            return [_with_sequence(event, seq)]
+        if isinstance(event, BookDelta):
+            if product not in self._book_seq:
+                return []
+            seq = self._book_seq[product] + 1
+            self._book_seq[product] = seq
+            return [_with_sequence(event, seq)]
+        return [event]
+
+
+def _with_sequence(event: BookSnapshot | BookDelta, sequence: int) -> MarketEvent:
+    if isinstance(event, BookSnapshot):
+        return BookSnapshot(
+            event.instrument, event.bids, event.asks, sequence, event.ts_event, event.ts_recv
+        )
+    return BookDelta(
+        event.instrument, event.bids, event.asks, sequence, event.ts_event, event.ts_recv
+    )
+
+
+__all__ = ["APIS", "CoinbaseFeed", "ProtocolError"]

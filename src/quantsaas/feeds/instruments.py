@@ -1,0 +1,79 @@
+"""Instruments of the live venues, built from configured symbols.
+
+Binance and Coinbase send prices and sizes as decimal text with at most 8 decimals, so every live
+instrument uses scale 8 for both; tick and lot sizes are the scale's unit until instrument metadata
+is fetched from the venues (not done yet).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from quantsaas.errors import ConfigError
+from quantsaas.model import Instrument, parse_fixed, symbol_from_text
+
+VENUE_SCALE = 8
+
+_QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "GBP", "USD", "TRY")
+
+
+_POWERS: tuple[int, ...] = tuple(10**n for n in range(40))
+
+
+def fast_fixed(text: str, scale: int) -> int:
+    """`model.parse_fixed` with a fast path for plain venue text ("0.35130000" at its scale).
+
+    Only ASCII digits with at most `scale` decimals take the shortcut; anything else (signs,
+    exponents, junk, extra decimals) goes through `parse_fixed` and its checks.
+    """
+    whole, _, fraction = text.partition(".")
+    missing = scale - len(fraction)
+    if missing >= 0 and whole.isdigit() and (fraction.isdigit() or not fraction) and text.isascii():
+        return int(whole + fraction) * _POWERS[missing]
+    return parse_fixed(text, scale)
+
+
+def venue_instrument(venue: str, base: str, quote: str, native: str) -> Instrument:
+    return Instrument(
+        venue=venue,
+        base=base,
+        quote=quote,
+        native_symbol=native,
+        price_scale=VENUE_SCALE,
+        size_scale=VENUE_SCALE,
+        tick_size=1,
+        lot_size=1,
+    )
+
+
+def split_symbol(text: str) -> tuple[str, str]:
+    """`BTC/USDT`, `BTC-USDT` -> (BTC, USDT); a bare `BTCUSDT` is split on a known quote."""
+    canonical = symbol_from_text(text)
+    if "/" in canonical:
+        base, _, quote = canonical.partition("/")
+        if base and quote:
+            return base, quote
+    for quote in _QUOTES:
+        if canonical.endswith(quote) and len(canonical) > len(quote):
+            return canonical[: -len(quote)], quote
+    raise ConfigError(f"cannot tell base from quote in symbol {text!r}; write it as BASE/QUOTE")
+
+
+def binance_instruments(symbols: Iterable[str]) -> tuple[Instrument, ...]:
+    found = []
+    for text in symbols:
+        base, quote = split_symbol(text)
+        found.append(venue_instrument("binance", base, quote, f"{base}{quote}"))
+    return tuple(dict.fromkeys(found))
+
+
+def coinbase_instruments(symbols: Iterable[str]) -> tuple[Instrument, ...]:
+    """`BTC/USD` or the product id `BTC-USD` (`BTC-PERP-INTX` keeps its full id as native)."""
+    found = []
+    for text in symbols:
+        native = text.strip().upper().replace("/", "-")
+        base, _, quote = native.partition("-")
+        if not base or not quote:
+            raise ConfigError(f"coinbase product {text!r} must look like BTC-USD or BTC/USD")
+        found.append(venue_instrument("coinbase", base, quote, native))
+    return tuple(dict.fromkeys(found))

@@ -1,0 +1,235 @@
+"""The shared WebSocket transport every venue feed runs on.
+
+`WsFeed.run` connects, sends the venue's subscribe messages (paced), reads frames, stamps each with
+a local receive time, hands it to the raw-frame taps and then to the venue protocol
+(`handle_frame`), and publishes the resulting events. It answers pings (the `websockets` library
+does this), sends its own keep-alive pings, treats a connection without market data for
+`stall_s` as dead, and reconnects with capped, jittered exponential backoff. After every
+(re)connect the venue protocol must rebuild its books from fresh snapshots (`on_connect`).
+
+A venue subclass holds only its wire protocol: URL, subscribe messages, frame handling, and an
+optional `maintain` hook that may `spawn` connection-scoped tasks (REST snapshot fetches).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from quantsaas.errors import ConnectError, ProtocolError, SequenceGap, VenueError
+from quantsaas.feeds.base import EventSink, Feed, FeedState
+from quantsaas.model import Instrument, MarketEvent, now_ns
+
+log = logging.getLogger(__name__)
+
+RawTap = Callable[[str, str | bytes, int], None]
+"""Called with (venue, raw frame, local receive time in ns) before the frame is parsed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Delay before reconnect attempt n (0-based): min(cap, initial * factor**n), full jitter
+    over its upper `jitter` fraction."""
+
+    initial_s: float = 0.5
+    cap_s: float = 30.0
+    factor: float = 2.0
+    jitter: float = 0.5
+
+    def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
+        ceiling = min(self.cap_s, self.initial_s * self.factor ** min(attempt, 32))
+        return ceiling * (1.0 - self.jitter * rng())
+
+
+@dataclass(frozen=True, slots=True)
+class TransportConfig:
+    stall_s: float = 30.0
+    """No market data for this long: the connection is dropped and re-established."""
+    max_frame_bytes: int = 64 * 1024 * 1024
+    ping_interval_s: float | None = 20.0
+    ping_timeout_s: float | None = 20.0
+    open_timeout_s: float = 10.0
+    subscribe_interval_s: float = 0.25
+    """Pause between subscribe messages (Binance allows 5 inbound messages per second)."""
+    poll_s: float = 0.2
+    """How often the read loop wakes without a frame, to check stalls and run `maintain`."""
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+class Reconnect(VenueError):
+    """The venue protocol wants a fresh connection (shutdown notice, gap it cannot bridge)."""
+
+
+class WsFeed(Feed, abc.ABC):
+    """A venue feed over one WebSocket connection, reconnected for ever until cancelled."""
+
+    def __init__(
+        self, instruments: Sequence[Instrument], url: str, config: TransportConfig | None = None
+    ) -> None:
+        super().__init__(instruments)
+        self.url = url
+        self.config = config or TransportConfig()
+        self.taps: list[RawTap] = []
+        self.stats.endpoint = url
+        self._reconnect_reason: str | None = None
+        self._last_data = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._delivered = False
+
+    # -- venue protocol --------------------------------------------------------------------
+
+    def connect_url(self) -> str:
+        return self.url
+
+    @abc.abstractmethod
+    def subscribe_messages(self) -> list[str]:
+        """Text frames to send after connecting."""
+
+    @abc.abstractmethod
+    def on_connect(self) -> None:
+        """A new connection: forget every book, they will be rebuilt from fresh snapshots."""
+
+    @abc.abstractmethod
+    def handle_frame(self, raw: str | bytes, ts_recv: int) -> list[MarketEvent]:
+        """Parse one frame into events to publish; ProtocolError for a bad frame,
+        SequenceGap or Reconnect when the connection must be re-established."""
+
+    def maintain(self, sink: EventSink) -> None:
+        """Called after every frame and every `poll_s` without one (snapshot fetches etc.)."""
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run `coro` for the life of the current connection (cancelled when it ends)."""
+        task = asyncio.get_running_loop().create_task(coro, name=f"{self.venue}:{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _cancel_tasks(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def reconnect_soon(self, reason: str) -> None:
+        """Ask the read loop to drop the connection and reconnect (fresh snapshots)."""
+        self._reconnect_reason = reason
+
+    # -- transport -------------------------------------------------------------------------
+
+    async def run(self, sink: EventSink) -> None:
+        attempt = 0
+        try:
+            while True:
+                self.stats.state = FeedState.STARTING
+                delivered = await self._connection(sink)
+                self.books_stale(self.instruments, self.stats.last_error or "disconnected")
+                attempt = 0 if delivered else attempt + 1
+                self.stats.state = FeedState.DISCONNECTED
+                self.stats.reconnects += 1
+                delay = self.config.backoff.delay(attempt)
+                log.info("%s: reconnecting in %.2fs", self.venue, delay)
+                await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            self.stats.state = FeedState.STOPPED
+            raise
+
+    def _fail(self, text: str) -> None:
+        self.stats.record_error(text)
+        log.warning("%s: %s", self.venue, text)
+
+    async def _connection(self, sink: EventSink) -> bool:
+        """One connection's life; returns True if it delivered market data."""
+        self._delivered = False
+        url = self.connect_url()
+        try:
+            async with connect(
+                url,
+                max_size=self.config.max_frame_bytes,
+                ping_interval=self.config.ping_interval_s,
+                ping_timeout=self.config.ping_timeout_s,
+                open_timeout=self.config.open_timeout_s,
+                close_timeout=2,
+                compression=None,
+            ) as conn:
+                log.info("%s: connected to %s", self.venue, url)
+                self._reconnect_reason = None
+                self.on_connect()
+                self.stats.state = FeedState.RESYNCING
+                for index, message in enumerate(self.subscribe_messages()):
+                    if index:
+                        await asyncio.sleep(self.config.subscribe_interval_s)
+                    await conn.send(message)
+                try:
+                    await self._read(conn, sink)
+                finally:
+                    await self._cancel_tasks()
+        except asyncio.CancelledError:
+            raise
+        except SequenceGap as exc:
+            self.stats.gaps += 1
+            self.stats.resyncs += 1
+            self._fail(f"sequence gap, reconnecting for fresh snapshots: {exc}")
+        except Exception as exc:
+            self._fail(_describe(exc))
+        return self._delivered
+
+    async def _read(self, conn: ClientConnection, sink: EventSink) -> None:
+        config, stats = self.config, self.stats
+        self._last_data = time.monotonic()
+        while True:
+            raw: str | bytes | None = None
+            try:
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
+                async with asyncio.timeout(config.poll_s):
+                    raw = await conn.recv()
+            except TimeoutError:
+                pass
+            if raw is not None:
+                ts_recv = now_ns()
+                for tap in self.taps:
+                    tap(self.venue, raw, ts_recv)
+                stats.record_message(len(raw), ts_recv)
+                try:
+                    events = self.handle_frame(raw, ts_recv)
+                except ProtocolError as exc:
+                    stats.malformed += 1
+                    self._fail(f"bad frame ignored: {exc}")
+                    events = []
+                if events:
+                    self._last_data = time.monotonic()
+                    self._delivered = True
+                    for event in events:
+                        sink(event)
+            if self._reconnect_reason is not None:
+                raise Reconnect(self._reconnect_reason)
+            if time.monotonic() - self._last_data > config.stall_s:
+                raise ConnectError(f"stalled: no market data for {config.stall_s:g}s")
+            self.maintain(sink)
+
+    def mark_data(self) -> None:
+        """Market data arrived outside `handle_frame` (e.g. a REST snapshot)."""
+        self._last_data = time.monotonic()
+        self._delivered = True
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, websockets.exceptions.ConnectionClosed):
+        rcvd = exc.rcvd
+        if rcvd is None:
+            return "connection closed without a close frame"
+        return f"connection closed by venue: code {rcvd.code} {rcvd.reason!r}".rstrip()
+    if isinstance(exc, websockets.exceptions.InvalidStatus):
+        return f"handshake refused: HTTP {exc.response.status_code}"
+    if isinstance(exc, VenueError):
+        return str(exc)
+    if isinstance(exc, OSError | TimeoutError):
+        return f"cannot connect: {type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {exc}"

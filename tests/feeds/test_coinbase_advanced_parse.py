@@ -1,0 +1,63 @@
+"""Coinbase Advanced Trade parsers on the frames quoted in the research notes."""
+
+from __future__ import annotations
+
+import pytest
+from samples_path import lines
+
+from quantsaas.errors import ProtocolError
+from quantsaas.feeds.coinbase.advanced_parse import parse_frame
+from quantsaas.feeds.coinbase.exchange_parse import VenueRefused
+from quantsaas.feeds.instruments import coinbase_instruments
+from quantsaas.model import BookDelta, BookSnapshot, Side, Ticker, Trade
+
+(PERP,) = coinbase_instruments(["BTC-PERP-INTX"])
+INSTRUMENTS = {"BTC-PERP-INTX": PERP}
+
+
+def test_instrument_keeps_the_native_product_id() -> None:
+    assert PERP.native_symbol == "BTC-PERP-INTX"
+
+
+def test_every_quoted_frame_parses_with_exact_values() -> None:
+    envelopes = [
+        parse_frame(raw, INSTRUMENTS, 7) for raw in lines("coinbase_advanced_quoted.jsonl")
+    ]
+    assert [e.sequence_num for e in envelopes] == [1, 2, 3, 4, 5, 6]
+    assert envelopes[0].events == () and envelopes[5].events == ()
+    ((_, snapshot),) = envelopes[1].events
+    assert isinstance(snapshot, BookSnapshot)
+    assert snapshot.bids == ((7994390000000, 301050000), (7994380000000, 50000000))
+    assert snapshot.asks == ((7994400000000, 4800000), (7994410000000, 120000000))
+    ((_, update),) = envelopes[2].events
+    assert isinstance(update, BookDelta)
+    assert update.bids == ((7994390000000, 0),) and update.asks == ((7994450000000, 200000000),)
+    ((_, trade),) = envelopes[3].events
+    assert isinstance(trade, Trade)
+    assert (trade.price, trade.size, trade.side, trade.trade_id) == (
+        6890050000000,
+        150000,
+        Side.SELL,
+        "995098700",
+    )
+    ((_, ticker),) = envelopes[4].events
+    assert isinstance(ticker, Ticker)
+    assert (ticker.bid, ticker.ask, ticker.last) == (6890000000000, 6890100000000, 6890050000000)
+
+
+def test_trade_snapshot_on_subscribe_is_skipped() -> None:
+    raw = (
+        b'{"channel":"market_trades","timestamp":"2026-04-07T14:30:02Z","sequence_num":9,'
+        b'"events":[{"type":"snapshot","trades":[{"trade_id":"1","product_id":"BTC-PERP-INTX",'
+        b'"price":"1","size":"1","side":"BUY","time":"2026-04-07T14:30:02Z"}]}]}'
+    )
+    assert parse_frame(raw, INSTRUMENTS, 1).events == ()
+
+
+def test_error_and_malformed_frames() -> None:
+    with pytest.raises(VenueRefused, match="failure to subscribe"):
+        parse_frame(b'{"type":"error","message":"failure to subscribe"}', INSTRUMENTS, 1)
+    with pytest.raises(ProtocolError):
+        parse_frame(b'{"channel":"l2_data","sequence_num":1,"events":[{"type":"update"}]}', {}, 1)
+    with pytest.raises(ProtocolError):
+        parse_frame(b'{"channel":"l2_data"', INSTRUMENTS, 1)

@@ -1,0 +1,138 @@
+"""Coinbase feed (Exchange and Advanced Trade) against the fake, through the engine, with faults."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import pytest
+import pytest_asyncio
+
+from quantsaas.engine import Engine
+from quantsaas.errors import ConfigError
+from quantsaas.fakes.coinbase import CoinbaseFakeConfig, FakeCoinbase
+from quantsaas.feeds.base import FeedState
+from quantsaas.feeds.coinbase.feed import CoinbaseFeed
+from quantsaas.feeds.instruments import coinbase_instruments
+from quantsaas.feeds.transport import Backoff, TransportConfig
+from quantsaas.model import BookDelta, BookSnapshot, MarketEvent
+
+CONFIG = TransportConfig(stall_s=1.0, backoff=Backoff(initial_s=0.05, cap_s=0.4))
+PRODUCTS = ("BTC-USD", "ETH-USD")
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+@dataclass
+class Rig:
+    fake: FakeCoinbase
+    feed: CoinbaseFeed
+    engine: Engine
+    bad: list[MarketEvent]
+
+
+@pytest_asyncio.fixture(params=["exchange", "advanced"])
+async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    api: str = request.param
+    fake = FakeCoinbase(CoinbaseFakeConfig(api=api, symbols=PRODUCTS, rate=100))
+    port = await fake.start()
+    feed = CoinbaseFeed(
+        coinbase_instruments(PRODUCTS), url=f"ws://127.0.0.1:{port}", api=api, config=CONFIG
+    )
+    engine = Engine([feed])
+    bad: list[MarketEvent] = []
+
+    def check(event: MarketEvent) -> None:
+        if isinstance(event, BookSnapshot | BookDelta):
+            book = engine.books[event.instrument.key]
+            bid, ask = book.best_bid(), book.best_ask()
+            if not book.valid or (bid and ask and bid[0] >= ask[0]):
+                bad.append(event)
+
+    engine.listeners.append(check)
+    task = asyncio.create_task(engine.run())
+    try:
+        rig = Rig(fake, feed, engine, bad)
+        await wait_until(lambda: live(rig), 10, "first snapshots")
+        yield rig
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await fake.stop()
+
+
+def live(rig: Rig) -> bool:
+    books = [rig.engine.books[inst.key] for inst in rig.feed.instruments]
+    return all(book.valid for book in books) and rig.feed.stats.state is FeedState.LIVE
+
+
+async def assert_matches_fake(rig: Rig) -> None:
+    """Pause the fake; after its last frames arrive the books must equal its true books."""
+    rig.fake.paused = True
+    try:
+        for inst in rig.feed.instruments:
+            bids, asks = rig.fake.market.book(inst.native_symbol)
+            want_bids = [(p * 10**6, s) for p, s in bids]
+            want_asks = [(p * 10**6, s) for p, s in asks]
+            book = rig.engine.books[inst.key]
+            await wait_until(
+                lambda: book.valid and book.bids() == want_bids and book.asks() == want_asks,  # noqa: B023
+                3,
+                f"{inst.native_symbol} to equal the fake's book",
+            )
+    finally:
+        rig.fake.paused = False
+    assert rig.bad == []
+    trades = sum(rig.engine.state(inst).trade_count for inst in rig.feed.instruments)
+    assert trades > 0
+
+
+@pytest.mark.asyncio
+async def test_books_follow_the_fake(rig: Rig) -> None:
+    await assert_matches_fake(rig)
+
+
+@pytest.mark.asyncio
+async def test_sequence_fault_forces_a_fresh_connection(rig: Rig) -> None:
+    rig.fake.inject("gap")
+    await wait_until(lambda: rig.feed.stats.gaps == 1, 5, "gap")
+    assert "sequence" in (rig.feed.stats.last_error or "")
+    await wait_until(lambda: rig.feed.stats.reconnects == 1 and live(rig), 5, "rebuilt")
+    await assert_matches_fake(rig)
+
+
+@pytest.mark.asyncio
+async def test_big_snapshot_over_2_mib_arrives_in_one_frame(rig: Rig) -> None:
+    rig.fake.inject("big-snapshot")
+    rig.fake.inject("drop")
+    btc = rig.engine.books[rig.feed.instruments[0].key]
+    await wait_until(lambda: btc.level_count()[1] > 50_000, 10, "big snapshot")
+    rig.feed.request_resync(rig.feed.instruments[0], "test")  # a resync is a reconnect
+    await wait_until(lambda: btc.level_count()[1] < 1000 and live(rig), 10, "normal snapshot")
+    await assert_matches_fake(rig)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("fault", ["malformed", "shutdown", "silent"])
+async def test_other_faults(rig: Rig, fault: str) -> None:
+    rig.fake.inject(fault)
+    if fault == "malformed":
+        await wait_until(lambda: rig.feed.stats.malformed == 1, 5, "malformed")
+        assert rig.feed.stats.reconnects == 0
+    else:
+        await wait_until(lambda: rig.feed.stats.reconnects >= 1, 4, "reconnect")
+        await wait_until(lambda: live(rig), 5, "rebuilt")
+    await assert_matches_fake(rig)
+
+
+def test_unknown_api_is_a_config_error() -> None:
+    with pytest.raises(ConfigError):
+        CoinbaseFeed(coinbase_instruments(["BTC-USD"]), api="pro")

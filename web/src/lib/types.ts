@@ -1,0 +1,59 @@
+// Shared shapes between the feed worker and the UI thread.
+export type Level = [price: number, size: number];
+
+export interface Bar {
+  time: number; // bucket start, seconds (UTCTimestamp)
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  volume: number;
+}
+
+export interface TapeTrade {
+  id: string;
+  venue: string;
+  price: number;
+  amount: number;
+  side: 'buy' | 'sell';
+  ts: number; // ms
+  count: number; // same-ms prints aggregated into this row
+}
+
+export interface TickerState {
+  symbol: string;
+  last: number | null;
+  bid: number | null;
+  ask: number | null;
+  ts: number;
+}
+
+export type ConnState = 'connecting' | 'open' | 'closed';
+
+export interface Frame {
+  type: 'frame';
+  conn: { state: ConnState; lastMessageAt: number; messagesPerSecond: number; channels: string[] };
+  tickers: TickerState[];
+  book: { key: string; bids: Level[]; asks: Level[]; ts: number } | null;
+  trades: TapeTrade[];
+  candles: { key: string; reset: boolean; bars: Bar[] } | null;
+  analytics: Record<string, { ts: number; values: Record<string, number>; history: number[] }>;
+}
+
+export type ToWorker =
+  | { type: 'start'; wsUrl: string; httpBase: string; symbols: string[]; flushMs?: number }
+  | { type: 'select'; symbol: string; venue: string | null; interval: number }
+  | { type: 'visibility'; hidden: boolean };
+
+/** The value plotted for each analytics channel (arrays are flattened as `name.index`). */
+export const ANALYTICS_PRIMARY: Record<string, string> = { ofi: 'ofi_normalised.0', vpin: 'vpin' };
+
+export const INTERVALS: { label: string; seconds: number }[] = [
+  { label: '1s', seconds: 1 },
+  { label: '1m', seconds: 60 },
+  { label: '5m', seconds: 300 },
+  { label: '15m', seconds: 900 },
+  { label: '1h', seconds: 3600 },
+  { label: '4h', seconds: 14400 },
+  { label: '1D', seconds: 86400 },
+];

@@ -1,0 +1,382 @@
+// The feed engine: WebSocket parsing, books, candles, tape and tickers, off the UI thread.
+// Pure enough to be driven by tests (inject `post`, `now`, a socket factory and fetch).
+import { OrderBook, mergeLevels } from '../lib/book';
+import { CandleBuilder } from '../lib/candles';
+import { backoffDelay } from '../lib/backoff';
+import { parseCandles } from '../lib/history';
+import { ANALYTICS_PRIMARY, INTERVALS, type ConnState, type Frame, type TapeTrade, type TickerState, type ToWorker } from '../lib/types';
+
+const BOOK_DEPTH = 400;
+const ANALYTICS = ['ofi', 'vpin', 'greeks'];
+
+export interface SocketLike {
+  send(text: string): void;
+  close(): void;
+  onopen: (() => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onclose: (() => void) | null;
+  onerror: (() => void) | null;
+}
+
+export interface FeedDeps {
+  post: (frame: Frame) => void;
+  connect: (url: string) => SocketLike;
+  fetch: (url: string) => Promise<{ ok: boolean; json(): Promise<unknown> }>;
+  now: () => number;
+  setTimeout: (fn: () => void, ms: number) => unknown;
+}
+
+interface Msg {
+  type: string;
+  channel?: string;
+  venue?: string;
+  symbol?: string;
+  seq?: number;
+  timestamp?: number;
+  channels?: string[];
+  venues?: string[];
+  data?: Record<string, unknown>;
+}
+
+/** Numbers (and numeric strings) of a message; arrays become `name.0`, `name.1`, ... */
+export function numericValues(data: Record<string, unknown>): Record<string, number> {
+  const values: Record<string, number> = {};
+  const put = (k: string, v: unknown) => {
+    const n = typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : NaN;
+    if (Number.isFinite(n)) values[k] = n;
+  };
+  for (const [k, v] of Object.entries(data)) {
+    if (Array.isArray(v)) v.slice(0, 10).forEach((x, i) => put(`${k}.${i}`, x));
+    else put(k, v);
+  }
+  return values;
+}
+
+export class FeedEngine {
+  private ws: SocketLike | null = null;
+  private wsUrl = '';
+  private httpBase = '';
+  private symbols: string[] = [];
+  private channels: string[] = [];
+  private venues: string[] = [];
+  private state: ConnState = 'connecting';
+  private attempt = 0;
+  private lastMessageAt = 0;
+  private msgCount = 0;
+  private rateWindowStart = 0;
+  private rate = 0;
+  private symbol = '';
+  private venue: string | null = null;
+  private interval = 60;
+  private books = new Map<string, OrderBook>();
+  private bookDirty = false;
+  private tickers = new Map<string, TickerState>();
+  private tickersDirty = new Set<string>();
+  private tape: TapeTrade[] = [];
+  private candles: CandleBuilder = new CandleBuilder(60);
+  private candleKey = '';
+  private historyLoading = false;
+  private pendingTrades: [string, number, number, number][] = [];
+  private analytics: Frame['analytics'] = {};
+  private generation = 0;
+  private analyticsGeneration = 0;
+  hidden = false;
+  flushMs = 50;
+
+  constructor(private deps: FeedDeps) {}
+
+  handle(msg: ToWorker): void {
+    if (msg.type === 'start') {
+      this.wsUrl = msg.wsUrl;
+      this.httpBase = msg.httpBase;
+      this.symbols = msg.symbols;
+      if (msg.flushMs) this.flushMs = msg.flushMs;
+      this.open();
+    } else if (msg.type === 'select') {
+      this.select(msg.symbol, msg.venue, msg.interval);
+    } else if (msg.type === 'visibility') {
+      this.hidden = msg.hidden;
+    }
+  }
+
+  private open(): void {
+    this.state = 'connecting';
+    const ws = this.deps.connect(this.wsUrl);
+    this.ws = ws;
+    ws.onopen = () => {
+      this.state = 'open';
+      this.attempt = 0;
+      this.rateWindowStart = this.deps.now();
+      this.msgCount = 0;
+    };
+    ws.onmessage = (ev) => {
+      if (typeof ev.data === 'string') this.onText(ev.data);
+    };
+    ws.onerror = () => {};
+    ws.onclose = () => {
+      if (this.ws !== ws) return;
+      this.state = 'closed';
+      this.ws = null;
+      this.books.clear();
+      this.bookDirty = true;
+      this.deps.setTimeout(() => this.open(), backoffDelay(this.attempt++));
+    };
+  }
+
+  private send(obj: unknown): void {
+    if (this.ws && this.state === 'open') this.ws.send(JSON.stringify(obj));
+  }
+
+  private subscribeAll(): void {
+    const live = this.symbols.length ? this.symbols : [];
+    const chans = ['ticker', 'trades'].filter((c) => this.channels.includes(c));
+    if (live.length && chans.length) this.send({ op: 'subscribe', channels: chans, symbols: live });
+    this.subscribeSelected('subscribe');
+    if (this.symbol) void this.loadAnalyticsHistory(++this.analyticsGeneration);
+  }
+
+  private selectedChannels(): string[] {
+    return ['book', ...ANALYTICS].filter((c) => this.channels.includes(c));
+  }
+
+  private subscribeSelected(op: 'subscribe' | 'unsubscribe'): void {
+    if (!this.symbol) return;
+    const chans = this.selectedChannels();
+    if (!chans.length) return;
+    const req: Record<string, unknown> = { op, channels: chans, symbols: [this.symbol] };
+    if (this.venue) req.venues = [this.venue];
+    this.send(req);
+  }
+
+  select(symbol: string, venue: string | null, interval: number): void {
+    const symbolChanged = symbol !== this.symbol || venue !== this.venue;
+    if (symbolChanged) {
+      this.subscribeSelected('unsubscribe');
+      this.symbol = symbol;
+      this.venue = venue;
+      this.books.clear();
+      this.bookDirty = true;
+      this.tape = [];
+      this.analytics = {};
+      this.subscribeSelected('subscribe');
+      const gen = ++this.analyticsGeneration;
+      void this.loadAnalyticsHistory(gen);
+    }
+    if (symbolChanged || interval !== this.interval || !this.candleKey) {
+      this.interval = interval;
+      void this.loadHistory();
+    }
+  }
+
+  private matches(m: Msg): boolean {
+    return m.symbol === this.symbol && (this.venue === null || m.venue === this.venue);
+  }
+
+  onText(text: string): void {
+    const now = this.deps.now();
+    this.lastMessageAt = now;
+    this.msgCount++;
+    if (now - this.rateWindowStart >= 1000) {
+      this.rate = (this.msgCount * 1000) / Math.max(1, now - this.rateWindowStart);
+      this.msgCount = 0;
+      this.rateWindowStart = now;
+    }
+    let m: Msg;
+    try {
+      m = JSON.parse(text) as Msg;
+    } catch {
+      return;
+    }
+    switch (m.type) {
+      case 'info':
+        this.channels = m.channels ?? [];
+        this.venues = m.venues ?? [];
+        if (!this.symbols.length) this.symbols = (m as { symbols?: string[] }).symbols ?? [];
+        this.subscribeAll();
+        return;
+      case 'snapshot':
+      case 'delta':
+        if (m.channel === 'book' && this.matches(m)) this.onBook(m);
+        return;
+      case 'trade':
+        this.onTrade(m);
+        return;
+      case 'ticker':
+        this.onTicker(m);
+        return;
+      case 'gap':
+        return; // a book stream is followed by a fresh snapshot
+      default:
+        if (m.channel && ANALYTICS.includes(m.channel) && this.matches(m) && m.data) this.onAnalytics(m);
+    }
+  }
+
+  private onBook(m: Msg): void {
+    const key = `${m.venue}|${m.symbol}`;
+    let book = this.books.get(key);
+    const data = m.data as { bids: [string, string][]; asks: [string, string][] };
+    if (m.type === 'snapshot') {
+      if (!book) this.books.set(key, (book = new OrderBook()));
+      book.snapshot(data.bids, data.asks, m.seq ?? 0);
+    } else {
+      if (!book) return; // deltas before a snapshot are meaningless
+      book.apply(data.bids, data.asks, m.seq ?? 0);
+    }
+    this.bookDirty = true;
+  }
+
+  private onTrade(m: Msg): void {
+    const d = m.data as { id: string; price: string; amount: string; side: 'buy' | 'sell'; timestamp: number };
+    const price = Number(d.price);
+    const amount = Number(d.amount);
+    const ts = d.timestamp ?? m.timestamp ?? this.deps.now();
+    const sym = m.symbol ?? '';
+    const t = this.tickers.get(sym) ?? { symbol: sym, last: null, bid: null, ask: null, ts: 0 };
+    t.last = price;
+    t.ts = ts;
+    this.tickers.set(sym, t);
+    this.tickersDirty.add(sym);
+    if (!this.matches(m)) return;
+    const prev = this.tape[this.tape.length - 1];
+    if (prev && prev.ts === ts && prev.side === d.side && prev.price === price && prev.venue === m.venue) {
+      prev.amount += amount;
+      prev.count += 1;
+    } else {
+      this.tape.push({ id: d.id, venue: m.venue ?? '', price, amount, side: d.side, ts, count: 1 });
+      if (this.tape.length > 500) this.tape.splice(0, this.tape.length - 500);
+    }
+    if (this.historyLoading) this.pendingTrades.push([d.id, ts, price, amount]);
+    else this.candles.addTrade(ts, price, amount);
+  }
+
+  private onTicker(m: Msg): void {
+    const d = m.data as { bid: string; ask: string; last: string | null };
+    const sym = m.symbol ?? '';
+    const t = this.tickers.get(sym) ?? { symbol: sym, last: null, bid: null, ask: null, ts: 0 };
+    t.bid = Number(d.bid);
+    t.ask = Number(d.ask);
+    if (d.last !== null && d.last !== undefined) t.last = Number(d.last);
+    t.ts = m.timestamp ?? t.ts;
+    this.tickers.set(sym, t);
+    this.tickersDirty.add(sym);
+  }
+
+  private onAnalytics(m: Msg): void {
+    this.addAnalytics(m.channel as string, m.data ?? {}, m.timestamp ?? this.deps.now());
+  }
+
+  private addAnalytics(channel: string, data: Record<string, unknown>, ts: number): void {
+    const values = numericValues(data);
+    const prev = this.analytics[channel];
+    const history = prev ? prev.history : [];
+    const primary = values[ANALYTICS_PRIMARY[channel] ?? ''];
+    if (primary !== undefined) {
+      history.push(primary);
+      if (history.length > 240) history.splice(0, history.length - 240);
+    }
+    this.analytics[channel] = { ts, values, history };
+  }
+
+  /** Seed the analytics sparklines from REST when the server keeps recent buckets. */
+  private async loadAnalyticsHistory(gen: number): Promise<void> {
+    const venue = this.venue ?? this.venues[0] ?? 'sim';
+    const path = this.symbol.replace('/', '-');
+    for (const channel of ['ofi', 'vpin'].filter((c) => this.channels.includes(c))) {
+      try {
+        const r = await this.deps.fetch(`${this.httpBase}/api/v1/analytics/${channel}/${venue}/${path}?limit=240`);
+        if (!r.ok) continue;
+        const body = (await r.json()) as { data?: Record<string, unknown>[] };
+        if (gen !== this.analyticsGeneration || this.analytics[channel]) continue; // live data came first
+        for (const row of body.data ?? []) this.addAnalytics(channel, row, Number(row.start ?? 0));
+      } catch {
+        /* not available */
+      }
+    }
+  }
+
+  private async loadHistory(): Promise<void> {
+    const gen = ++this.generation;
+    const interval = this.interval;
+    this.candles = new CandleBuilder(interval);
+    this.candleKey = `${this.symbol}|${this.venue ?? '*'}|${interval}`;
+    this.historyLoading = true;
+    this.pendingTrades = [];
+    const label = (INTERVALS.find((i) => i.seconds === interval)?.label ?? '1m').toLowerCase();
+    const path = this.symbol.replace('/', '-');
+    const venues = this.venue ? [this.venue] : this.venues.length ? this.venues : ['sim'];
+    let bars = null as ReturnType<typeof parseCandles> | null;
+    try {
+      if (venues.length === 1) {
+        const r = await this.deps.fetch(`${this.httpBase}/api/v1/analytics/candles/${venues[0]}/${path}?interval=${label}&limit=1000`);
+        if (r.ok) bars = parseCandles(await r.json());
+      }
+    } catch {
+      bars = null;
+    }
+    if (gen !== this.generation) return;
+    const builder = this.candles;
+    const seen = new Set<string>();
+    if (bars && bars.length) {
+      builder.load(bars);
+    } else {
+      // no candle history endpoint yet: rebuild what we can from recent trades
+      for (const venue of venues) {
+        try {
+          const r = await this.deps.fetch(`${this.httpBase}/api/v1/trades/${venue}/${path}?limit=1000`);
+          if (!r.ok) continue;
+          const body = (await r.json()) as { data: { id: string; price: string; amount: string; timestamp: number }[] };
+          if (gen !== this.generation) return;
+          for (const t of body.data) {
+            seen.add(t.id);
+            builder.addTrade(t.timestamp, Number(t.price), Number(t.amount));
+          }
+        } catch {
+          /* offline: live trades only */
+        }
+      }
+    }
+    if (gen !== this.generation) return;
+    const lastTime = builder.all().length ? builder.all()[builder.all().length - 1].time : -Infinity;
+    for (const [id, ts, p, a] of this.pendingTrades) {
+      if (seen.has(id)) continue; // already in the REST trades
+      if (bars && bars.length && builder.bucket(ts) < lastTime) continue; // inside loaded candles
+      builder.addTrade(ts, p, a);
+    }
+    this.pendingTrades = [];
+    this.historyLoading = false;
+  }
+
+  /** Build one frame of everything that changed; null when nothing did. */
+  flush(): Frame | null {
+    const tickers: TickerState[] = [];
+    for (const s of this.tickersDirty) {
+      const t = this.tickers.get(s);
+      if (t) tickers.push({ ...t });
+    }
+    this.tickersDirty.clear();
+    let book: Frame['book'] = null;
+    if (this.bookDirty) {
+      this.bookDirty = false;
+      const tops = [...this.books.values()].map((b) => b.top(BOOK_DEPTH));
+      book = {
+        key: `${this.symbol}|${this.venue ?? '*'}`,
+        bids: tops.length === 1 ? tops[0].bids : mergeLevels(tops.map((t) => t.bids), -1, BOOK_DEPTH),
+        asks: tops.length === 1 ? tops[0].asks : mergeLevels(tops.map((t) => t.asks), 1, BOOK_DEPTH),
+        ts: this.lastMessageAt,
+      };
+    }
+    const trades = this.tape.slice(-200);
+    this.tape = [];
+    const drained = this.historyLoading ? null : this.candles.drain();
+    const candles = drained ? { key: this.candleKey, ...drained } : null;
+    return {
+      type: 'frame',
+      conn: { state: this.state, lastMessageAt: this.lastMessageAt, messagesPerSecond: this.rate, channels: this.channels },
+      tickers,
+      book,
+      trades,
+      candles,
+      analytics: this.analytics,
+    };
+  }
+}

@@ -34,13 +34,17 @@ Method, per server kind and client count N (kinds run one after the other for ea
    sustained delivered rate is the kind's "max sustained" figure (resolution: one step, 25%);
 4. `probe`: offer far more than either server can push (600,000 msg/s); the delivered rate
    there is the "saturated" throughput (its latency only shows how deep the queues got).
-Ratios ours/bare are taken within the same run. Per step the CPU of the server and of the load
-generator (100% = one core) and the CPU used by everything else on the machine ("other", in
-cores: kernel work not charged to either process, and other people's jobs on a shared
-machine) are shown. A window with "other" above 0.3 cores is measured again (up to
-`--attempts` times and 25 s of retries per run, keeping the quietest) and flagged "(noisy)" if
-it never got quiet. A load generator near 100% means that step says more about the client
-than about the server. `--quick` runs N=200 and a two-step ladder (40k, 80k) only.
+Ratios ours/bare are taken within the same run. Because throughput on a shared 2-core machine
+swings with other people's jobs, every window also reports the server's CPU time per delivered
+message (us/msg); its median over the sustained windows is the most noise-robust comparison
+("CPU efficiency" = bare us/msg / ours us/msg; 1e6 / us/msg ~ what one core could push).
+Per step the CPU of the server and of the load generator (100% = one core) and the CPU used by
+everything else on the machine ("other", in cores: kernel work not charged to either process,
+and other people's jobs on a shared machine) are shown. A window with "other" above 0.3 cores
+is measured again (up to `--attempts` times and 25 s of retries per run, keeping the quietest)
+and flagged "(noisy)" if it never got quiet. A load generator near 100% means that step says
+more about the client than about the server. `--quick` runs N=200 and a two-step ladder (40k,
+80k) only.
 
 `--lib websockets --deflate`: clients offer permessage-deflate, which uvicorn accepts by
 default (ws_per_message_deflate=True) and the bare server then accepts too: every message is
@@ -243,7 +247,7 @@ class Proc:
                 assert self.process.stdin is not None
                 self.process.stdin.write(b"quit\n")
                 await self.process.stdin.drain()
-                await asyncio.wait_for(self.process.wait(), 3)
+                await asyncio.wait_for(self.process.wait(), 8)
             except (TimeoutError, ConnectionError):
                 self.process.kill()
                 await self.process.wait()
@@ -269,6 +273,8 @@ class Step:
     """Busy fraction of all CPUs of the machine (1.0 = every core busy)."""
     other_cores: float
     """CPU used by everything else on the machine (kernel softirq work included), in cores."""
+    server_us_per_msg: float
+    """Server CPU time per delivered message, in microseconds: the noise-robust cost figure."""
     samples: int
 
     @property
@@ -289,7 +295,8 @@ class Step:
             f"published {self.published:7.1f} ev/s  delivered {self.delivered:9.0f} msg/s  "
             f"p50 {self.p50_ms:7.2f} ms  p99 {self.p99_ms:8.2f} ms  max {self.max_ms:8.1f} ms  "
             f"gaps {self.gaps:5d} disc {self.disconnected:4d}  "
-            f"cpu srv {self.server_cpu:4.0%} cli {self.client_cpu:4.0%} "
+            f"cpu srv {self.server_cpu:4.0%} ({self.server_us_per_msg:5.1f} us/msg) "
+            f"cli {self.client_cpu:4.0%} "
             f"other {self.other_cores:4.2f} cores  sustained {mark}"
         )
 
@@ -311,6 +318,12 @@ class KindResult:
     def capacity(self) -> float:
         """Delivered rate when overloaded (the probe), or the best step if that was higher."""
         return max(step.delivered for step in [self.probe, *self.steps])
+
+    @property
+    def us_per_msg(self) -> float:
+        """Server CPU per delivered message, median over the sustained windows (fixed incl.)."""
+        values = sorted(s.server_us_per_msg for s in [self.fixed, *self.steps] if s.sustained)
+        return values[len(values) // 2] if values else float("nan")
 
     @property
     def noisy(self) -> bool:
@@ -342,12 +355,13 @@ async def measure(
     busy = (machine1[0] - machine0[0]) / max(machine1[1] - machine0[1], 1e-9)
     elapsed = max(report["elapsed"] for report in reports)
     latencies = sorted(v for report in reports for v in report["latencies_us"])
+    delivered = sum(report["count"] for report in reports) / elapsed
     return Step(
         label=label,
         rate=rate,
         offered=rate * n_clients,
         published=(after["published"] - before["published"]) / (after["t"] - before["t"]),
-        delivered=sum(report["count"] for report in reports) / elapsed,
+        delivered=delivered,
         p50_ms=benchlib.percentile(latencies, 50) / 1000,
         p99_ms=benchlib.percentile(latencies, 99) / 1000,
         max_ms=(latencies[-1] / 1000) if latencies else float("nan"),
@@ -357,6 +371,7 @@ async def measure(
         client_cpu=(cpu1[1] - cpu0[1]) / wall,
         machine_busy=busy,
         other_cores=max(0.0, busy * CPUS - (cpu1[0] - cpu0[0] + cpu1[1] - cpu0[1]) / wall),
+        server_us_per_msg=(cpu1[0] - cpu0[0]) / max(delivered * wall, 1.0) * 1e6,
         samples=len(latencies),
     )
 
@@ -397,8 +412,11 @@ async def measure_clean(
 
 
 async def run_kind(label: str, n_clients: int, opts: argparse.Namespace) -> KindResult:
-    kind, _, loop = label.partition("@")
+    spec, _, loop = label.partition("@")
+    kind, *flags = spec.split("+")
     argv = ["--kind", kind, "--loop", loop or opts.loop]
+    if "norecord" in flags:
+        argv.append("--no-record")
     if opts.deflate:
         argv.append("--deflate")
     server = await Proc.start(f"server {label}", str(HERE / "benchserver.py"), *argv)
@@ -486,7 +504,8 @@ async def orchestrate(opts: argparse.Namespace) -> None:
             print(
                 f"  {result.kind:<18}{noisy}: fixed -> delivered {fixed.delivered:8.0f} msg/s, p50 "
                 f"{fixed.p50_ms:6.2f} ms, p99 {fixed.p99_ms:7.2f} ms | saturated "
-                f"{result.capacity:9.0f} msg/s | {best_text}"
+                f"{result.capacity:9.0f} msg/s | {best_text} | server CPU "
+                f"{result.us_per_msg:.1f} us/msg (one core ~ {1e6 / result.us_per_msg:,.0f} msg/s)"
             )
         bare_best = bare.max_sustained.delivered if bare.max_sustained else 0.0
         for ours in results[:-1]:
@@ -495,7 +514,8 @@ async def orchestrate(opts: argparse.Namespace) -> None:
                 f"  ratio {ours.kind}/{bare.kind}: saturated throughput "
                 f"{_ratio(ours.capacity, bare.capacity)}, max sustained "
                 f"{_ratio(ours_best, bare_best)}, fixed-load p99 "
-                f"{_ratio(ours.fixed.p99_ms, bare.fixed.p99_ms)}"
+                f"{_ratio(ours.fixed.p99_ms, bare.fixed.p99_ms)}, CPU efficiency (bare us/msg / "
+                f"ours us/msg) {_ratio(bare.us_per_msg, ours.us_per_msg)}"
             )
 
 
@@ -510,7 +530,8 @@ def main() -> None:
     parser.add_argument(
         "--kinds",
         default="quantsaas,bare-ws",
-        help="servers to compare, the baseline last; KIND@LOOP overrides --loop for one",
+        help="servers to compare, the baseline last; KIND[+norecord][@LOOP]: +norecord runs"
+        " quantsaas without the history recorder, @LOOP overrides --loop for that kind",
     )
     parser.add_argument("--lib", choices=["picows", "websockets"], default="picows")
     parser.add_argument(

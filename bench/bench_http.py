@@ -37,7 +37,9 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,7 +141,9 @@ class Server:
             try:
                 self.process.stdin.write(b"quit\n")
                 await self.process.stdin.drain()
-            except ConnectionError:
+                await asyncio.wait_for(self.process.wait(), 5)
+                return
+            except (ConnectionError, TimeoutError):
                 pass
         self.process.terminate()
         try:
@@ -149,13 +153,14 @@ class Server:
             await self.process.wait()
 
 
-async def start_serve() -> Server:
-    """The real CLI; its port is read from the banner it prints."""
+async def start_serve(cwd: str) -> Server:
+    """The real CLI, run in `cwd`; its port is read from the banner it prints."""
     process = await asyncio.create_subprocess_exec(
         str(VENV_BIN / "quantsaas"),
         "serve",
         "--port",
         "0",
+        cwd=cwd,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
@@ -237,9 +242,10 @@ async def load(server: Server, route: str, note: str, opts: argparse.Namespace) 
     return result
 
 
-async def idle_rss(argv: list[str], settle: float, ready: bytes) -> int:
+async def idle_rss(argv: list[str], settle: float, ready: bytes, cwd: str) -> int:
     process = await asyncio.create_subprocess_exec(
         *argv,
+        cwd=cwd,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
@@ -268,23 +274,27 @@ async def orchestrate(opts: argparse.Namespace) -> None:
         flush=True,
     )
     started = time.monotonic()
+    # `serve` records history into ./data by default: run it in a scratch directory
+    workdir = tempfile.mkdtemp(prefix="quantsaas-bench-http-")
+    try:
+        results, rss = await run_all(opts, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    summarize(opts, results, rss, started)
+
+
+async def run_all(
+    opts: argparse.Namespace, workdir: str
+) -> tuple[dict[str, Result], dict[str, int]]:
     results: dict[str, Result] = {}
+    rss: dict[str, int] = {}
+    # memory first, on fresh processes, before any request
+    serve_argv = [str(VENV_BIN / "quantsaas"), "serve", "--port", "0"]
+    rss["serve"] = await idle_rss(serve_argv, opts.settle, b"running on", workdir)
+    bare_code = "import fastapi, uvicorn, time; print('ready', flush=True); time.sleep(600)"
+    rss["bare"] = await idle_rss([sys.executable, "-c", bare_code], opts.settle, b"ready", workdir)
 
-    # memory first, on a fresh process, before any request
-    rss_serve = await idle_rss(
-        [str(VENV_BIN / "quantsaas"), "serve", "--port", "0"], opts.settle, b"running on"
-    )
-    rss_bare = await idle_rss(
-        [
-            sys.executable,
-            "-c",
-            "import fastapi, uvicorn, time; print('ready', flush=True); time.sleep(600)",
-        ],
-        opts.settle,
-        b"ready",
-    )
-
-    serve = await start_serve()
+    serve = await start_serve(workdir)
     try:
         await asyncio.sleep(1.0)
         results["serve /health"] = await load(serve, "/health", "log info", opts)
@@ -320,7 +330,12 @@ async def orchestrate(opts: argparse.Namespace) -> None:
         results["starlette"] = await load(bare, "/static", "log info", opts)
     finally:
         await bare.stop()
+    return results, rss
 
+
+def summarize(
+    opts: argparse.Namespace, results: dict[str, Result], rss: dict[str, int], started: float
+) -> None:
     def line(name: str, base: str) -> str:
         r, b = results[name].data, results[base].data
         return (
@@ -335,6 +350,9 @@ async def orchestrate(opts: argparse.Namespace) -> None:
         f"/api/market_data on quantsaas serve at {opts.rate:.0f} req/s: p50 "
         f"{market['p50_ms']:.2f} ms, p99 {market['p99_ms']:.2f} ms"
     )
+    noisy = [name for name, result in results.items() if result.other_cores > 0.3]
+    if noisy:
+        print(f"(other jobs used > 0.3 cores during: {', '.join(noisy)})")
     print("latency ratios (same run):")
     print(line("serve market", "serve /health"))
     print(line("bench market", "bench static"))
@@ -342,10 +360,11 @@ async def orchestrate(opts: argparse.Namespace) -> None:
     print(line("bench static", "starlette"))
     print(line("bench market async", "bench market"))
     print(line("bench market quiet", "bench market"))
+    serve, bare = rss["serve"], rss["bare"]
     print(
-        f"idle RSS: quantsaas serve {rss_serve / 1024:.1f} MiB; python -c 'import fastapi, "
-        f"uvicorn' {rss_bare / 1024:.1f} MiB; ratio {rss_serve / rss_bare:.2f} "
-        f"(+{(rss_serve - rss_bare) / 1024:.1f} MiB)"
+        f"idle RSS: quantsaas serve {serve / 1024:.1f} MiB; python -c 'import fastapi, "
+        f"uvicorn' {bare / 1024:.1f} MiB; ratio {serve / bare:.2f} "
+        f"(+{(serve - bare) / 1024:.1f} MiB)"
     )
 
 

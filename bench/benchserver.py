@@ -1,13 +1,14 @@
 """Benchmark servers, run as subprocesses by bench_fanout.py and bench_http.py.
 
     .venv/bin/python bench/benchserver.py --kind quantsaas|bare-ws|bare-http [--rate R]
-        [--loop asyncio|uvloop] [--log-level warning] [--extra-routes]
+        [--loop asyncio|uvloop] [--log-level warning] [--extra-routes] [--no-record]
 
 * `quantsaas`: the real stack, built as `quantsaas serve` builds it (`Engine` + `create_app` +
-  `uvicorn.Server` with ws="websockets-sansio", run by `asyncio.run` like cli.serve), but with
-  the benchmark `BenchFeed` (four instruments, `--rate` events/s in total) instead of the
-  simulator. `--extra-routes` adds two benchmark-only routes: `/_bench/static` (async, returns
-  a constant) and `/_bench/market_data_async` (the same work as /api/market_data, `async def`).
+  the history recorder, into a temporary data dir, unless `--no-record` + `uvicorn.Server`
+  with ws="websockets-sansio", run by `asyncio.run` like cli.serve), but with the benchmark
+  `BenchFeed` (four instruments, `--rate` events/s in total) instead of the simulator.
+  `--extra-routes` adds two benchmark-only routes: `/_bench/static` (async, returns a
+  constant) and `/_bench/market_data_async` (the same work as /api/market_data, `async def`).
 * `bare-ws`: the baseline for fan-out: `websockets.asyncio.server` that answers a subscribe
   request, then encodes every `BenchFeed`-equivalent event once (with the service's own wire
   encoder, so messages are byte-for-byte the same shape and size) and sends it to every
@@ -25,10 +26,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -66,10 +70,18 @@ async def _run_quantsaas(args: argparse.Namespace) -> None:
     from quantsaas.config import Settings
     from quantsaas.engine import Engine
 
-    settings = Settings(host="127.0.0.1", port=0)
+    overrides: dict[str, Any] = {"host": "127.0.0.1", "port": 0}
+    if "data_dir" in Settings.model_fields:
+        overrides["data_dir"] = Path(args.data_dir)
+    settings = Settings(**overrides)
     feed = benchlib.BenchFeed(benchlib.bench_instruments(), args.rate)
     engine = Engine([feed])
     app = create_app(settings, engine)
+    if args.record:
+        # like cli.serve: record every event into the (here temporary) data dir
+        from quantsaas.store import cli as store_cli
+
+        app.state.recorder = store_cli.start_recording(settings, engine)
     if args.extra_routes:
 
         async def static() -> dict[str, Any]:
@@ -243,6 +255,12 @@ def main() -> None:
     parser.add_argument("--log-level", default="warning")
     parser.add_argument("--extra-routes", action="store_true")
     parser.add_argument("--deflate", action="store_true", help="bare-ws: accept compression")
+    parser.add_argument(
+        "--no-record",
+        dest="record",
+        action="store_false",
+        help="quantsaas: do not start the history recorder that `serve` starts",
+    )
     args = parser.parse_args()
     benchlib.raise_fd_limit()
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
@@ -252,8 +270,12 @@ def main() -> None:
         import uvloop
 
         factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as loop_runner:
-        loop_runner.run(runner[args.kind](args))
+    args.data_dir = tempfile.mkdtemp(prefix="quantsaas-bench-")
+    try:
+        with asyncio.Runner(loop_factory=factory) as loop_runner:
+            loop_runner.run(runner[args.kind](args))
+    finally:
+        shutil.rmtree(args.data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 
@@ -15,7 +16,9 @@ URL = re.compile(r"running on (http://[\d.]+:\d+)/")
 
 
 def start(*args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # serve records history by default: into a temporary directory, not the checkout's ./data
+    data_dir = tempfile.mkdtemp(prefix="quantsaas-test-data-")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "QUANTSAAS_DATA_DIR": data_dir}
     return subprocess.Popen(
         [sys.executable, "-m", "quantsaas.cli", "serve", "--port", "0", *args],
         stdout=subprocess.PIPE,

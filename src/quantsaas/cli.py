@@ -17,8 +17,9 @@ from quantsaas import __version__
 from quantsaas.api.app import create_app
 from quantsaas.config import Settings
 from quantsaas.engine import Engine
-from quantsaas.errors import ConfigError, UnknownInstrument
+from quantsaas.errors import ConfigError, StorageError, UnknownInstrument
 from quantsaas.feeds.registry import build_feeds
+from quantsaas.store import cli as store_cli
 from quantsaas.venue_cli import COMMANDS as VENUE_COMMANDS
 from quantsaas.venue_cli import add_commands as add_venue_commands
 
@@ -49,7 +50,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--coinbase-api", choices=["exchange", "advanced"], help="Coinbase feed")
     serve.add_argument("--coinbase-symbols", type=_csv, help="e.g. BTC/USD,ETH/USD")
     serve.add_argument("--stall", type=float, help="reconnect a venue after this many s of silence")
+    store_cli.add_store_options(serve)
     add_venue_commands(commands)
+    store_cli.add_commands(commands, serve)
     return root
 
 
@@ -96,6 +99,7 @@ async def _serve(server: uvicorn.Server, settings: Settings) -> None:
             f"  API docs:                   {base}/docs\n"
             f"  health:                     {base}/health\n"
             f"  stream:                     ws://{settings.host}:{port}/ws\n"
+            f"  history:                    {store_cli.recording_note(settings)}\n"
             "Press Ctrl+C to stop.\n",
             flush=True,
         )
@@ -108,6 +112,7 @@ def serve(settings: Settings, log_level: str) -> int:
     )
     engine = Engine(build_feeds(settings))
     app = create_app(settings, engine)
+    app.state.recorder = store_cli.start_recording(settings, engine)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -135,10 +140,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"quantsaas: error: {exc}", file=sys.stderr)
             return 2
     try:
-        settings = settings_from(args)
+        settings = store_cli.with_store_options(settings_from(args), args)
+        if args.command in store_cli.COMMANDS:
+            return store_cli.COMMANDS[args.command](settings, args)
         if args.command == "serve":
             return serve(settings, args.log_level)
-    except (ConfigError, UnknownInstrument) as exc:
+    except (ConfigError, UnknownInstrument, StorageError) as exc:
         print(f"quantsaas: error: {exc}", file=sys.stderr)
         return 2
     return 2

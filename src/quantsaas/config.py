@@ -35,6 +35,23 @@ class Settings(BaseSettings):
     coinbase_ws_url: str | None = None
     """None: the chosen API's public endpoint."""
     coinbase_symbols: Csv = ("BTC/USD", "ETH/USD")
+    kraken_ws_url: str = "wss://ws.kraken.com/v2"
+    kraken_symbols: Csv = ("BTC/USD", "ETH/USD")
+    kraken_depth: Literal[10, 25, 100, 500, 1000] = 10
+    kraken_verify_checksum: bool = True
+    """Verify Kraken's CRC32 on every book message (a mismatch resyncs the book)."""
+    deribit_ws_url: str = "wss://www.deribit.com/ws/api/v2"
+    deribit_rest_url: str = "https://www.deribit.com"
+    """Where the option chain is fetched (`public/get_instruments`) when the feed is built."""
+    deribit_currencies: Csv = ("BTC", "ETH")
+    deribit_instruments: Csv = ()
+    """Explicit option names; empty: the nearest `deribit_max_options` of each currency's chain."""
+    deribit_max_options: int = Field(default=20, ge=1, le=2000)
+    deribit_heartbeat_s: int = Field(default=30, ge=10)
+    consolidated_quote_equivalence: Csv = ()
+    """Quote currencies treated as one in the consolidated market, e.g. `USD,USDT,USDC` (the
+    first names the merged market). Empty by default: every quote is its own market."""
+    consolidated_depth: int = Field(default=20, ge=1, le=1000)
     feed_stall_s: float = Field(default=30.0, gt=0)
     """A venue connection without market data this long is re-established."""
     feed_backoff_initial_s: float = Field(default=0.5, gt=0)
@@ -51,10 +68,36 @@ class Settings(BaseSettings):
     """Unparseable or invalid client messages tolerated per connection before close 1008."""
     max_book_depth: int = Field(default=1000, ge=1)
     max_trades_limit: int = Field(default=1000, ge=1)
+    record: bool = True
+    """Record every event (and raw venue frames) into `data_dir` while serving."""
+    data_dir: Path = Path("data")
+    """Root of the recorded history (Parquet + raw frames); queried by /api/v1/history."""
+    record_flush_s: float = Field(default=1.0, gt=0, le=60)
+    """Recorder flush interval: the most a crash can lose."""
+    record_snapshot_s: float = Field(default=60.0, gt=0)
+    """A checkpoint snapshot of every book at least this often."""
+    record_raw: bool = True
+    """Also record the raw frames of venue feeds (to re-normalise a day after a parser fix)."""
+    retention_days: int = Field(default=0, ge=0)
+    """Delete recorded days older than this; 0 keeps everything."""
+    history_max_range_days: float = Field(default=31.0, gt=0)
+    """Largest time range one history query or download may span."""
+    history_max_rows: int = Field(default=10_000, ge=1)
+    """Most trades or candles in one page of a history query."""
     web_dist: Path | None = Path(__file__).resolve().parents[2] / "web" / "dist"
     """The built dashboard served at `/` for browsers; None (or no index.html there) serves none."""
 
-    @field_validator("feeds", "symbols", "binance_symbols", "coinbase_symbols", mode="before")
+    @field_validator(
+        "feeds",
+        "symbols",
+        "binance_symbols",
+        "coinbase_symbols",
+        "kraken_symbols",
+        "deribit_currencies",
+        "deribit_instruments",
+        "consolidated_quote_equivalence",
+        mode="before",
+    )
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):

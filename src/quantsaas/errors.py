@@ -7,6 +7,7 @@
     ├── BookError
     │   ├── CrossedBook        best bid >= best ask after an update
     │   └── BookNotReady       no snapshot yet, or flagged invalid awaiting resync
+    ├── StorageError           recorded history cannot be written or read
     ├── BusError
     │   └── SubscriptionClosed a subscriber was disconnected (slow consumer, shutdown)
     └── VenueError             anything a feed meets on the wire
@@ -50,6 +51,10 @@ class CrossedBook(BookError):
 
 class BookNotReady(BookError):
     """The book has no valid snapshot (never received, or invalidated)."""
+
+
+class StorageError(QuantError):
+    """Recorded history cannot be written or read (disk full, permissions, no data)."""
 
 
 class BusError(QuantError):

@@ -16,6 +16,8 @@ import orjson
 from quantsaas.errors import ConfigError
 from quantsaas.fakes.binance import BinanceFakeConfig, FakeBinance
 from quantsaas.fakes.coinbase import CoinbaseFakeConfig, FakeCoinbase
+from quantsaas.fakes.deribit import DERIBIT_FAULTS, DeribitFakeConfig, FakeDeribit
+from quantsaas.fakes.kraken import KRAKEN_FAULTS, FakeKraken, KrakenFakeConfig
 from quantsaas.fakes.server import FAULTS, FakeServer
 from quantsaas.feeds.replay_raw import VENUES, replay_raw
 
@@ -26,7 +28,7 @@ def _csv(text: str) -> tuple[str, ...]:
 
 def add_commands(commands: Any) -> None:
     fake = commands.add_parser("fake-exchange", help="run a local fake venue (real wire protocol)")
-    fake.add_argument("venue", choices=["binance", "coinbase"])
+    fake.add_argument("venue", choices=["binance", "coinbase", "kraken", "deribit"])
     fake.add_argument("--host", default="127.0.0.1")
     fake.add_argument("--port", type=int, default=9001, help="0 picks a free port")
     fake.add_argument(
@@ -35,15 +37,20 @@ def add_commands(commands: Any) -> None:
         default="exchange",
         help="coinbase only: which feed to speak",
     )
-    fake.add_argument("--symbols", type=_csv, help="native symbols (BTCUSDT or BTC-USD)")
+    fake.add_argument(
+        "--symbols",
+        type=_csv,
+        help="native symbols (BTCUSDT, BTC-USD, BTC/USD); deribit: currencies (BTC,ETH)",
+    )
     fake.add_argument("--rate", type=float, default=50.0, help="simulated events/s per symbol")
     fake.add_argument("--seed", type=int, default=11, help="market seed (serve's sim uses 7)")
     fake.add_argument(
         "--fault",
         action="append",
-        choices=FAULTS,
+        choices=KRAKEN_FAULTS,
         default=[],
-        help="inject this fault after --fault-after seconds (repeatable)",
+        help="inject this fault after --fault-after seconds (repeatable); checksum and "
+        "maintenance: kraken only",
     )
     fake.add_argument("--fault-after", type=float, default=5.0)
     fake.add_argument(
@@ -51,6 +58,9 @@ def add_commands(commands: Any) -> None:
     )
     fake.add_argument("--replay", type=Path, help="send this file's lines verbatim instead")
     fake.add_argument("--snapshot", type=Path, help="binance: REST depth body to serve (replay)")
+    fake.add_argument(
+        "--maintenance", type=float, default=5.0, help="kraken: seconds a maintenance lasts"
+    )
     fake.add_argument("--lifetime", type=float, default=86_400.0, help="connection lifetime, s")
     fake.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     raw = commands.add_parser("replay-raw", help="run recorded raw frames through parser + book")
@@ -65,7 +75,26 @@ def run_replay_raw(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_fake(args: argparse.Namespace) -> FakeBinance | FakeCoinbase:
+Fake = FakeBinance | FakeCoinbase | FakeKraken | FakeDeribit
+
+
+def build_fake(args: argparse.Namespace) -> Fake:
+    if args.venue == "kraken":
+        return FakeKraken(
+            KrakenFakeConfig(
+                symbols=args.symbols or ("BTC/USD", "ETH/USD"),
+                rate=args.rate,
+                seed=args.seed,
+                maintenance_s=args.maintenance,
+                replay=args.replay,
+            )
+        )
+    if args.venue == "deribit":
+        return FakeDeribit(
+            DeribitFakeConfig(
+                currencies=args.symbols or ("BTC", "ETH"), rate=args.rate, seed=args.seed
+            )
+        )
     if args.venue == "binance":
         return FakeBinance(
             BinanceFakeConfig(
@@ -88,9 +117,7 @@ def build_fake(args: argparse.Namespace) -> FakeBinance | FakeCoinbase:
     )
 
 
-async def _faults(
-    fake: FakeBinance | FakeCoinbase, faults: list[str], after: float, every: float
-) -> None:
+async def _faults(fake: Fake, faults: list[str], after: float, every: float) -> None:
     await asyncio.sleep(after)
     while True:
         for fault in faults:
@@ -105,6 +132,8 @@ async def _run_fake(args: argparse.Namespace) -> None:
     port = await fake.start(args.host, args.port)
     scheme = "ws"
     print(f"fake {args.venue} listening on {scheme}://{args.host}:{port}", flush=True)
+    if args.venue == "deribit":
+        print(f"  REST chain: http://{args.host}:{port}/api/v2/public/get_instruments?currency=BTC")
     if args.venue == "binance":
         print(f"  REST depth: http://{args.host}:{port}/api/v3/depth?symbol=BTCUSDT", flush=True)
     stop = asyncio.Event()
@@ -122,6 +151,17 @@ async def _run_fake(args: argparse.Namespace) -> None:
 def run_fake_exchange(args: argparse.Namespace) -> int:
     if args.venue == "coinbase" and "stale-snapshot" in args.fault:
         raise ConfigError("fault stale-snapshot does not apply to coinbase (snapshots are in-band)")
+    applicable = {
+        "binance": FAULTS,
+        "coinbase": FAULTS,
+        "kraken": tuple(f for f in KRAKEN_FAULTS if f != "stale-snapshot"),
+        "deribit": DERIBIT_FAULTS,
+    }[args.venue]
+    wrong = [fault for fault in args.fault if fault not in applicable]
+    if wrong:
+        raise ConfigError(
+            f"fault(s) {', '.join(wrong)} do not apply to {args.venue}; use {', '.join(applicable)}"
+        )
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

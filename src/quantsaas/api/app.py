@@ -12,8 +12,9 @@ from fastapi.openapi.utils import get_openapi
 
 from quantsaas import __version__
 from quantsaas.analytics.live import install_analytics
-from quantsaas.api import problems
+from quantsaas.api import consolidated_routes, problems
 from quantsaas.api.analytics_routes import router as analytics_router
+from quantsaas.api.history_routes import router as history_router
 from quantsaas.api.routes import router
 from quantsaas.api.stream import websocket_endpoint
 from quantsaas.api.web import DashboardMiddleware, dashboard_dist
@@ -57,6 +58,8 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     app.include_router(router)
     app.state.analytics = install_analytics(engine)
     app.include_router(analytics_router)
+    consolidated_routes.install(app)
+    app.include_router(history_router)
     app.add_api_websocket_route("/ws", websocket_endpoint)
     dist = dashboard_dist(settings.web_dist)
     if dist is not None:

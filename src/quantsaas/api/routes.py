@@ -97,6 +97,9 @@ def health(request: Request) -> JSONResponse:
         "bus": {"published": engine.bus.published, "subscribers": engine.bus.subscriber_count()},
         "server_time": at_ns,
     }
+    recorder = getattr(request.app.state, "recorder", None)
+    if recorder is not None:
+        body["recorder"] = recorder.health()
     return JSONResponse(body, status_code=200 if live else 503)
 
 

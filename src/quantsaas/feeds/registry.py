@@ -10,6 +10,8 @@ from quantsaas.feeds.base import Feed
 from quantsaas.feeds.binance.feed import BinanceFeed
 from quantsaas.feeds.coinbase.feed import CoinbaseFeed
 from quantsaas.feeds.instruments import binance_instruments, coinbase_instruments
+from quantsaas.feeds.kraken.feed import KrakenFeed
+from quantsaas.feeds.kraken.parse import kraken_instruments
 from quantsaas.feeds.simulator import SimConfig, SimulatorFeed, select_instruments
 from quantsaas.feeds.transport import Backoff, TransportConfig
 
@@ -47,10 +49,35 @@ def _coinbase(settings: Settings) -> Feed:
     )
 
 
+def _kraken(settings: Settings) -> Feed:
+    return KrakenFeed(
+        kraken_instruments(settings.kraken_symbols),
+        url=settings.kraken_ws_url,
+        config=_transport(settings),
+        depth=settings.kraken_depth,
+        verify_checksum=settings.kraken_verify_checksum,
+    )
+
+
+def _deribit(settings: Settings) -> Feed:
+    from quantsaas.feeds.deribit.feed import DeribitFeed, option_chain
+
+    instruments = option_chain(settings)
+    return DeribitFeed(
+        instruments,
+        url=settings.deribit_ws_url,
+        config=_transport(settings),
+        heartbeat_s=settings.deribit_heartbeat_s,
+        currencies=settings.deribit_currencies,
+    )
+
+
 FEED_FACTORIES: dict[str, Callable[[Settings], Feed]] = {
     "sim": _simulator,
     "binance": _binance,
     "coinbase": _coinbase,
+    "kraken": _kraken,
+    "deribit": _deribit,
 }
 
 

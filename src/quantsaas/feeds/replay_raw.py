@@ -1,6 +1,7 @@
 """`quantsaas replay-raw`: run a file of raw venue frames through the parser and book code, offline.
 
-One venue message per line, exactly as received. Binance books need the REST depth response
+One venue message per line, exactly as received. Kraken (v1 and v2 frames, several pairs) and
+Deribit are in `replay_venues`. Binance books need the REST depth response
 (`--snapshot`); it is applied right after the first diff of the first depth symbol is buffered,
 as the live feed would fetch it. Coinbase books come from the WebSocket snapshot in the file
 (Exchange or Advanced Trade frames, told apart by their shape). The result is one JSON object.
@@ -37,6 +38,8 @@ class Replay:
         self.gaps = 0
         self.resyncs = 0
         self.malformed = 0
+        self.checksums_verified = 0
+        self.checksum_failures = 0
 
     def instrument(self, native: str, build: Callable[[list[str]], tuple[Instrument, ...]]) -> None:
         if native not in self.instruments:
@@ -71,7 +74,8 @@ class Replay:
             "events": dict(sorted(self.events.items())),
             "gaps": self.gaps,
             "resyncs": self.resyncs,
-            "checksum_failures": 0,
+            "checksums_verified": self.checksums_verified,
+            "checksum_failures": self.checksum_failures,
             "malformed": self.malformed,
             "books": books,
         }
@@ -158,7 +162,7 @@ def _replay_coinbase(lines: list[bytes]) -> Replay:
     return replay
 
 
-VENUES = ("binance", "coinbase")
+VENUES = ("binance", "coinbase", "kraken", "deribit")
 
 
 def replay_raw(venue: str, frames: Path, snapshot: Path | None = None) -> dict[str, Any]:
@@ -167,4 +171,10 @@ def replay_raw(venue: str, frames: Path, snapshot: Path | None = None) -> dict[s
         return _replay_binance(lines, snapshot.read_bytes() if snapshot else None).result()
     if venue == "coinbase":
         return _replay_coinbase(lines).result()
+    from quantsaas.feeds.replay_venues import replay_deribit, replay_kraken
+
+    if venue == "kraken":
+        return replay_kraken(lines).result()
+    if venue == "deribit":
+        return replay_deribit(lines).result()
     raise ConfigError(f"replay-raw: unknown venue {venue!r}; known: {', '.join(VENUES)}")

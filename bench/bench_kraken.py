@@ -1,0 +1,224 @@
+"""Kraken book throughput with CRC32 verification, and consolidated-BBO latency, with baselines.
+
+Frames:
+* recorded: the 289 checksummed v1 XBT/CHF updates (depth 1000) and the v2 ETH/USD frames from
+  tests/feeds/samples, looped (the book is reset to the snapshot between loops, untimed);
+* synthetic v2 depth 10: update frames written by the fake Kraken's own code (fixed-precision
+  numbers, correct checksums) from the simulator, generated before timing.
+
+Ours, per frame: raw bytes -> `json.loads(parse_float=str)` parser -> text-exact `KrakenBook`
+(apply, truncate to depth, CRC32 over the top 10, BookDelta out). Measured with verification on
+and off (the difference is the checksum's cost), beside the checksum alone on a depth-10 book.
+Baseline, same frames, same run: `json.loads` + Decimal + one plain dict per side, zero deletes
+(no truncation, no checksum, no events).
+
+Consolidated BBO: an Engine with 4 venue feeds and the consolidated service installed; each
+timed call is one venue's book delta through `Engine.on_event` (book apply, publish, BBO
+recompute over 4 venues and its publish when it changed); p50/p99 in µs, beside the same call
+without the consolidated service (the per-event overhead is the difference).
+
+`--quick` is a smoke test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from benchlib import percentile
+from quantsaas.book.consolidated import QuoteEquivalence
+from quantsaas.book.consolidated_live import ConsolidatedConfig, install_consolidated
+from quantsaas.engine import Engine
+from quantsaas.fakes.kraken import FakeKraken, KrakenClient, KrakenFakeConfig
+from quantsaas.feeds.base import EventSink, Feed
+from quantsaas.feeds.kraken import parse
+from quantsaas.feeds.kraken.book import KrakenBook
+from quantsaas.feeds.kraken.v1 import V1Book, parse_v1
+from quantsaas.model import BookDelta, BookSnapshot, Instrument
+
+SAMPLES = Path(__file__).resolve().parents[1] / "tests" / "feeds" / "samples"
+
+
+def baseline(frames: list[bytes]) -> float:
+    """json.loads + Decimal + dict per side: what a minimal client does."""
+    bids: dict[Decimal, Decimal] = {}
+    asks: dict[Decimal, Decimal] = {}
+    began = time.perf_counter()
+    for raw in frames:
+        message = json.loads(raw)
+        payloads = message["data"] if isinstance(message, dict) else message[1:-2]
+        for entry in payloads:
+            for key, side in (("bids", bids), ("asks", asks), ("b", bids), ("a", asks)):
+                for row in entry.get(key, ()):
+                    price, qty = (row["price"], row["qty"]) if isinstance(row, dict) else row[:2]
+                    if Decimal(str(qty)) == 0:
+                        side.pop(Decimal(str(price)), None)
+                    else:
+                        side[Decimal(str(price))] = Decimal(str(qty))
+    return len(frames) / (time.perf_counter() - began)
+
+
+def recorded_v1(loops: int) -> tuple[list[bytes], Callable[[bool], float]]:
+    lines = [x for x in (SAMPLES / "kraken_v1_book.jsonl").read_bytes().splitlines() if x.strip()]
+    (chf,) = parse.kraken_instruments(["XBT/CHF"])
+    snap = parse_v1(json.loads(lines[2]), 0)
+    assert isinstance(snap, V1Book)
+    updates = lines[3:] * loops
+
+    def run(verify: bool) -> float:
+        elapsed = 0.0
+        for start in range(0, len(updates), 289):
+            book = KrakenBook(chf, 1000, verify)
+            book.on_snapshot(snap.message.update, 0)
+            began = time.perf_counter()
+            for raw in updates[start : start + 289]:
+                item = parse_v1(parse.decode(raw), 0)
+                assert isinstance(item, V1Book)
+                book.on_update(item.message.update, 0)
+            elapsed += time.perf_counter() - began
+        return len(updates) / elapsed
+
+    return updates, run
+
+
+def synthetic_v2(count: int) -> tuple[list[bytes], bytes, Instrument]:
+    fake = FakeKraken(KrakenFakeConfig(symbols=("BTC/USD",), rate=400))
+    client = KrakenClient(None)  # type: ignore[arg-type]  # frames only, never sent
+    client.books["BTC/USD"] = 10
+    fake.market.advance(1.0)
+    snapshot = fake._book_frame(client, "BTC/USD", snapshot=True)
+    assert snapshot is not None
+    frames: list[bytes] = []
+    while len(frames) < count:
+        fake.market.advance(0.01)
+        frame = fake._book_frame(client, "BTC/USD", snapshot=False)
+        if frame:
+            frames.append(frame.encode())
+    (btc,) = parse.kraken_instruments(["BTC/USD"])
+    return frames, snapshot.encode(), btc
+
+
+def ours_v2(frames: list[bytes], snapshot: bytes, inst: Instrument, verify: bool) -> float:
+    instruments = {inst.native_symbol: inst}
+    book = KrakenBook(inst, 10, verify)
+    (snap,) = parse.parse_frame(snapshot, instruments, 0)
+    assert isinstance(snap, parse.BookMessage)
+    book.on_snapshot(snap.update, 0)
+    began = time.perf_counter()
+    for raw in frames:
+        for item in parse.parse_frame(raw, instruments, 0):
+            assert isinstance(item, parse.BookMessage)
+            book.on_update(item.update, 0)
+    return len(frames) / (time.perf_counter() - began)
+
+
+def checksum_cost(frames: list[bytes], snapshot: bytes, inst: Instrument, n: int) -> float:
+    book = KrakenBook(inst, 10)
+    (snap,) = parse.parse_frame(snapshot, {inst.native_symbol: inst}, 0)
+    assert isinstance(snap, parse.BookMessage)
+    book.on_snapshot(snap.update, 0)
+    began = time.perf_counter()
+    for _ in range(n):
+        book.checksum()
+    return (time.perf_counter() - began) / n * 1e6
+
+
+class _Idle(Feed):
+    def __init__(self, instrument: Instrument) -> None:
+        super().__init__([instrument])
+        self.venue = instrument.venue
+
+    async def run(self, sink: EventSink) -> None:  # pragma: no cover - never run
+        raise NotImplementedError
+
+    def request_resync(self, instrument: Instrument, reason: str) -> None:
+        pass
+
+
+def bbo_latency(events: int, consolidated: bool) -> list[float]:
+    venues = ("kraken", "coinbase", "binance", "sim")
+    instruments = [Instrument(v, "BTC", "USD", "BTC-USD", 8, 8, 1, 1) for v in venues]
+    engine = Engine([_Idle(inst) for inst in instruments])
+    if consolidated:
+        install_consolidated(engine, ConsolidatedConfig(QuoteEquivalence()))
+    rng = random.Random(5)
+    mid = 60_000 * 10**8
+    for inst in instruments:
+        bids = tuple((mid - (k + 1) * 10**8, 10**8) for k in range(50))
+        asks = tuple((mid + (k + 1) * 10**8, 10**8) for k in range(50))
+        engine.on_event(BookSnapshot(inst, bids, asks, 1, 0, 0))
+    timings = []
+    for n in range(events):
+        inst = instruments[n % 4]
+        k = rng.randint(1, 50)
+        size = rng.randint(0, 3) * 10**8
+        delta = (
+            BookDelta(inst, ((mid - k * 10**8, size),), (), n + 2, n, n)
+            if n % 2
+            else BookDelta(inst, (), ((mid + k * 10**8, size),), n + 2, n, n)
+        )
+        began = time.perf_counter_ns()
+        engine.on_event(delta)
+        timings.append((time.perf_counter_ns() - began) / 1000)
+    return sorted(timings)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    loops = 3 if args.quick else 40
+    count = 2_000 if args.quick else 30_000
+    results: dict[str, Any] = {}
+
+    updates, run_v1 = recorded_v1(loops)
+    base = baseline(updates)
+    on, off = run_v1(True), run_v1(False)
+    results["recorded_v1_depth1000"] = {
+        "frames": len(updates),
+        "ours_frames_per_s": round(on),
+        "ours_no_checksum_frames_per_s": round(off),
+        "baseline_json_dict_frames_per_s": round(base),
+        "ratio_ours_vs_baseline": round(on / base, 2),
+    }
+    frames, snapshot, btc = synthetic_v2(count)
+    base = baseline(frames)
+    on = statistics.median(ours_v2(frames, snapshot, btc, True) for _ in range(3))
+    off = statistics.median(ours_v2(frames, snapshot, btc, False) for _ in range(3))
+    results["synthetic_v2_depth10"] = {
+        "frames": len(frames),
+        "ours_updates_per_s": round(on),
+        "ours_no_checksum_updates_per_s": round(off),
+        "checksum_share_of_update_cost": round(1 - off / on if on > off else 1 - on / off, 3),
+        "checksum_us_per_book": round(checksum_cost(frames, snapshot, btc, 20_000), 2),
+        "baseline_json_dict_updates_per_s": round(base),
+        "ratio_ours_vs_baseline": round(on / base, 2),
+        "target_updates_per_s": 100_000,
+    }
+    events = 5_000 if args.quick else 100_000
+    with_c = bbo_latency(events, True)
+    without = bbo_latency(events, False)
+    results["consolidated_bbo_4_venues"] = {
+        "events": events,
+        "engine_event_with_consolidated_us": {
+            "p50": round(percentile(with_c, 50), 2),
+            "p99": round(percentile(with_c, 99), 2),
+        },
+        "engine_event_without_us": {
+            "p50": round(percentile(without, 50), 2),
+            "p99": round(percentile(without, 99), 2),
+        },
+        "target_p99_us": 50,
+    }
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Deribit: public JSON-RPC over WebSocket (option chain, books with change_id, tickers)."""

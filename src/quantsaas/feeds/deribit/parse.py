@@ -1,0 +1,258 @@
+"""Pure parsers for Deribit's public JSON-RPC frames: raw text -> parsed items.
+
+No I/O, no book state. Deribit sends prices and amounts as JSON numbers: frames are decoded with
+`parse_float=str`, so each number reaches the fixed-point parser as the venue's own text, never
+through a float. Option instruments are built from their names (`BTC-24SEP21-8000-P`, linear
+`MATIC_USDC-9MAR24-1d02-C` with `d` as the decimal point); expiry is 08:00 UTC on the date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeAlias
+
+from quantsaas.errors import ProtocolError, UnknownInstrument
+from quantsaas.feeds.instruments import fast_fixed
+from quantsaas.model import (
+    BookDelta,
+    BookSnapshot,
+    Instrument,
+    Level,
+    OptionSpec,
+    OptionTicker,
+    Side,
+    Trade,
+)
+
+DERIBIT_SCALE = 8
+MS = 1_000_000
+MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+
+
+def option_instrument(name: str) -> Instrument:
+    """`BTC-24SEP21-8000-P` -> an option Instrument on deribit (prices in the base coin, or in
+    USDC for linear `_USDC` options), underlying `BTC/USD`."""
+    try:
+        currency, expiry, strike_text, letter = name.split("-")
+        day, month, year = int(expiry[:-5]), MONTHS.index(expiry[-5:-2]), int(expiry[-2:])
+        when = dt.datetime(2000 + year, month + 1, day, 8, tzinfo=dt.UTC)
+        strike = Decimal(strike_text.replace("d", "."))
+    except (ValueError, InvalidOperation) as exc:
+        raise ProtocolError(f"deribit: not an option name: {name!r}") from exc
+    if letter not in ("C", "P") or not strike.is_finite() or strike <= 0:
+        raise ProtocolError(f"deribit: not an option name: {name!r}")
+    base, _, settle = currency.partition("_")
+    exponent = strike.as_tuple().exponent
+    assert isinstance(exponent, int)
+    strike_scale = max(0, -exponent)
+    spec = OptionSpec(
+        underlying=f"{base}/USD",
+        expiry_ns=int(when.timestamp()) * 1_000_000_000,
+        strike=int(strike.scaleb(strike_scale)),
+        strike_scale=strike_scale,
+        kind="call" if letter == "C" else "put",
+    )
+    return Instrument(
+        venue="deribit",
+        base=base,
+        quote=settle or base,
+        native_symbol=name,
+        price_scale=DERIBIT_SCALE,
+        size_scale=DERIBIT_SCALE,
+        tick_size=1,
+        lot_size=1,
+        option=spec,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RpcResult:
+    id: int | None
+    result: Any
+
+
+@dataclass(frozen=True, slots=True)
+class RpcError:
+    id: int | None
+    code: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    test_request: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BookChange:
+    """One `book.{instrument}.{interval}` message: a snapshot or a change, with its ids."""
+
+    change_id: int
+    prev_change_id: int | None
+    event: BookSnapshot | BookDelta
+
+
+Parsed: TypeAlias = RpcResult | RpcError | Heartbeat | BookChange | OptionTicker | list[Trade]
+Instruments: TypeAlias = Mapping[str, Instrument]
+
+
+_DECODER = json.JSONDecoder(parse_float=str)
+"""Numbers with a fraction or exponent come back as their exact text; built once."""
+
+
+def decode(raw: str | bytes) -> Any:
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        return _DECODER.decode(text)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError(f"deribit: invalid JSON: {exc}") from None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise ProtocolError(f"deribit: expected a number, got {value!r}")
+
+
+def _float(value: Any) -> float:
+    """Analytics fields (IV, greeks, index): floats by design of OptionTicker."""
+    return float(_text(value))
+
+
+def _instrument(instruments: Instruments, name: Any) -> Instrument:
+    found = instruments.get(name)
+    if found is None:
+        raise UnknownInstrument(f"deribit: frame for unsubscribed instrument {name!r}")
+    return found
+
+
+def _levels(inst: Instrument, rows: Any) -> tuple[Level, ...]:
+    out: list[Level] = []
+    for row in rows:
+        if len(row) == 3:
+            action, price, amount = row
+        else:  # grouped books: [price, amount]
+            action, (price, amount) = "new", row
+        raw = fast_fixed(_text(price), inst.price_scale)
+        if action == "delete":
+            out.append((raw, 0))
+        elif action in ("new", "change"):
+            out.append((raw, fast_fixed(_text(amount), inst.size_scale)))
+        else:
+            raise ProtocolError(f"deribit: unknown book action {action!r}")
+    return tuple(out)
+
+
+def _book(data: Mapping[str, Any], instruments: Instruments, ts_recv: int) -> BookChange:
+    inst = _instrument(instruments, data["instrument_name"])
+    change_id = int(data["change_id"])
+    prev = data.get("prev_change_id")
+    bids, asks = _levels(inst, data["bids"]), _levels(inst, data["asks"])
+    ts_event = int(data["timestamp"]) * MS
+    if data.get("type", "snapshot") == "snapshot":
+        snapshot = BookSnapshot(
+            inst,
+            tuple(sorted(((p, s) for p, s in bids if s), reverse=True)),
+            tuple(sorted((p, s) for p, s in asks if s)),
+            change_id,
+            ts_event,
+            ts_recv,
+        )
+        return BookChange(change_id, None, snapshot)
+    delta = BookDelta(inst, bids, asks, change_id, ts_event, ts_recv)
+    return BookChange(change_id, None if prev is None else int(prev), delta)
+
+
+def _opt_price(inst: Instrument, value: Any) -> int | None:
+    if value is None:
+        return None
+    raw = fast_fixed(_text(value), inst.price_scale)
+    return raw or None
+
+
+def _ticker(data: Mapping[str, Any], instruments: Instruments, ts_recv: int) -> OptionTicker:
+    inst = _instrument(instruments, data["instrument_name"])
+    greeks = data.get("greeks") or {}
+    bid_iv, ask_iv = data.get("bid_iv"), data.get("ask_iv")
+    return OptionTicker(
+        instrument=inst,
+        mark_price=fast_fixed(_text(data["mark_price"]), inst.price_scale),
+        mark_iv=_float(data["mark_iv"]),
+        bid_iv=None if bid_iv is None else _float(bid_iv),
+        ask_iv=None if ask_iv is None else _float(ask_iv),
+        best_bid_price=_opt_price(inst, data.get("best_bid_price")),
+        best_ask_price=_opt_price(inst, data.get("best_ask_price")),
+        underlying_price=_float(data["underlying_price"]),
+        underlying_index=str(data["underlying_index"]),
+        index_price=_float(data["index_price"]),
+        interest_rate=_float(data.get("interest_rate", 0)),
+        open_interest=fast_fixed(_text(data["open_interest"]), inst.size_scale),
+        delta=_float(greeks.get("delta", 0)),
+        gamma=_float(greeks.get("gamma", 0)),
+        vega=_float(greeks.get("vega", 0)),
+        theta=_float(greeks.get("theta", 0)),
+        rho=_float(greeks.get("rho", 0)),
+        ts_event=int(data["timestamp"]) * MS,
+        ts_recv=ts_recv,
+    )
+
+
+def _trades(data: Any, instruments: Instruments, ts_recv: int) -> list[Trade]:
+    out = []
+    for row in data:
+        inst = instruments.get(row["instrument_name"])
+        if inst is None:
+            continue  # trades.option.BTC carries the whole chain
+        out.append(
+            Trade(
+                inst,
+                fast_fixed(_text(row["price"]), inst.price_scale),
+                fast_fixed(_text(row["amount"]), inst.size_scale),
+                Side.BUY if row["direction"] == "buy" else Side.SELL,
+                str(row["trade_id"]),
+                int(row["timestamp"]) * MS,
+                ts_recv,
+            )
+        )
+    return out
+
+
+def parse_message(message: Any, instruments: Instruments, ts_recv: int) -> Parsed | None:
+    """A decoded frame -> one parsed item; None for channels we do not consume."""
+    if not isinstance(message, dict):
+        raise ProtocolError(f"deribit: expected a JSON object, got {type(message).__name__}")
+    try:
+        if "error" in message:
+            error = message["error"]
+            return RpcError(message.get("id"), int(error["code"]), str(error.get("message")))
+        if "result" in message:
+            return RpcResult(message.get("id"), message["result"])
+        method = message.get("method")
+        params = message.get("params") or {}
+        if method == "heartbeat":
+            return Heartbeat(params.get("type") == "test_request")
+        if method != "subscription":
+            raise ProtocolError(f"deribit: unrecognised frame with keys {sorted(message)[:8]}")
+        channel, data = str(params["channel"]), params["data"]
+        kind = channel.partition(".")[0]
+        if kind == "book":
+            return _book(data, instruments, ts_recv)
+        if kind == "ticker":
+            return _ticker(data, instruments, ts_recv)
+        if kind == "trades":
+            return _trades(data, instruments, ts_recv)
+        return None
+    except ProtocolError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise ProtocolError(f"deribit: malformed frame: {exc!r}") from None
+
+
+def parse_frame(raw: str | bytes, instruments: Instruments, ts_recv: int) -> Parsed | None:
+    return parse_message(decode(raw), instruments, ts_recv)

@@ -1,0 +1,245 @@
+"""Pure parsers for Kraken Spot WebSocket v2 frames: raw text -> parsed items.
+
+No I/O, no book state. v2 sends prices and quantities as JSON numbers whose exact lexeme matters
+(the book checksum is computed over it, trailing zeros included), so frames are decoded with
+`parse_float=str`: every number reaches us as the venue's own text, never as a float. Anything
+malformed raises `ProtocolError` naming the frame kind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from quantsaas.errors import ConfigError, ProtocolError, UnknownInstrument
+from quantsaas.feeds.instruments import fast_fixed
+from quantsaas.feeds.kraken.book import BookUpdate, TextLevel
+from quantsaas.model import Instrument, Side, Ticker, Trade
+
+KRAKEN_SCALE = 10
+"""Decimals of every Kraken instrument (prices and sizes); Kraken's precisions are at most 10."""
+
+BASE_ALIASES = {"XBT": "BTC", "XDG": "DOGE"}
+"""v1 names of assets (v2 uses the common ones)."""
+
+
+def kraken_instruments(symbols: list[str] | tuple[str, ...]) -> tuple[Instrument, ...]:
+    """`BTC/USD` (or `BTC-USD`) -> the v2 pair `BTC/USD`; v1's `XBT/USD` is canonical BTC/USD."""
+    found = []
+    for text in symbols:
+        native = text.strip().upper().replace("-", "/")
+        base, _, quote = native.partition("/")
+        if not base or not quote:
+            raise ConfigError(f"kraken pair {text!r} must look like BTC/USD")
+        found.append(
+            Instrument(
+                venue="kraken",
+                base=BASE_ALIASES.get(base, base),
+                quote=BASE_ALIASES.get(quote, quote),
+                native_symbol=native,
+                price_scale=KRAKEN_SCALE,
+                size_scale=KRAKEN_SCALE,
+                tick_size=1,
+                lot_size=1,
+            )
+        )
+    return tuple(dict.fromkeys(found))
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """`status`: the venue's trading state (`online`, `maintenance`, `cancel_only`, ...)."""
+
+    system: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """A reply to a request (`subscribe`, `unsubscribe`, `pong`)."""
+
+    method: str
+    success: bool
+    error: str | None
+    symbol: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class BookMessage:
+    """One symbol's part of a `book` frame."""
+
+    symbol: str
+    snapshot: bool
+    update: BookUpdate
+
+
+@dataclass(frozen=True, slots=True)
+class Precision:
+    """One pair of the `instrument` channel: its price and quantity decimals."""
+
+    symbol: str
+    price_precision: int
+    qty_precision: int
+
+
+Parsed: TypeAlias = Status | Ack | Heartbeat | BookMessage | Trade | Ticker | Precision
+Instruments: TypeAlias = Mapping[str, Instrument]
+
+
+_DECODER = json.JSONDecoder(parse_float=str)
+"""Numbers with a fraction or exponent come back as their exact text; built once."""
+
+
+def decode(raw: str | bytes) -> Any:
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        return _DECODER.decode(text)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError(f"kraken: invalid JSON: {exc}") from None
+
+
+def text(value: Any) -> str:
+    """A JSON number decoded with parse_float=str (or an int) -> the venue's exact text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise ProtocolError(f"kraken: expected a number, got {value!r}")
+
+
+def iso_ns(value: Any) -> int:
+    """`2025-05-06T09:17:26.208075Z` -> ns since the epoch (exact to the microsecond)."""
+    if not isinstance(value, str):
+        raise ProtocolError(f"kraken: expected an ISO timestamp, got {value!r}")
+    moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+def _levels(rows: Any) -> tuple[TextLevel, ...]:
+    return tuple([(text(row["price"]), text(row["qty"])) for row in rows])
+
+
+def _book(message: Mapping[str, Any], ts_recv: int) -> list[Parsed]:
+    snapshot = message["type"] == "snapshot"
+    out: list[Parsed] = []
+    for entry in message["data"]:
+        stamp = entry.get("timestamp")
+        checksum = entry.get("checksum")
+        if checksum is not None and (isinstance(checksum, bool) or not isinstance(checksum, int)):
+            raise ProtocolError(f"kraken: book checksum must be an integer, not {checksum!r}")
+        update = BookUpdate(
+            _levels(entry.get("bids", ())),
+            _levels(entry.get("asks", ())),
+            checksum,
+            ts_recv if stamp is None else iso_ns(stamp),
+        )
+        out.append(BookMessage(str(entry["symbol"]), snapshot, update))
+    return out
+
+
+def _instrument(instruments: Instruments, symbol: Any) -> Instrument:
+    found = instruments.get(symbol)
+    if found is None:
+        raise UnknownInstrument(f"kraken: frame for unsubscribed pair {symbol!r}")
+    return found
+
+
+def _trades(message: Mapping[str, Any], instruments: Instruments, ts_recv: int) -> list[Parsed]:
+    out: list[Parsed] = []
+    for entry in message["data"]:
+        inst = _instrument(instruments, entry["symbol"])
+        side = entry["side"]
+        if side not in ("buy", "sell"):
+            raise ProtocolError(f"kraken: trade side {side!r}")
+        out.append(
+            Trade(
+                inst,
+                fast_fixed(text(entry["price"]), inst.price_scale),
+                fast_fixed(text(entry["qty"]), inst.size_scale),
+                Side.BUY if side == "buy" else Side.SELL,
+                str(entry["trade_id"]),
+                iso_ns(entry["timestamp"]),
+                ts_recv,
+            )
+        )
+    return out
+
+
+def _tickers(message: Mapping[str, Any], instruments: Instruments, ts_recv: int) -> list[Parsed]:
+    out: list[Parsed] = []
+    for entry in message["data"]:
+        inst = _instrument(instruments, entry["symbol"])
+        ps, ss = inst.price_scale, inst.size_scale
+        last, volume = entry.get("last"), entry.get("volume")
+        stamp = entry.get("timestamp")
+        out.append(
+            Ticker(
+                inst,
+                fast_fixed(text(entry["bid"]), ps),
+                fast_fixed(text(entry["bid_qty"]), ss),
+                fast_fixed(text(entry["ask"]), ps),
+                fast_fixed(text(entry["ask_qty"]), ss),
+                None if last is None else fast_fixed(text(last), ps),
+                None if volume is None else fast_fixed(text(volume), ss),
+                ts_recv if stamp is None else iso_ns(stamp),
+                ts_recv,
+            )
+        )
+    return out
+
+
+def _precisions(message: Mapping[str, Any]) -> list[Parsed]:
+    pairs = message["data"].get("pairs", [])
+    return [
+        Precision(str(p["symbol"]), int(p["price_precision"]), int(p["qty_precision"]))
+        for p in pairs
+    ]
+
+
+def parse_message(message: Any, instruments: Instruments, ts_recv: int) -> list[Parsed]:
+    """A decoded v2 frame -> parsed items; [] for channels we do not consume."""
+    if not isinstance(message, dict):
+        raise ProtocolError(f"kraken: expected a JSON object, got {type(message).__name__}")
+    try:
+        if "method" in message:
+            result = message.get("result")
+            symbol = result.get("symbol") if isinstance(result, dict) else None
+            success = bool(message.get("success", message["method"] == "pong"))
+            error = message.get("error")
+            return [Ack(str(message["method"]), success, error and str(error), symbol)]
+        channel = message.get("channel")
+        if channel == "book":
+            return _book(message, ts_recv)
+        if channel == "trade":
+            return _trades(message, instruments, ts_recv)
+        if channel == "ticker":
+            return _tickers(message, instruments, ts_recv)
+        if channel == "heartbeat":
+            return [Heartbeat()]
+        if channel == "status":
+            return [Status(str(message["data"][0]["system"]))]
+        if channel == "instrument":
+            return _precisions(message)
+        if channel is None:
+            raise ProtocolError(f"kraken: unrecognised frame with keys {sorted(message)[:8]}")
+        return []
+    except ProtocolError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise ProtocolError(
+            f"kraken: malformed {message.get('channel', 'frame')}: {exc!r}"
+        ) from None
+
+
+def parse_frame(raw: str | bytes, instruments: Instruments, ts_recv: int) -> list[Parsed]:
+    return parse_message(decode(raw), instruments, ts_recv)

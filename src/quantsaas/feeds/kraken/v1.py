@@ -1,0 +1,87 @@
+"""Kraken WebSocket v1 (legacy), only as far as needed to replay recorded book files.
+
+v1 data frames are arrays `[channelID, payload, (payload,) channelName, pair]`. A book snapshot
+has `as`/`bs`; an update has `a` and/or `b` (one frame may carry both, in two dicts) and the
+checksum `c` (a string) in the last dict. Levels are `[price, volume, time(, "r")]` strings,
+applied in array order. The checksum rule is v2's (`book.checksum`). Event frames (`systemStatus`,
+`subscriptionStatus`, `heartbeat`) are objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeAlias
+
+from quantsaas.errors import ProtocolError
+from quantsaas.feeds.kraken.book import BookUpdate, TextLevel
+from quantsaas.feeds.kraken.parse import BookMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An object frame: `systemStatus`, `subscriptionStatus`, `heartbeat`, `pong`, ..."""
+
+    name: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class V1Book:
+    depth: int
+    message: BookMessage
+
+
+Parsed: TypeAlias = Event | V1Book | None
+
+
+def _levels(rows: Any) -> tuple[tuple[TextLevel, ...], int]:
+    out: list[TextLevel] = []
+    latest = 0
+    for row in rows:
+        price, volume, stamp = row[0], row[1], row[2]
+        if not isinstance(price, str) or not isinstance(volume, str):
+            raise ProtocolError(f"kraken v1: level prices must be strings, got {row!r}")
+        out.append((price, volume))
+        try:
+            latest = max(latest, int(Decimal(stamp) * 1_000_000_000))
+        except (InvalidOperation, TypeError) as exc:
+            raise ProtocolError(f"kraken v1: bad level time {stamp!r}") from exc
+    return tuple(out), latest
+
+
+def parse_v1(message: Any, ts_recv: int) -> Parsed:
+    """A decoded v1 frame -> an event, a book message, or None (other channels)."""
+    if isinstance(message, dict):
+        name = message.get("event")
+        if not isinstance(name, str):
+            raise ProtocolError(f"kraken v1: object frame without `event`: {sorted(message)[:8]}")
+        return Event(name, message)
+    if not isinstance(message, list) or len(message) < 4:
+        raise ProtocolError("kraken v1: expected an event object or a channel array")
+    channel, pair = message[-2], message[-1]
+    if not isinstance(channel, str) or not channel.startswith("book"):
+        return None
+    try:
+        depth = int(channel.partition("-")[2] or 10)
+        payloads = message[1:-2]
+        if not payloads or not all(isinstance(p, dict) for p in payloads):
+            raise ProtocolError("kraken v1: book payloads must be objects")
+        if "as" in payloads[0] or "bs" in payloads[0]:
+            asks, t_a = _levels(payloads[0].get("as", ()))
+            bids, t_b = _levels(payloads[0].get("bs", ()))
+            update = BookUpdate(bids, asks, None, max(t_a, t_b) or ts_recv)
+            return V1Book(depth, BookMessage(str(pair), True, update))
+        ask_rows: list[Any] = []
+        bid_rows: list[Any] = []
+        for payload in payloads:
+            ask_rows.extend(payload.get("a", ()))
+            bid_rows.extend(payload.get("b", ()))
+        asks, t_a = _levels(ask_rows)
+        bids, t_b = _levels(bid_rows)
+        raw_checksum = payloads[-1].get("c")
+        checksum = None if raw_checksum is None else int(raw_checksum)
+        update = BookUpdate(bids, asks, checksum, max(t_a, t_b) or ts_recv)
+        return V1Book(depth, BookMessage(str(pair), False, update))
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ProtocolError(f"kraken v1: malformed {channel}: {exc!r}") from None

@@ -1,0 +1,1 @@
+"""History: the recorder (raw frames + normalised Parquet), DuckDB queries and replay."""

@@ -1,0 +1,355 @@
+"""History commands of the CLI: `record` (headless), `replay` and `export`, and the recording
+options of `serve` (`--data-dir`, `--no-record`, `--flush`, `--retention-days`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import logging
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from quantsaas.analytics.live import install_analytics
+from quantsaas.config import Settings
+from quantsaas.engine import Engine
+from quantsaas.errors import ConfigError
+from quantsaas.feeds.base import Feed
+from quantsaas.feeds.registry import FEED_FACTORIES, build_feeds
+from quantsaas.feeds.transport import WsFeed
+from quantsaas.model import symbol_from_text
+from quantsaas.store.history import HistoryStore, parse_interval, parse_time
+from quantsaas.store.layout import DAY_NS, with_instrument
+from quantsaas.store.progress import ProgressBar
+from quantsaas.store.rawlog import raw_files
+from quantsaas.store.recorder import Recorder, RecorderConfig
+from quantsaas.store.replay import RawFeed, StoredFeed, stored_feeds
+
+log = logging.getLogger("quantsaas")
+FAR_FUTURE = 4_102_444_800 * 1_000_000_000  # 2100-01-01
+
+
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, help="history directory (default ./data)")
+    parser.add_argument("--no-record", action="store_true", help="do not record history")
+    parser.add_argument("--flush", type=float, help="recorder flush interval, s (default 1)")
+    parser.add_argument("--retention-days", type=int, help="delete older days (0: keep all)")
+
+
+def with_store_options(settings: Settings, args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "data_dir", None) is not None:
+        overrides["data_dir"] = args.data_dir
+    if getattr(args, "no_record", False):
+        overrides["record"] = False
+    if getattr(args, "flush", None) is not None:
+        overrides["record_flush_s"] = args.flush
+    if getattr(args, "retention_days", None) is not None:
+        overrides["retention_days"] = args.retention_days
+    if not overrides:
+        return settings
+    try:
+        return Settings.model_validate({**settings.model_dump(), **overrides})
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def recorder_for(settings: Settings) -> Recorder:
+    return Recorder(
+        RecorderConfig(
+            root=settings.data_dir,
+            flush_s=settings.record_flush_s,
+            snapshot_s=settings.record_snapshot_s,
+            retention_days=settings.retention_days,
+            raw=settings.record_raw,
+        )
+    )
+
+
+def recording_note(settings: Settings) -> str:
+    if not settings.record:
+        return "not recorded (--no-record)"
+    return f"recording into {settings.data_dir.resolve()} (/api/v1/history/...)"
+
+
+def start_recording(settings: Settings, engine: Engine) -> Recorder | None:
+    """The recorder `serve` runs beside the engine (None when recording is off)."""
+    if not settings.record:
+        return None
+    recorder = recorder_for(settings)
+    recorder.attach(engine)
+    return recorder
+
+
+def add_commands(commands: Any, serve: argparse.ArgumentParser) -> None:
+    record = commands.add_parser("record", help="record the feeds into the data dir (no API)")
+    for action in serve._actions:
+        if action.dest not in ("help", "no_record"):
+            record._add_action(action)
+    record.add_argument("--duration", type=float, help="stop after this many seconds")
+    replay = commands.add_parser("replay", help="replay recorded history through the engine")
+    replay.add_argument("--data-dir", type=Path, help="history directory (default ./data)")
+    replay.add_argument("--from", dest="start", help="ISO 8601 or ns (default: everything)")
+    replay.add_argument("--to", dest="end", help="ISO 8601 or ns, exclusive")
+    replay.add_argument("--speed", default="max", help="1, 10 ... times real time, or max")
+    replay.add_argument("--venues", help="comma-separated venues (default: all recorded)")
+    replay.add_argument("--symbols", help="comma-separated symbols (default: all)")
+    replay.add_argument("--normalised", action="store_true", help="venues too from Parquet")
+    replay.add_argument("--depth", type=int, default=5, help="book levels in the summary")
+    export = commands.add_parser("export", help="export recorded trades or candles")
+    export.add_argument("--data-dir", type=Path, help="history directory (default ./data)")
+    export.add_argument("--venue", required=True)
+    export.add_argument("--symbol", required=True)
+    export.add_argument("--from", dest="start", required=True, help="ISO 8601 or ns")
+    export.add_argument("--to", dest="end", required=True, help="ISO 8601 or ns, exclusive")
+    export.add_argument("--kind", choices=["trades", "candles"], default="trades")
+    export.add_argument("--interval", default="1m", help="candle interval, 1s .. 1d")
+    export.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    export.add_argument("--out", type=Path, required=True, help="file to write")
+    serve_defaults = {a.dest: a.default for a in serve._actions if a.dest != "help"}
+    for parser in (replay, export):
+        own = {action.dest for action in parser._actions}
+        parser.set_defaults(**{k: v for k, v in serve_defaults.items() if k not in own})
+
+
+def _csv_list(text: str | None) -> tuple[str, ...]:
+    return tuple(p.strip() for p in (text or "").split(",") if p.strip())
+
+
+# -- record ----------------------------------------------------------------------------------
+
+
+def record(settings: Settings, args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    engine = Engine(build_feeds(settings))
+    recorder = recorder_for(settings)
+    recorder.attach(engine)
+    print(f"recording {', '.join(settings.feeds)} into {settings.data_dir}", flush=True)
+    asyncio.run(_record(engine, args.duration))
+    print(orjson.dumps(recorder.health()).decode(), flush=True)
+    return 0 if recorder.status.last_error is None else 1
+
+
+async def _record(engine: Engine, duration: float | None) -> None:
+    task = asyncio.create_task(engine.run())
+    loop = asyncio.get_running_loop()
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(stop, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+        async with asyncio.timeout(duration):
+            await task
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+# -- replay ----------------------------------------------------------------------------------
+
+
+def _speed(text: str) -> float | None:
+    if text == "max":
+        return None
+    try:
+        speed = float(text)
+    except ValueError:
+        raise ConfigError(f"--speed must be a number or max, not {text!r}") from None
+    if speed <= 0:
+        raise ConfigError("--speed must be positive")
+    return speed
+
+
+def replay_feeds(
+    settings: Settings,
+    store: HistoryStore,
+    start: int,
+    end: int,
+    speed: float | None,
+    venues: tuple[str, ...] = (),
+    symbols: tuple[str, ...] = (),
+    normalised: bool = False,
+    progress: Callable[[object, int, int], None] | None = None,
+) -> list[StoredFeed | RawFeed]:
+    """Raw frames for venues recorded raw (parsed by their feed), normalised events otherwise."""
+    feeds: list[StoredFeed | RawFeed] = []
+    for feed in stored_feeds(store, start, end, venues, symbols, speed):
+        raw: Feed | None = None
+        if (
+            not normalised
+            and feed.venue in FEED_FACTORIES
+            and raw_files(store.root, feed.venue, start, end)
+        ):
+            try:
+                raw = FEED_FACTORIES[feed.venue](settings)
+            except Exception as exc:  # e.g. a venue that needs the network to build its feed
+                log.warning("%s: replaying normalised events, not raw frames: %s", feed.venue, exc)
+        if isinstance(raw, WsFeed):
+            feeds.append(RawFeed(raw, store.root, start, end, speed))
+        else:
+            feeds.append(feed)
+    for index, replaying in enumerate(feeds):
+        if progress is not None:
+            replaying.progress = lambda done, total, part=index: progress(part, done, total)
+    return feeds
+
+
+def replay(settings: Settings, args: argparse.Namespace) -> int:
+    store = HistoryStore(settings.data_dir)
+    start = parse_time(args.start) if args.start else 0
+    end = parse_time(args.end) if args.end else FAR_FUTURE
+    symbols = tuple(symbol_from_text(s) for s in _csv_list(args.symbols))
+    bar = ProgressBar("replay")
+    feeds = replay_feeds(
+        settings,
+        store,
+        start,
+        end,
+        _speed(args.speed),
+        _csv_list(args.venues),
+        symbols,
+        args.normalised,
+        bar.update,
+    )
+    if not feeds:
+        raise ConfigError(f"nothing recorded in {settings.data_dir} for that selection")
+    engine = Engine(feeds)
+    install_analytics(engine)
+    asyncio.run(run_replay(engine, feeds))
+    bar.close()
+    print(orjson.dumps(replay_summary(engine, args.depth), option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+async def run_replay(engine: Engine, feeds: list[StoredFeed | RawFeed]) -> None:
+    """Run `engine` until every replaying feed has delivered its last event."""
+    task = asyncio.create_task(engine.run())
+    try:
+        await asyncio.gather(*(feed.finished.wait() for feed in feeds))
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def replay_summary(engine: Engine, depth: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, book in sorted(engine.books.items()):
+        instrument = book.instrument
+        fmt_p, fmt_s = instrument.format_price, instrument.format_size
+        out[f"{key[0]}:{key[1]}"] = {
+            "trades": engine.state(instrument).trade_count,
+            "book_valid": book.valid,
+            "bids": [[fmt_p(p), fmt_s(s)] for p, s in book.bids(depth)],
+            "asks": [[fmt_p(p), fmt_s(s)] for p, s in book.asks(depth)],
+        }
+    return {"events": engine.bus.published, "instruments": out}
+
+
+# -- export ----------------------------------------------------------------------------------
+
+
+def export(settings: Settings, args: argparse.Namespace) -> int:
+    store = HistoryStore(settings.data_dir)
+    start, end = parse_time(args.start), parse_time(args.end)
+    if end <= start:
+        raise ConfigError("--to must be after --from")
+    instrument = store.instrument(args.venue, args.symbol)
+    first_day, last_day = start // DAY_NS, (end - 1) // DAY_NS
+    bar = ProgressBar("export")
+
+    def tables() -> Iterator[pa.Table]:
+        """One table per UTC day of the range, so memory stays bounded by a day."""
+        for day in range(first_day, last_day + 1):
+            day_start, day_end = max(start, day * DAY_NS), min(end, (day + 1) * DAY_NS)
+            table = _export_table(store, instrument, args, day_start, day_end)
+            bar.update("days", day - first_day + 1, last_day - first_day + 1)
+            if table.num_rows:
+                yield table
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    rows = (
+        _write_csv(args.out, tables())
+        if args.format == "csv"
+        else _write_parquet(args.out, tables())
+    )
+    bar.close()
+    print(f"{rows} rows written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _write_csv(path: Path, tables: Iterator[pa.Table]) -> int:
+    rows = 0
+    with open(path, "w", newline="") as sink:
+        writer = csv.writer(sink, lineterminator="\n")
+        for index, table in enumerate(tables):
+            if index == 0:
+                writer.writerow(table.column_names)
+            columns = [table.column(name).to_pylist() for name in table.column_names]
+            writer.writerows(zip(*columns, strict=True))
+            rows += table.num_rows
+    return rows
+
+
+def _write_parquet(path: Path, tables: Iterator[pa.Table]) -> int:
+    rows = 0
+    writer: pq.ParquetWriter | None = None
+    with open(path, "wb") as sink:
+        for table in tables:
+            if writer is None:
+                writer = pq.ParquetWriter(sink, table.schema, compression="zstd")
+            writer.write_table(table)
+            rows += table.num_rows
+        if writer is not None:
+            writer.close()
+    return rows
+
+
+def _export_table(
+    store: HistoryStore, instrument: Any, args: argparse.Namespace, start: int, end: int
+) -> pa.Table:
+    fmt_p, fmt_s = instrument.format_price, instrument.format_size
+    if args.kind == "candles":
+        parse_interval(args.interval)
+        candles = store.candles(instrument, args.interval, start, end, end)
+        return pa.table(
+            {
+                "start_ns": [c.start_ns for c in candles],
+                "open": [fmt_p(c.open) for c in candles],
+                "high": [fmt_p(c.high) for c in candles],
+                "low": [fmt_p(c.low) for c in candles],
+                "close": [fmt_p(c.close) for c in candles],
+                "volume": [fmt_s(c.volume) for c in candles],
+                "buy_volume": [fmt_s(c.buy_volume) for c in candles],
+                "trades": [c.trades for c in candles],
+            }
+        )
+    table = store.trades_table(instrument, start, end)
+    if not table.num_rows:
+        return pa.table({})
+    if args.format == "parquet":
+        return with_instrument(table, instrument)
+    rows = table.to_pylist()
+    return pa.table(
+        {
+            "ts_event": [r["ts_event"] for r in rows],
+            "ts_recv": [r["ts_recv"] for r in rows],
+            "id": [r["trade_id"] for r in rows],
+            "price": [fmt_p(r["price"]) for r in rows],
+            "amount": [fmt_s(r["size"]) for r in rows],
+            "side": ["buy" if r["side"] > 0 else "sell" for r in rows],
+        }
+    )
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "record": record,
+    "replay": replay,
+    "export": export,
+}

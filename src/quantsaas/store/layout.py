@@ -1,0 +1,157 @@
+"""On-disk layout of the store, its Arrow schemas and event <-> column conversion.
+
+    {root}/trades/venue={v}/symbol={BTC-USD}/date=YYYY-MM-DD/{slot}-{rec}.part.parquet
+    {root}/book/...                                           {slot}.parquet  (compacted)
+    {root}/raw/{venue}/YYYY-MM-DD/HH.jsonl.zst
+
+Prices and sizes are int64 raw values at the instrument's scales; the instrument (venue, symbol,
+scales, grids) is JSON in the Parquet schema metadata under `quantsaas.instrument`. Every row has
+`rec`, the recording order: a per-process counter started at the wall clock in ns, so it rises
+across restarts. Each flush is written as a complete file under a temporary name and renamed, so
+a reader never sees a partial file. A part file belongs to a wall-clock `slot` (10 minutes);
+once its slot is over the parts are compacted into `{slot}.parquet` (see maintenance.py), and a
+reader ignores the parts of any slot that has a compacted file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from quantsaas.model import Instrument, symbol_from_text, symbol_to_path
+
+TRADES, BOOK = "trades", "book"
+KINDS = (TRADES, BOOK)
+NS = 1_000_000_000
+DAY_NS = 86_400 * NS
+SLOT_NS = 600 * NS
+META_KEY = b"quantsaas.instrument"
+COMPRESSION = "zstd"
+
+SIDE_BUY, SIDE_SELL = 1, -1
+BOOK_DELTA, BOOK_SNAPSHOT, BOOK_CHECKPOINT = 0, 1, 2
+"""Book message kinds: a venue delta, a venue snapshot, a periodic snapshot of our own book."""
+BID, ASK, EMPTY = 0, 1, 2
+"""Level side; EMPTY marks a snapshot without levels (one row, price and size 0)."""
+
+TRADE_SCHEMA = pa.schema(
+    [
+        ("ts_event", pa.int64()),
+        ("ts_recv", pa.int64()),
+        ("rec", pa.int64()),
+        ("price", pa.int64()),
+        ("size", pa.int64()),
+        ("side", pa.int8()),
+        ("trade_id", pa.string()),
+    ]
+)
+BOOK_SCHEMA = pa.schema(
+    [
+        ("ts_event", pa.int64()),
+        ("ts_recv", pa.int64()),
+        ("rec", pa.int64()),
+        ("seq", pa.int64()),
+        ("kind", pa.int8()),
+        ("side", pa.int8()),
+        ("price", pa.int64()),
+        ("size", pa.int64()),
+    ]
+)
+SCHEMAS = {TRADES: TRADE_SCHEMA, BOOK: BOOK_SCHEMA}
+
+
+def instrument_meta(instrument: Instrument) -> bytes:
+    return orjson.dumps(
+        {
+            "venue": instrument.venue,
+            "base": instrument.base,
+            "quote": instrument.quote,
+            "native_symbol": instrument.native_symbol,
+            "price_scale": instrument.price_scale,
+            "size_scale": instrument.size_scale,
+            "tick_size": instrument.tick_size,
+            "lot_size": instrument.lot_size,
+        }
+    )
+
+
+def instrument_from_meta(raw: bytes) -> Instrument:
+    fields = orjson.loads(raw)
+    return Instrument(**fields)
+
+
+def date_of(ts_ns: int) -> str:
+    return dt.datetime.fromtimestamp(ts_ns // NS, tz=dt.UTC).strftime("%Y-%m-%d")
+
+
+def partition_dir(root: Path, kind: str, venue: str, symbol: str, date: str) -> Path:
+    return root / kind / f"venue={venue}" / f"symbol={symbol_to_path(symbol)}" / f"date={date}"
+
+
+def symbol_dirs(root: Path, kind: str) -> Iterable[tuple[str, str, Path]]:
+    """(venue, canonical symbol, directory) of every recorded instrument of `kind`."""
+    base = root / kind
+    if not base.is_dir():
+        return
+    for venue_dir in sorted(base.glob("venue=*")):
+        for symbol_dir in sorted(venue_dir.glob("symbol=*")):
+            venue = venue_dir.name.partition("=")[2]
+            yield venue, symbol_from_text(symbol_dir.name.partition("=")[2]), symbol_dir
+
+
+def data_files(directory: Path) -> list[Path]:
+    """Readable files of one partition: compacted slots, and parts of uncompacted slots."""
+    if not directory.is_dir():
+        return []
+    names = [p.name for p in directory.iterdir() if p.name.endswith(".parquet")]
+    compacted = {name.removesuffix(".parquet") for name in names if "-" not in name}
+    chosen = [name for name in names if "-" not in name or name.partition("-")[0] not in compacted]
+    return [directory / name for name in sorted(chosen)]
+
+
+def files_for(
+    root: Path, kind: str, instrument_key: tuple[str, str], start: int, end: int
+) -> list[Path]:
+    """Readable files of the date partitions that overlap [start, end]."""
+    venue, symbol = instrument_key
+    first, last = date_of(max(0, start)), date_of(max(0, end))
+    base = partition_dir(root, kind, venue, symbol, first).parent
+    if not base.is_dir():
+        return []
+    found: list[Path] = []
+    for directory in sorted(base.glob("date=*")):
+        if first <= directory.name.partition("=")[2] <= last:
+            found.extend(data_files(directory))
+    return found
+
+
+def write_atomic(table: pa.Table, path: Path, row_group_size: int = 1_000_000) -> None:
+    """Write a complete Parquet file under a temporary name, fsync it, then rename it in place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    with open(temp, "wb") as sink:
+        pq.write_table(
+            table,
+            sink,
+            compression=COMPRESSION,
+            row_group_size=row_group_size,
+            use_dictionary=False,
+        )
+        sink.flush()
+        os.fsync(sink.fileno())
+    os.replace(temp, path)
+
+
+def with_instrument(table: pa.Table, instrument: Instrument) -> pa.Table:
+    return table.replace_schema_metadata({META_KEY: instrument_meta(instrument)})
+
+
+def read_instrument(path: Path) -> Instrument:
+    metadata = pq.read_schema(path).metadata or {}
+    return instrument_from_meta(metadata[META_KEY])

@@ -1,0 +1,278 @@
+"""The recorder: every accepted event and every raw venue frame, to disk, off the event loop.
+
+On the event loop the recorder only appends the event object to a deque (`on_event`, an engine
+listener; `on_raw`, a WsFeed tap) and, when a book is due for one, a checkpoint snapshot of the
+engine's book. A writer thread wakes every `flush_s`, drains the deques, converts them to Arrow
+columns (raw int64 prices and sizes) and writes one new Parquet file per (kind, venue, symbol,
+date) and flush (layout.py), plus one appended zstd frame per venue and hour of raw frames
+(rawlog.py). A SIGKILL therefore loses at most what arrived since the last flush.
+
+A failed write (disk full, permissions) is logged, counted in `RecorderStatus` (shown in
+/health) and its events dropped; the live service is never affected. Compaction of finished
+slots and retention run in the same thread (maintenance.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from quantsaas.book import L2Book
+from quantsaas.errors import BookNotReady
+from quantsaas.model import BookDelta, BookSnapshot, MarketEvent, Trade, now_ns
+from quantsaas.store import maintenance
+from quantsaas.store.columns import Queued, to_tables
+from quantsaas.store.layout import (
+    BOOK_CHECKPOINT,
+    DAY_NS,
+    NS,
+    SLOT_NS,
+    date_of,
+    partition_dir,
+    with_instrument,
+    write_atomic,
+)
+from quantsaas.store.rawlog import RawFrame, append_frames, raw_path
+
+if TYPE_CHECKING:
+    from quantsaas.engine import Engine
+
+log = logging.getLogger(__name__)
+
+MAINTENANCE_S = 60.0
+ERROR_LOG_S = 30.0
+
+
+@dataclass(frozen=True)
+class RecorderConfig:
+    root: Path
+    flush_s: float = 1.0
+    """Loss bound on a crash; each flush writes new files."""
+    snapshot_s: float = 60.0
+    """A checkpoint snapshot of each book at least this often (while it changes)."""
+    retention_days: int = 0
+    """Delete date partitions older than this many days; 0 keeps everything."""
+    raw: bool = True
+    """Record the raw frames of venue feeds too."""
+    max_pending: int = 5_000_000
+    """Events buffered before new ones are dropped (the disk cannot keep up)."""
+
+
+@dataclass
+class RecorderStatus:
+    events: int = 0
+    """Events written to Parquet."""
+    raw_frames: int = 0
+    files: int = 0
+    dropped: int = 0
+    """Events or frames lost to write errors or a full buffer."""
+    last_error: str | None = None
+    last_error_ns: int | None = None
+    last_flush_ns: int | None = None
+    errors: int = 0
+
+    def json(self, pending: int) -> dict[str, Any]:
+        return {
+            "ok": self.last_error is None,
+            "events": self.events,
+            "raw_frames": self.raw_frames,
+            "files": self.files,
+            "pending": pending,
+            "dropped": self.dropped,
+            "errors": self.errors,
+            "last_error": self.last_error,
+            "last_flush_ns": self.last_flush_ns,
+        }
+
+
+Pending = Queued
+
+
+class Recorder:
+    def __init__(
+        self, config: RecorderConfig, books: Mapping[tuple[str, str], L2Book] | None = None
+    ):
+        self.config = config
+        self.status = RecorderStatus()
+        self._books = books
+        self._events: collections.deque[Pending] = collections.deque()
+        self._raw: collections.deque[RawFrame] = collections.deque()
+        self._checkpoint_ns: dict[tuple[str, str], int] = {}
+        self._snapshot_ns = round(config.snapshot_s * NS)
+        self._max_pending = config.max_pending
+        self._rec = time.time_ns()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._write_lock = threading.Lock()
+        self._last_error_log = 0.0
+        self._last_maintenance = 0.0
+
+    # -- hot path (event loop) ---------------------------------------------------------------
+
+    def on_event(self, event: MarketEvent) -> None:
+        kind = type(event)
+        if kind is not Trade and kind is not BookDelta and kind is not BookSnapshot:
+            return
+        events = self._events
+        if len(events) >= self._max_pending:
+            self.status.dropped += 1
+            return
+        events.append(event)  # type: ignore[arg-type]
+        if kind is BookDelta:
+            key = event.instrument.key
+            if event.ts_recv - self._checkpoint_ns.get(key, 0) >= self._snapshot_ns:
+                self._checkpoint(key, event.ts_recv)
+        elif kind is BookSnapshot:
+            self._checkpoint_ns[event.instrument.key] = event.ts_recv
+
+    def _checkpoint(self, key: tuple[str, str], ts_recv: int) -> None:
+        self._checkpoint_ns[key] = ts_recv
+        book = None if self._books is None else self._books.get(key)
+        if book is None:
+            return
+        try:
+            self._events.append((BOOK_CHECKPOINT, book.to_snapshot()))
+        except BookNotReady:
+            pass
+
+    def on_raw(self, venue: str, frame: str | bytes, ts_recv: int) -> None:
+        if len(self._raw) >= self.config.max_pending:
+            self.status.dropped += 1
+            return
+        self._raw.append((venue, frame, ts_recv))
+
+    @property
+    def pending(self) -> int:
+        return len(self._events) + len(self._raw)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def attach(self, engine: Engine) -> None:
+        """Record every event `engine` accepts and every raw frame of its venue feeds."""
+        from quantsaas.feeds.transport import WsFeed
+
+        self._books = engine.books
+        engine.listeners.append(self.on_event)
+        if self.config.raw:
+            for feed in engine.feeds:
+                if isinstance(feed, WsFeed):
+                    feed.taps.append(self.on_raw)
+        engine.add_background(self.run)
+
+    async def run(self) -> None:
+        """Engine background job: the writer thread lives as long as this coroutine."""
+        self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.stop()
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="recorder", daemon=True)
+        self._thread.start()
+        log.info("recording into %s (flush every %.2fs)", self.config.root, self.config.flush_s)
+
+    def stop(self) -> None:
+        """Stop the writer thread after a final flush."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stop.set()
+            thread.join()
+        self.flush()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.config.flush_s):
+            self.flush()
+            if time.monotonic() - self._last_maintenance >= MAINTENANCE_S:
+                self.maintain()
+
+    # -- writer thread -----------------------------------------------------------------------
+
+    def flush(self) -> int:
+        """Write everything queued so far; returns the number of events and frames written."""
+        with self._write_lock:
+            events = _drain(self._events)
+            frames = _drain(self._raw)
+            written = 0
+            if events:
+                written += self._write_events(events)
+            if frames:
+                written += self._write_raw(frames)
+            self.status.last_flush_ns = now_ns()
+            return written
+
+    def maintain(self) -> None:
+        self._last_maintenance = time.monotonic()
+        try:
+            maintenance.compact(self.config.root, now_ns() // SLOT_NS)
+            if self.config.retention_days > 0:
+                maintenance.apply_retention(self.config.root, self.config.retention_days, now_ns())
+        except OSError as exc:
+            self._failed(f"maintenance failed: {exc}", 0)
+
+    def _write_events(self, events: list[Pending]) -> int:
+        rec = self._rec
+        self._rec += len(events)
+        slot = now_ns() // SLOT_NS
+        written = 0
+        for kind, instrument, day, table in to_tables(events, rec):
+            directory = partition_dir(
+                self.config.root, kind, instrument.venue, instrument.symbol, date_of(day * DAY_NS)
+            )
+            first = table.column("rec")[0].as_py()
+            path = directory / f"{slot}-{first}.part.parquet"
+            try:
+                write_atomic(with_instrument(table, instrument), path)
+            except OSError as exc:
+                self._failed(f"cannot write {path}: {exc}", table.num_rows)
+                continue
+            written += table.num_rows
+            self.status.files += 1
+        self.status.events += len(events)
+        return written
+
+    def _write_raw(self, frames: list[RawFrame]) -> int:
+        by_file: dict[Path, list[RawFrame]] = {}
+        for frame in frames:
+            by_file.setdefault(raw_path(self.config.root, frame[0], frame[2]), []).append(frame)
+        written = 0
+        for path, batch in by_file.items():
+            try:
+                append_frames(path, batch)
+            except OSError as exc:
+                self._failed(f"cannot write {path}: {exc}", len(batch))
+                continue
+            written += len(batch)
+        self.status.raw_frames += written
+        return written
+
+    def _failed(self, text: str, lost: int) -> None:
+        status = self.status
+        status.dropped += lost
+        status.errors += 1
+        status.last_error, status.last_error_ns = text, now_ns()
+        if time.monotonic() - self._last_error_log >= ERROR_LOG_S:
+            self._last_error_log = time.monotonic()
+            log.error("recorder: %s (%d events dropped so far)", text, status.dropped)
+
+    def health(self) -> dict[str, Any]:
+        body = self.status.json(self.pending)
+        body["data_dir"] = str(self.config.root)
+        if self.status.last_error_ns is not None:
+            body["last_error_age_s"] = round((now_ns() - self.status.last_error_ns) / 1e9, 3)
+        return body
+
+
+def _drain(queue: collections.deque[Any]) -> list[Any]:
+    popleft = queue.popleft
+    return [popleft() for _ in range(len(queue))]

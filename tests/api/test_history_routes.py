@@ -1,0 +1,172 @@
+"""REST history: trades, candles, book at T, downloads, and clear 4xx for bad queries."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+from fastapi import FastAPI
+
+from helpers import Recording, record_simulator
+from quantsaas.api.app import create_app
+from quantsaas.config import Settings
+from quantsaas.engine import Engine
+from quantsaas.feeds.simulator import SimulatorFeed
+
+BASE = "/api/v1/history"
+
+
+class Client:
+    """Requests straight into the ASGI app (no server, no lifespan: the store is on disk)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    def get(self, url: str, params: dict[str, Any] | None = None) -> httpx.Response:
+        async def call() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                return await client.get(url, params=params)
+
+        return asyncio.run(call())
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, Recording]]:
+    root: Path = tmp_path_factory.mktemp("api-history")
+    rec = record_simulator(root, seconds=4)
+    settings = Settings(data_dir=root, history_max_range_days=2, history_max_rows=500)
+    app = create_app(settings, Engine([SimulatorFeed()]))
+    app.state.recorder = rec.recorder
+    yield Client(app), rec
+
+
+def _span(rec: Recording) -> tuple[int, int]:
+    return rec.trades[0].ts_event, rec.trades[-1].ts_event + 1
+
+
+def test_trades_page_with_next_link_and_decimal_strings(recorded: tuple[Client, Recording]) -> None:
+    client, rec = recorded
+    start, end = _span(rec)
+    body = client.get(
+        f"{BASE}/trades/sim/BTC-USD", params={"start": start, "end": end, "limit": 50}
+    ).json()
+    mine = [t for t in rec.trades if t.instrument.symbol == "BTC/USD"]
+    assert [t["id"] for t in body["data"]] == [t.trade_id for t in mine[:50]]
+    assert body["data"][0]["price"] == mine[0].instrument.format_price(mine[0].price)
+    second = client.get(body["next"]).json()
+    assert [t["id"] for t in second["data"]] == [t.trade_id for t in mine[50:100]]
+
+
+def test_candles_and_downloads(recorded: tuple[Client, Recording]) -> None:
+    client, rec = recorded
+    start, end = _span(rec)
+    params = {"start": start, "end": end, "interval": "1s"}
+    body = client.get(f"{BASE}/candles/sim/ETH-USD", params=params).json()
+    eth = [t for t in rec.trades if t.instrument.symbol == "ETH/USD"]
+    assert sum(c["trades"] for c in body["data"]) == len(eth)
+    assert body["data"][0]["open"] == eth[0].instrument.format_price(eth[0].price)
+    got = client.get(f"{BASE}/candles/sim/ETH-USD", params={**params, "format": "csv"})
+    assert got.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(got.text)))
+    assert [r["open"] for r in rows] == [c["open"] for c in body["data"]]
+    got = client.get(
+        f"{BASE}/trades/sim/ETH-USD", params={"start": start, "end": end, "format": "parquet"}
+    )
+    table = pq.read_table(io.BytesIO(got.content))
+    assert table.column("price").to_pylist()[:5] == [t.price for t in eth[:5]]
+    assert b"quantsaas.instrument" in (table.schema.metadata or {})
+
+
+def test_book_at_time(recorded: tuple[Client, Recording]) -> None:
+    client, rec = recorded
+    live = rec.books[len(rec.books) // 2]
+    path = f"{BASE}/book/sim/{live.instrument.path_symbol}"
+    body = client.get(path, params={"at": live.ts_event, "depth": 5}).json()
+    fmt_p, fmt_s = live.instrument.format_price, live.instrument.format_size
+    assert body["bids"] == [[fmt_p(p), fmt_s(s)] for p, s in live.bids[:5]]
+    assert body["asks"] == [[fmt_p(p), fmt_s(s)] for p, s in live.asks[:5]]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "code"),
+    [
+        ("trades/sim/BTC-USD", {"start": "2024-01-02", "end": "2024-01-01"}, 400, "bad-range"),
+        (
+            "trades/sim/DOGE-USD",
+            {"start": "2024-01-01", "end": "2024-01-02"},
+            404,
+            "unknown-instrument",
+        ),
+        (
+            "trades/nope/BTC-USD",
+            {"start": "2024-01-01", "end": "2024-01-02"},
+            404,
+            "unknown-instrument",
+        ),
+        (
+            "trades/sim/BTC-USD",
+            {"start": "2024-01-01", "end": "2024-02-01"},
+            400,
+            "range-too-large",
+        ),
+        ("trades/sim/BTC-USD", {"start": "soon", "end": "2024-01-02"}, 400, "bad-request"),
+        (
+            "trades/sim/BTC-USD",
+            {"start": "2024-01-01", "end": "2024-01-02", "limit": 501},
+            400,
+            "bad-request",
+        ),
+        (
+            "trades/sim/BTC-USD",
+            {"start": "2024-01-01", "end": "2024-01-02", "after": "x"},
+            400,
+            "bad-request",
+        ),
+        (
+            "candles/sim/BTC-USD",
+            {"start": "2024-01-01", "end": "2024-01-02", "interval": "2d"},
+            400,
+            "bad-request",
+        ),
+        ("book/sim/BTC-USD", {"at": "2023-12-31"}, 404, "no-data"),
+        ("trades/sim/BTC-USD", {"start": "2024-01-01"}, 422, "validation-error"),
+    ],
+)
+def test_bad_queries_get_problem_json(
+    recorded: tuple[Client, Recording], path: str, params: dict[str, object], status: int, code: str
+) -> None:
+    client, _ = recorded
+    got = client.get(f"{BASE}/{path}", params=params)
+    assert got.status_code == status
+    assert got.headers["content-type"] == "application/problem+json"
+    assert got.json()["code"] == code and got.json()["detail"]
+
+
+def test_health_shows_the_recorder(recorded: tuple[Client, Recording]) -> None:
+    client, rec = recorded
+    body = client.get("/health").json()
+    assert body["recorder"]["ok"] is True
+    assert body["recorder"]["events"] == rec.recorder.status.events
+
+
+def test_candle_pages_follow_next_links(recorded: tuple[Client, Recording]) -> None:
+    client, rec = recorded
+    start, end = _span(rec)
+    url: str | None = f"{BASE}/candles/sim/BTC-USD?start={start - 10**10}&end={end}&interval=1s"
+    whole = client.get(f"{url}&limit=500").json()["data"]
+    pages: list[dict[str, Any]] = []
+    url = f"{url}&limit=2"
+    while url:
+        body = client.get(url).json()
+        assert len(body["data"]) <= 2
+        pages.extend(body["data"])
+        url = body["next"]
+    assert pages == whole and len(whole) >= 4

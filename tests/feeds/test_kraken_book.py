@@ -1,0 +1,122 @@
+"""Kraken's CRC32 book checksum on the recorded samples, and the text-exact book rules."""
+
+from __future__ import annotations
+
+import zlib
+
+import pytest
+from samples_path import lines
+
+from quantsaas.errors import ChecksumMismatch
+from quantsaas.feeds.kraken import parse
+from quantsaas.feeds.kraken.book import BookUpdate, KrakenBook, checksum, checksum_text
+from quantsaas.feeds.kraken.v1 import V1Book, parse_v1
+from quantsaas.feeds.replay_venues import replay_kraken
+
+BTC, ETH, CHF = parse.kraken_instruments(["BTC/USD", "ETH/USD", "XBT/CHF"])
+INSTRUMENTS = {i.native_symbol: i for i in (BTC, ETH, CHF)}
+
+
+def book_messages(name: str) -> list[parse.BookMessage]:
+    out: list[parse.BookMessage] = []
+    for line in lines(name):
+        out.extend(
+            i for i in parse.parse_frame(line, INSTRUMENTS, 0) if isinstance(i, parse.BookMessage)
+        )
+    return out
+
+
+def test_doc_example_gives_3310070434_and_its_documented_strings() -> None:
+    (message,) = book_messages("kraken_v2_checksum_doc_example.jsonl")
+    book = KrakenBook(BTC)
+    book.on_snapshot(message.update, 0)
+    assert message.update.checksum == 3310070434
+    assert book.checksum() == 3310070434
+    bids, asks = book.top()
+    assert checksum_text(asks[:1], []) == "452852100000"
+    assert checksum_text([], bids).startswith("45283510000000452834154582015")
+
+
+def test_both_frames_of_the_v2_sample_verify() -> None:
+    snap, update = book_messages("kraken_v2_book.jsonl")
+    book = KrakenBook(ETH, depth=10)
+    snapshot = book.on_snapshot(snap.update, 1)
+    assert book.checksum() == snap.update.checksum == 2606672715
+    delta = book.on_update(update.update, 2)
+    assert delta is not None and book.checksum() == update.update.checksum == 3329440863
+    asks = dict(delta.asks)
+    assert asks == {ETH.price("1797.29"): 0, ETH.price("1797.52"): ETH.size("1.56601318")}
+    assert len(snapshot.asks) == 10
+
+
+def test_all_289_v1_checksums_verify() -> None:
+    book: KrakenBook | None = None
+    verified = 0
+    for line in lines("kraken_v1_book.jsonl"):
+        item = parse_v1(parse.decode(line), 0)
+        if not isinstance(item, V1Book):
+            continue
+        if item.message.snapshot:
+            book = KrakenBook(CHF, item.depth)
+            book.on_snapshot(item.message.update, 0)
+            continue
+        assert book is not None and item.message.update.checksum is not None
+        book.on_update(item.message.update, 0)  # raises on any mismatch
+        assert book.checksum() == item.message.update.checksum
+        verified += 1
+    assert verified == 289
+
+
+def test_replay_raw_counts_every_checksum() -> None:
+    result = replay_kraken(lines("kraken_v1_book.jsonl")).result()
+    assert result["checksums_verified"] == 289 and result["checksum_failures"] == 0
+    result = replay_kraken(lines("kraken_v2_book.jsonl") + lines("kraken_v1_book.jsonl")).result()
+    assert result["checksums_verified"] == 291 and set(result["books"]) == {"ETH/USD", "XBT/CHF"}
+
+
+def test_a_book_with_one_wrong_level_fails() -> None:
+    (message,) = book_messages("kraken_v2_checksum_doc_example.jsonl")
+    bids = list(message.update.bids)
+    bids[3] = (bids[3][0], "0.10000001")
+    wrong = BookUpdate(tuple(bids), message.update.asks, message.update.checksum, 0)
+    book = KrakenBook(BTC)
+    with pytest.raises(ChecksumMismatch, match="3310070434"):
+        book.on_snapshot(wrong, 0)
+    assert not book.synced
+    assert book.on_update(message.update, 0) is None  # nothing applied before a new snapshot
+
+
+def test_trailing_zeros_matter_so_floats_would_fail() -> None:
+    (message,) = book_messages("kraken_v2_checksum_doc_example.jsonl")
+    as_float = tuple((str(float(p)), str(float(q))) for p, q in message.update.asks)
+    bids = message.update.bids
+    assert checksum(message.update.asks, bids) == 3310070434
+    assert checksum(as_float, bids) != 3310070434
+
+
+def test_a_corrupted_v1_frame_is_detected_by_replay() -> None:
+    frames = lines("kraken_v1_book.jsonl")
+    corrupted = frames[:10] + [frames[10].replace(b'"c":"', b'"c":"1')] + frames[11:]
+    result = replay_kraken(corrupted).result()
+    assert result["checksum_failures"] == 1
+    # the book waits for a snapshot: no further update is verified or applied
+    assert result["checksums_verified"] == 7 and "XBT/CHF" not in result["books"]
+
+
+def test_depth_truncation_and_disabled_verification() -> None:
+    book = KrakenBook(BTC, depth=10, verify=False)
+    rows = tuple((f"{100 + i}.0", "1.00000000") for i in range(12))
+    book.on_snapshot(BookUpdate(rows, (), 12345, 0), 0)  # wrong checksum ignored
+    bids, _ = book.top(20)
+    assert len(bids) == 10 and bids[0][0] == "111.0"
+    expected = zlib.crc32(checksum_text([], bids).encode()) & 0xFFFFFFFF
+    assert book.checksum() == expected
+
+
+def test_levels_pushed_out_of_depth_are_reported_as_deletions() -> None:
+    book = KrakenBook(BTC, depth=10)
+    rows = tuple((f"{100 + i}.0", "1.00000000") for i in range(10))
+    book.on_snapshot(BookUpdate(rows, (), None, 0), 0)
+    delta = book.on_update(BookUpdate((("200.0", "2.00000000"),), (), None, 0), 0)
+    assert delta is not None
+    assert dict(delta.bids) == {BTC.price("200.0"): BTC.size("2"), BTC.price("100.0"): 0}

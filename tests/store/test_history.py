@@ -1,0 +1,111 @@
+"""History queries: intervals, times, trade pages, custom candle widths."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from helpers import record_simulator
+from quantsaas.errors import ConfigError, StorageError, UnknownInstrument
+from quantsaas.feeds.simulator import select_instruments
+from quantsaas.model import BookDelta, BookSnapshot, Trade
+from quantsaas.store import maintenance
+from quantsaas.store.history import HistoryStore, parse_cursor, parse_interval, parse_time
+from quantsaas.store.layout import TRADES
+from quantsaas.store.recorder import Recorder, RecorderConfig
+
+NS = 1_000_000_000
+
+
+def test_parse_interval_accepts_1s_to_1d_only() -> None:
+    assert parse_interval("1s") == NS
+    assert parse_interval("15s") == 15 * NS
+    assert parse_interval("4h") == 4 * 3600 * NS
+    assert parse_interval("1d") == 86_400 * NS
+    for bad in ("0s", "2d", "1w", "m", "1.5m", ""):
+        with pytest.raises(ConfigError):
+            parse_interval(bad)
+
+
+def test_parse_time_iso_and_ns() -> None:
+    assert parse_time("1704067200000000000") == 1_704_067_200 * NS
+    assert parse_time("2024-01-01T00:00:00Z") == 1_704_067_200 * NS
+    assert parse_time("2024-01-01T00:00:01.5") == 1_704_067_201_500_000_000
+    with pytest.raises(ConfigError):
+        parse_time("yesterday")
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[HistoryStore, list[Trade]]:
+    root = tmp_path_factory.mktemp("history")
+    rec = record_simulator(root, seconds=5)
+    return HistoryStore(root), rec.trades
+
+
+def test_trade_pages_cover_the_range_once(recorded: tuple[HistoryStore, list[Trade]]) -> None:
+    store, trades = recorded
+    btc = store.instrument("sim", "BTC-USD")
+    mine = [t for t in trades if t.instrument == btc]
+    start, end = mine[10].ts_event, mine[-10].ts_event
+    expected = [t for t in mine if start <= t.ts_event < end]
+    got, cursor, pages = [], None, 0
+    while True:
+        page = store.trades(btc, start, end, limit=97, after=cursor)
+        got.extend(page.trades)
+        pages += 1
+        if page.next_cursor is None:
+            break
+        cursor = parse_cursor(page.next_cursor)
+    assert got == expected and pages == len(expected) // 97 + 1
+
+
+def test_custom_interval_candles_group_trades_by_epoch_buckets(
+    recorded: tuple[HistoryStore, list[Trade]],
+) -> None:
+    store, trades = recorded
+    eth = store.instrument("sim", "ETH/USD")
+    mine = [t for t in trades if t.instrument == eth]
+    width = 2 * NS
+    candles = store.candles(eth, "2s", 0, 2**62, until_ns=2**62)
+    groups = [list(g) for _, g in itertools.groupby(mine, key=lambda t: t.ts_event // width)]
+    assert [c.trades for c in candles] == [len(g) for g in groups]
+    assert [(c.open, c.close) for c in candles] == [(g[0].price, g[-1].price) for g in groups]
+    assert [c.volume for c in candles] == [sum(t.size for t in g) for g in groups]
+    assert all(c.closed for c in candles)
+
+
+def test_unknown_instrument_and_missing_book(recorded: tuple[HistoryStore, list[Trade]]) -> None:
+    store, _ = recorded
+    with pytest.raises(UnknownInstrument):
+        store.instrument("sim", "DOGE-USD")
+    with pytest.raises(StorageError):
+        store.book_at(store.instrument("sim", "BTC/USD"), 10 * NS)
+    assert {i.symbol for i in store.instruments()} == {"BTC/USD", "ETH/USD"}
+
+
+def test_an_empty_snapshot_is_an_empty_book(tmp_path: Path) -> None:
+    instrument = select_instruments("ETH/USD")[0]
+    recorder = Recorder(RecorderConfig(tmp_path))
+    t = 1_704_067_200 * NS
+    recorder.on_event(BookSnapshot(instrument, ((1, 2),), ((3, 4),), 1, t, t))
+    recorder.on_event(BookSnapshot(instrument, (), (), 2, t + 5, t + 5))
+    recorder.on_event(BookDelta(instrument, ((2, 7),), (), 3, t + 9, t + 9))
+    recorder.flush()
+    store = HistoryStore(tmp_path)
+    assert store.book_at(instrument, t + 1).bids == ((1, 2),)
+    empty = store.book_at(instrument, t + 5)
+    assert (empty.bids, empty.asks, empty.sequence) == ((), (), 2)
+    assert store.book_at(instrument, t + 9).bids == ((2, 7),)
+
+
+def test_a_query_survives_compaction_between_listing_and_reading(tmp_path: Path) -> None:
+    rec = record_simulator(tmp_path, seconds=1)
+    Recorder(RecorderConfig(tmp_path)).flush()
+    store = HistoryStore(tmp_path)
+    btc = rec.feed.instruments[0]
+    stale = store._files(TRADES, btc, 0, 2**62)
+    assert maintenance.compact(tmp_path, current_slot=2**62) > 0
+    table = store._query("SELECT count(*) AS n FROM read_parquet($files)", stale)
+    assert table.column("n")[0].as_py() == sum(1 for t in rec.trades if t.instrument == btc)

@@ -1,0 +1,148 @@
+"""The recorder: Parquet per venue/symbol/date, crash safety, write errors, upkeep."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from helpers import record_simulator
+from quantsaas.analytics.candles import CandleBuilder
+from quantsaas.model import Trade
+from quantsaas.store import maintenance
+from quantsaas.store.history import HistoryStore
+from quantsaas.store.layout import BOOK, TRADES, data_files, partition_dir, read_instrument
+from quantsaas.store.rawlog import append_frames, raw_path, read_frames
+from quantsaas.store.recorder import Recorder, RecorderConfig
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def test_every_event_lands_in_its_partition_with_exact_ints(tmp_path: Path) -> None:
+    rec = record_simulator(tmp_path, seconds=3)
+    btc = rec.feed.instruments[0]
+    day = next((tmp_path / TRADES / "venue=sim" / "symbol=BTC-USD").iterdir())
+    files = data_files(day)
+    assert files and read_instrument(files[0]) == btc
+    table = pq.read_table(files)
+    mine = [t for t in rec.trades if t.instrument == btc]
+    assert table.num_rows == len(mine)
+    assert table.schema.field("price").type == "int64"
+    assert table.column("price").to_pylist() == [t.price for t in mine]
+    assert table.column("size").to_pylist() == [t.size for t in mine]
+    assert rec.recorder.status.dropped == 0 and rec.recorder.status.last_error is None
+
+
+def test_candles_from_history_equal_candles_built_live(tmp_path: Path) -> None:
+    rec = record_simulator(tmp_path, seconds=8)
+    store = HistoryStore(tmp_path)
+    for instrument in rec.feed.instruments:
+        trades = [t for t in rec.trades if t.instrument == instrument]
+        for interval in ("1s", "1m"):
+            builder = CandleBuilder(instrument, interval)
+            live = [c for t in trades if (c := builder.on_trade(t)) is not None]
+            assert builder.current is not None
+            live.append(builder.current)
+            stored = store.candles(instrument, interval, 0, 2**62, until_ns=0)
+            assert [replace(c, closed=False) for c in stored] == [
+                replace(c, closed=False) for c in live
+            ]
+            assert len(stored) >= (8 if interval == "1s" else 1)
+
+
+def test_book_at_time_from_history_equals_live_book(tmp_path: Path) -> None:
+    rec = record_simulator(tmp_path, seconds=6, every=211)
+    store = HistoryStore(tmp_path)
+    assert len(rec.books) > 20
+    for live in rec.books:
+        past = store.book_at(live.instrument, live.ts_event)
+        assert (past.bids, past.asks, past.sequence) == (live.bids, live.asks, live.sequence)
+
+
+def test_write_errors_are_reported_and_the_engine_goes_on(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    recorder = Recorder(RecorderConfig(blocker / "data"))
+    rec = record_simulator(tmp_path / "ok", seconds=1)
+    for trade in rec.trades[:100]:
+        recorder.on_event(trade)
+    assert recorder.flush() == 0
+    health = recorder.health()
+    assert health["ok"] is False and health["dropped"] == 100 and health["errors"] >= 1
+    assert "not-a-dir" in health["last_error"]
+    recorder.on_event(rec.trades[0])  # still accepts events
+    assert recorder.pending == 1
+
+
+def test_compaction_keeps_query_results_and_retention_drops_old_days(tmp_path: Path) -> None:
+    rec = record_simulator(tmp_path, seconds=2)
+    extra = Recorder(RecorderConfig(tmp_path))
+    for trade in rec.trades[:50]:
+        extra.on_event(replace(trade, trade_id=f"x{trade.trade_id}"))
+    extra.flush()
+    store = HistoryStore(tmp_path)
+    btc = rec.feed.instruments[0]
+    before = store.trades_table(btc, 0, 2**62).to_pylist()
+    assert maintenance.compact(tmp_path, current_slot=2**62) > 0
+    day = partition_dir(tmp_path, TRADES, "sim", "BTC/USD", "2024-01-01")
+    assert all(".part." not in p.name for p in day.iterdir())
+    assert store.trades_table(btc, 0, 2**62).to_pylist() == before
+    now = 1_704_067_200 * 10**9 + 3 * 86_400 * 10**9
+    assert maintenance.apply_retention(tmp_path, 2, now) > 0
+    assert not (tmp_path / BOOK / "venue=sim" / "symbol=BTC-USD" / "date=2024-01-01").exists()
+
+
+def test_raw_frames_survive_a_torn_tail(tmp_path: Path) -> None:
+    path = raw_path(tmp_path, "coinbase", 1_704_067_200 * 10**9)
+    append_frames(path, [("coinbase", '{"a": 1}', 5), ("coinbase", b"\x00\xff", 6)])
+    append_frames(path, [("coinbase", '{"b": 2}', 7)])
+    with open(path, "ab") as sink:
+        sink.write(b"\x28\xb5\x2f\xfd\x00\x48\x01")  # a torn zstd frame header
+    assert list(read_frames(path)) == [(5, '{"a": 1}'), (6, b"\x00\xff"), (7, '{"b": 2}')]
+
+
+def test_sigkill_mid_write_leaves_readable_files_and_loses_one_flush(tmp_path: Path) -> None:
+    flush_s = 0.2
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    data, errors = tmp_path / "data", tmp_path / "stderr.txt"
+    argv = [sys.executable, "-m", "quantsaas.cli", "record", "--data-dir", str(data)]
+    argv += ["--rate", "5000", "--symbols", "BTC/USD,ETH/USD", "--flush", str(flush_s)]
+    argv += ["--duration", "60", "--log-level", "warning"]
+    with open(errors, "wb") as stderr:
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        deadline = time.monotonic() + 20
+        while not list(data.rglob("*.parquet")):
+            assert proc.poll() is None, errors.read_text()
+            assert time.monotonic() < deadline, "the recorder wrote nothing"
+            time.sleep(0.05)
+        time.sleep(1.5)
+        killed_ns = time.time_ns()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    files = list(data.rglob("*.parquet"))
+    assert files
+    newest = 0
+    for path in files:
+        table = pq.read_table(path)  # every file is complete
+        newest = max(newest, max(table.column("ts_recv").to_pylist(), default=0))
+    # the last flush started at most flush_s before the kill (+ scheduling slack)
+    assert killed_ns - newest < (flush_s + 1.0) * 1e9
+    assert all(not p.name.endswith(".parquet") or not p.name.startswith(".") for p in files)
+
+
+def test_attach_records_from_an_engine_listener(tmp_path: Path) -> None:
+    rec = record_simulator(tmp_path, seconds=1)
+    assert rec.recorder.on_event in rec.engine.listeners
+    assert rec.recorder.status.events >= len(rec.trades)
+    assert isinstance(rec.trades[0], Trade)

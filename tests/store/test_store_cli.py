@@ -1,0 +1,70 @@
+"""CLI: `replay` and `export` over a recorded store, and the recording options of `serve`."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import orjson
+import pyarrow.parquet as pq
+import pytest
+
+from helpers import record_simulator
+from quantsaas.cli import main, parser, settings_from
+from quantsaas.config import Settings
+from quantsaas.engine import Engine
+from quantsaas.feeds.simulator import SimulatorFeed
+from quantsaas.store.cli import start_recording, with_store_options
+
+
+def test_serve_records_by_default_into_data_dir(tmp_path: Path) -> None:
+    assert Settings().record is True and Settings().data_dir == Path("data")
+    args = parser().parse_args(["serve", "--data-dir", str(tmp_path), "--flush", "0.5"])
+    settings = with_store_options(settings_from(args), args)
+    assert settings.data_dir == tmp_path and settings.record_flush_s == 0.5
+    engine = Engine([SimulatorFeed()])
+    recorder = start_recording(settings, engine)
+    assert recorder is not None and recorder.on_event in engine.listeners
+    args = parser().parse_args(["serve", "--no-record"])
+    assert start_recording(with_store_options(settings_from(args), args), engine) is None
+
+
+def test_replay_command_prints_the_replayed_state(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    live = record_simulator(tmp_path, seconds=3)
+    assert main(["replay", "--data-dir", str(tmp_path), "--speed", "max", "--depth", "3"]) == 0
+    out = capsys.readouterr()
+    summary = orjson.loads(out.out)
+    for instrument in live.feed.instruments:
+        got = summary["instruments"][f"sim:{instrument.symbol}"]
+        assert got["trades"] == live.engine.state(instrument).trade_count
+        price, size = live.engine.books[instrument.key].bids(1)[0]
+        assert got["bids"][0] == [instrument.format_price(price), instrument.format_size(size)]
+    assert "100.0%" in out.err
+
+
+def test_replay_speed_paces_by_recorded_time(tmp_path: Path) -> None:
+    record_simulator(tmp_path, seconds=2, symbols="ETH/USD", rate=200)
+    started = time.monotonic()
+    assert main(["replay", "--data-dir", str(tmp_path), "--speed", "10"]) == 0
+    assert time.monotonic() - started >= 0.15  # ~2 s of events at 10x
+    assert main(["replay", "--data-dir", str(tmp_path), "--speed", "0"]) == 2
+
+
+def test_export_trades_csv_and_candles_parquet(tmp_path: Path) -> None:
+    live = record_simulator(tmp_path / "data", seconds=2)
+    btc = live.feed.instruments[0]
+    out = tmp_path / "trades.csv"
+    common = ["--data-dir", str(tmp_path / "data"), "--venue", "sim", "--symbol", "BTC-USD"]
+    common += ["--from", "2024-01-01", "--to", "2024-01-02"]
+    assert main(["export", *common, "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    mine = [t for t in live.trades if t.instrument == btc]
+    assert [r["price"] for r in rows] == [btc.format_price(t.price) for t in mine]
+    out = tmp_path / "candles.parquet"
+    argv = ["export", *common, "--kind", "candles", "--interval", "1s", "--format", "parquet"]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert sum(pq.read_table(out).column("trades").to_pylist()) == len(mine)
+    assert main(["export", *common[:-2], "--to", "2023-12-31", "--out", str(out)]) == 2

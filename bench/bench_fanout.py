@@ -276,6 +276,8 @@ class Step:
     server_us_per_msg: float
     """Server CPU time per delivered message, in microseconds: the noise-robust cost figure."""
     samples: int
+    loop_lag_max_ms: float
+    """Largest stall of the server's event loop during the window (a 5 ms sleeper's overshoot)."""
 
     @property
     def sustained(self) -> bool:
@@ -294,6 +296,7 @@ class Step:
             f"  {self.label:<9} rate {self.rate:8.1f} ev/s  offered {self.offered:9.0f}  "
             f"published {self.published:7.1f} ev/s  delivered {self.delivered:9.0f} msg/s  "
             f"p50 {self.p50_ms:7.2f} ms  p99 {self.p99_ms:8.2f} ms  max {self.max_ms:8.1f} ms  "
+            f"loop stall max {self.loop_lag_max_ms:6.1f} ms  "
             f"gaps {self.gaps:5d} disc {self.disconnected:4d}  "
             f"cpu srv {self.server_cpu:4.0%} ({self.server_us_per_msg:5.1f} us/msg) "
             f"cli {self.client_cpu:4.0%} "
@@ -373,6 +376,7 @@ async def measure(
         other_cores=max(0.0, busy * CPUS - (cpu1[0] - cpu0[0] + cpu1[1] - cpu0[1]) / wall),
         server_us_per_msg=(cpu1[0] - cpu0[0]) / max(delivered * wall, 1.0) * 1e6,
         samples=len(latencies),
+        loop_lag_max_ms=float(after.get("loop_lag_max_ms", float("nan"))),
     )
 
 

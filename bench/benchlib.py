@@ -226,6 +226,31 @@ class BenchFeed(Feed):
         self._resync.append(instrument)
 
 
+class LoopLag:
+    """Measures event-loop stalls: a task that asks to sleep `tick` s and records the overshoot."""
+
+    def __init__(self, tick: float = 0.005) -> None:
+        self.tick = tick
+        self.max_s = 0.0
+        self.stalls_over_20ms = 0
+
+    def take(self) -> tuple[float, int]:
+        """(largest stall, count of stalls over 20 ms) since the last call; resets both."""
+        taken = (self.max_s, self.stalls_over_20ms)
+        self.max_s, self.stalls_over_20ms = 0.0, 0
+        return taken
+
+    async def run(self) -> None:
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(self.tick)
+            late = time.monotonic() - before - self.tick
+            if late > self.max_s:
+                self.max_s = late
+            if late > 0.02:
+                self.stalls_over_20ms += 1
+
+
 # ---------------------------------------------------------------- process and statistics helpers
 
 

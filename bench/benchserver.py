@@ -64,6 +64,12 @@ async def _call(handle: Callable[[str], str | None], command: str) -> str | None
     return handle(command)
 
 
+def lag_stats(lag: benchlib.LoopLag) -> dict[str, float]:
+    """Largest event-loop stall (ms) and stalls over 20 ms since the previous `stats`."""
+    worst, over = lag.take()
+    return {"loop_lag_max_ms": round(worst * 1000, 2), "loop_stalls_over_20ms": over}
+
+
 async def _run_quantsaas(args: argparse.Namespace) -> None:
     from quantsaas.api.app import create_app
     from quantsaas.api.routes import market_summary
@@ -76,6 +82,7 @@ async def _run_quantsaas(args: argparse.Namespace) -> None:
     settings = Settings(**overrides)
     feed = benchlib.BenchFeed(benchlib.bench_instruments(), args.rate)
     engine = Engine([feed])
+    lag = benchlib.LoopLag()
     app = create_app(settings, engine)
     if args.record:
         # like cli.serve: record every event into the (here temporary) data dir
@@ -121,6 +128,7 @@ async def _run_quantsaas(args: argparse.Namespace) -> None:
                     "dropped": sum(s.dropped for s in subscriptions),
                     "pending": sum(s.pending for s in subscriptions),
                     "rejected_deltas": engine.rejected_deltas,
+                    **lag_stats(lag),
                     "resyncs": engine.resyncs_requested,
                 }
             )
@@ -132,10 +140,12 @@ async def _run_quantsaas(args: argparse.Namespace) -> None:
     task = asyncio.create_task(server.serve())
     while not server.started and not task.done():
         await asyncio.sleep(0.02)
+    lag_task = asyncio.create_task(lag.run())
     port = server.servers[0].sockets[0].getsockname()[1]
     print(f"PORT {port}", flush=True)
     _control(asyncio.get_running_loop(), handle)
     await task
+    lag_task.cancel()
 
 
 async def _run_bare_ws(args: argparse.Namespace) -> None:
@@ -147,6 +157,7 @@ async def _run_bare_ws(args: argparse.Namespace) -> None:
     from quantsaas.model import BookDelta, BookSnapshot, MarketEvent, Trade
 
     source = benchlib.EventSource(benchlib.bench_instruments())
+    lag = benchlib.LoopLag()
     clients: set[ServerConnection] = set()
     rate = args.rate
     pace_stats = benchlib.PaceStats()
@@ -197,6 +208,7 @@ async def _run_bare_ws(args: argparse.Namespace) -> None:
                     "skipped": pace_stats.skipped,
                     "subscribers": len(clients),
                     "write_buffer_bytes": buffered,
+                    **lag_stats(lag),
                 }
             )
         if command == "quit":
@@ -215,8 +227,10 @@ async def _run_bare_ws(args: argparse.Namespace) -> None:
         for snapshot in source.snapshots():
             broadcast(snapshot)
         pacer = asyncio.create_task(benchlib.pace(lambda: rate, emit, pace_stats))
+        lag_task = asyncio.create_task(lag.run())
         await stop.wait()
         pacer.cancel()
+        lag_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await pacer
 

@@ -37,6 +37,7 @@ from quantsaas.store.layout import (
     read_instrument,
     symbol_dirs,
 )
+from quantsaas.store.rollup import ROLLUP, SECOND, candle_sql, split_covered
 
 MIN_INTERVAL_NS, MAX_INTERVAL_NS = NS, 86_400 * NS
 _UNITS = {"s": NS, "m": 60 * NS, "h": 3600 * NS, "d": 86_400 * NS}
@@ -115,14 +116,17 @@ class HistoryStore:
         found = files_for(self.root, kind, instrument.key, start, max(start, end - 1))
         return [str(path) for path in found]
 
-    def _query(self, sql: str, files: list[str], **params: Any) -> pa.Table:
-        """Run `sql` over `files`; if compaction replaced some meanwhile, list them again."""
+    def _query(self, sql: str, files: list[str], relist: bool = True, **params: Any) -> pa.Table:
+        """Run `sql` over `files`; if compaction replaced some meanwhile, list them again
+        (`relist`), else raise StorageError."""
         for attempt in range(3):
             try:
+                given = {"files": files, **params}
+                bound = {k: v for k, v in given.items() if re.search(rf"\${k}\b", sql)}
                 with duckdb.connect() as con:
-                    return con.sql(sql, params={"files": files, **params}).to_arrow_table()
+                    return con.sql(sql, params=bound).to_arrow_table()
             except duckdb.IOException as exc:
-                if attempt == 2:
+                if attempt == 2 or not relist:
                     raise StorageError(f"cannot read the history files: {exc}") from None
                 directories = sorted({Path(name).parent for name in files})
                 files = [str(path) for d in directories for path in data_files(d)]
@@ -180,21 +184,21 @@ class HistoryStore:
         """The first `limit` candles of [start, end) (aligned to the epoch); a candle is closed
         if it ends by `until_ns`."""
         width = parse_interval(interval)
-        files = self._files(TRADES, instrument, start, end)
-        if not files:
-            return []
-        sql = (
-            "SELECT ts_event - ts_event % $w AS bucket, arg_min(price, rec) AS o, max(price) AS h,"
-            " min(price) AS l, arg_max(price, rec) AS c, sum(size::HUGEINT) AS v,"
-            f" sum(CASE WHEN side = {SIDE_BUY} THEN size::HUGEINT ELSE 0 END) AS bv,"
-            " sum(price::HUGEINT * size) AS notional, count(*) AS n,"
-            " arg_max(ts_event, rec) AS te, arg_max(ts_recv, rec) AS tr"
-            " FROM read_parquet($files) WHERE ts_event >= $start AND ts_event < $end"
-            " GROUP BY bucket ORDER BY bucket"
-        )
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        table = self._query(sql, files, w=width, start=start, end=end)
+        for attempt in range(3):
+            trades = self._files(TRADES, instrument, start, end)
+            aligned = start % SECOND == 0 and end % SECOND == 0
+            rollups = self._files(ROLLUP, instrument, start, end) if aligned and trades else []
+            trades = split_covered(trades, rollups)
+            if not trades and not rollups:
+                return []
+            sql = candle_sql(bool(trades), bool(rollups), limit)
+            params = {"rollups": rollups, "w": width, "start": start, "end": end}
+            try:
+                table = self._query(sql, trades, relist=False, **params)
+                break
+            except StorageError:
+                if attempt == 2:  # compaction kept replacing files under us
+                    raise
         return [
             Candle(
                 instrument,

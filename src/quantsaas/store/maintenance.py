@@ -14,11 +14,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from quantsaas.store import rollup
 from quantsaas.store.layout import KINDS, META_KEY, write_atomic
 
 
-def _partitions(root: Path) -> list[Path]:
-    return [path for kind in KINDS for path in (root / kind).glob("venue=*/symbol=*/date=*")]
+def _partitions(root: Path, kinds: tuple[str, ...] = KINDS) -> list[Path]:
+    return [path for kind in kinds for path in (root / kind).glob("venue=*/symbol=*/date=*")]
 
 
 def compact(root: Path, current_slot: int) -> int:
@@ -41,6 +42,7 @@ def compact(root: Path, current_slot: int) -> int:
             for path in paths:
                 path.unlink(missing_ok=True)
             done += len(paths)
+    rollup.build_missing(root)
     return done
 
 
@@ -49,7 +51,7 @@ def apply_retention(root: Path, days: int, now_ns: int) -> int:
     today = dt.datetime.fromtimestamp(now_ns // 1_000_000_000, tz=dt.UTC).date()
     cutoff = (today - dt.timedelta(days=days)).isoformat()
     removed = 0
-    for directory in _partitions(root):
+    for directory in _partitions(root, (*KINDS, rollup.ROLLUP)):
         if directory.name.partition("=")[2] < cutoff:
             shutil.rmtree(directory, ignore_errors=True)
             removed += 1

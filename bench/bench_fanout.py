@@ -528,7 +528,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one small client count, short runs")
     parser.add_argument("--clients", help="comma-separated client counts (default 500,1000)")
     parser.add_argument("--client-procs", type=int, default=1)
-    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop")
     parser.add_argument("--fixed-msgs", type=float, default=20_000.0)
     parser.add_argument("--probe-msgs", type=float, default=600_000.0)
     parser.add_argument(

@@ -5,7 +5,8 @@
 
 * `quantsaas`: the real stack, built as `quantsaas serve` builds it (`Engine` + `create_app` +
   the history recorder, into a temporary data dir, unless `--no-record` + `uvicorn.Server`
-  with ws="websockets-sansio", run by `asyncio.run` like cli.serve), but with the benchmark
+  configured by `cli.server_config`, gc tuned like `serve`; `--loop uvloop` is what `serve`
+  runs on), but with the benchmark
   `BenchFeed` (four instruments, `--rate` events/s in total) instead of the simulator.
   `--extra-routes` adds two benchmark-only routes: `/_bench/static` (async, returns a
   constant) and `/_bench/market_data_async` (the same work as /api/market_data, `async def`).
@@ -39,6 +40,7 @@ import orjson
 import uvicorn
 
 import benchlib
+from quantsaas.cli import server_config, tune_gc_for_serving
 
 
 def _control(loop: asyncio.AbstractEventLoop, handle: Callable[[str], str | None]) -> None:
@@ -100,15 +102,7 @@ async def _run_quantsaas(args: argparse.Namespace) -> None:
         app.add_api_route("/_bench/static", static, include_in_schema=False)
         app.add_api_route("/_bench/market_data_async", market_data_async, include_in_schema=False)
 
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=0,
-        ws="websockets-sansio",
-        ws_max_size=settings.ws_max_message_bytes,
-        log_level=args.log_level,
-        lifespan="on",
-    )
+    config = server_config(app, settings.model_copy(update={"port": 0}), args.log_level)
     server = uvicorn.Server(config)
     stop = asyncio.Event()
 
@@ -140,6 +134,7 @@ async def _run_quantsaas(args: argparse.Namespace) -> None:
     task = asyncio.create_task(server.serve())
     while not server.started and not task.done():
         await asyncio.sleep(0.02)
+    tune_gc_for_serving()
     lag_task = asyncio.create_task(lag.run())
     port = server.servers[0].sockets[0].getsockname()[1]
     print(f"PORT {port}", flush=True)
@@ -265,7 +260,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--kind", choices=["quantsaas", "bare-ws", "bare-http"], required=True)
     parser.add_argument("--rate", type=float, default=0.0, help="events per second in total")
-    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop")
     parser.add_argument("--log-level", default="warning")
     parser.add_argument("--extra-routes", action="store_true")
     parser.add_argument("--deflate", action="store_true", help="bare-ws: accept compression")

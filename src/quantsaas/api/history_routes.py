@@ -19,7 +19,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from quantsaas.api.analytics_wire import candle_data
-from quantsaas.api.problems import PROBLEM_RESPONSES, Problem
+from quantsaas.api.problems import PROBLEM_RESPONSES, Problem, check_at_most
 from quantsaas.api.wire import JSON, iso_from_ns, levels_json, trade_data
 from quantsaas.config import Settings
 from quantsaas.errors import ConfigError, StorageError
@@ -70,8 +70,7 @@ def _limit(request: Request, limit: int | None) -> int:
     cap = _settings(request).history_max_rows
     if limit is None:
         return min(DEFAULT_LIMIT, cap)
-    if limit > cap:
-        raise Problem(400, "bad-request", f"limit must be at most {cap}")
+    check_at_most("limit", limit, cap)
     return limit
 
 
@@ -222,10 +221,7 @@ def history_book(
         at_ns = parse_time(at)
     except ConfigError as exc:
         raise Problem(400, "bad-request", str(exc)) from None
-    if depth > _settings(request).max_book_depth:
-        raise Problem(
-            400, "bad-request", f"depth must be at most {_settings(request).max_book_depth}"
-        )
+    check_at_most("depth", depth, _settings(request).max_book_depth)
     instrument = _instrument(request, venue, symbol)
     try:
         book = _store(request).book_at(instrument, at_ns, depth)

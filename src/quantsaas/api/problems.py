@@ -47,6 +47,12 @@ class Problem(Exception):
         self.extra = extra
 
 
+def check_at_most(name: str, value: int, cap: int) -> None:
+    """A 400 `bad-request` problem when a query parameter exceeds its configured cap."""
+    if value > cap:
+        raise Problem(400, "bad-request", f"{name} must be at most {cap}")
+
+
 def problem_response(
     status: int, code: str, detail: str, instance: str | None = None, **extra: Any
 ) -> JSONResponse:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from quantsaas import __version__
-from quantsaas.api.problems import PROBLEM_RESPONSES, Problem
+from quantsaas.api.problems import PROBLEM_RESPONSES, Problem, check_at_most
 from quantsaas.api.wire import JSON, instrument_json, iso_from_ns, levels_json, trade_data
 from quantsaas.config import Settings
 from quantsaas.engine import Engine
@@ -32,7 +32,7 @@ def _settings(request: Request) -> Settings:
 
 
 @router.get("/", tags=["service"], summary="Service information")
-def service_info(request: Request) -> JSON:
+async def service_info(request: Request) -> JSON:
     engine = _engine(request)
     return {
         "service": "quant-saas",
@@ -82,7 +82,7 @@ def _feed_health(feed: Feed, at_ns: int) -> JSON:
     summary="Feed health; 503 when no feed is live",
     responses={503: {"description": "No feed is live"}},
 )
-def health(request: Request) -> JSONResponse:
+async def health(request: Request) -> JSONResponse:
     engine = _engine(request)
     at_ns = now_ns()
     feeds = [_feed_health(feed, at_ns) for feed in engine.feeds]
@@ -155,7 +155,7 @@ def market_summary(engine: Engine, instrument: Instrument) -> JSON:
     summary="Latest state of every symbol (or of `symbols`)",
     responses=PROBLEM_RESPONSES,
 )
-def market_data(
+async def market_data(
     request: Request,
     symbols: Annotated[
         str | None, Query(description="Comma-separated, e.g. `BTC/USD,ETH-USD`", max_length=2000)
@@ -178,7 +178,7 @@ def market_data(
 
 
 @router.get("/api/v1/instruments", tags=["market data"], summary="Every instrument served")
-def instruments(request: Request) -> JSON:
+async def instruments(request: Request) -> JSON:
     engine = _engine(request)
     return {"data": [instrument_json(instrument) for instrument in engine.instruments.values()]}
 
@@ -195,16 +195,14 @@ def _path_instrument(engine: Engine, venue: str, symbol: str) -> Instrument:
     summary="L2 order book (symbol written BTC-USD)",
     responses={**PROBLEM_RESPONSES, 503: {"description": "Book not synchronised yet"}},
 )
-def book(
+async def book(
     request: Request,
     venue: str,
     symbol: str,
     depth: Annotated[int, Query(ge=1, description="Levels per side")] = 50,
 ) -> JSON:
     engine = _engine(request)
-    limit = _settings(request).max_book_depth
-    if depth > limit:
-        raise Problem(400, "bad-request", f"depth must be at most {limit}")
+    check_at_most("depth", depth, _settings(request).max_book_depth)
     instrument = _path_instrument(engine, venue, symbol)
     l2 = engine.books[instrument.key]
     snapshot = l2.to_snapshot(depth)
@@ -233,16 +231,14 @@ def book(
     summary="Recent trades, oldest first (symbol written BTC-USD)",
     responses=PROBLEM_RESPONSES,
 )
-def trades(
+async def trades(
     request: Request,
     venue: str,
     symbol: str,
     limit: Annotated[int, Query(ge=1)] = 100,
 ) -> JSON:
     engine = _engine(request)
-    cap = _settings(request).max_trades_limit
-    if limit > cap:
-        raise Problem(400, "bad-request", f"limit must be at most {cap}")
+    check_at_most("limit", limit, _settings(request).max_trades_limit)
     instrument = _path_instrument(engine, venue, symbol)
     recent = list(engine.state(instrument).trades)[-limit:]
     data: list[dict[str, Any]] = [trade_data(trade) for trade in recent]

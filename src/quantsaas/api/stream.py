@@ -235,26 +235,34 @@ class StreamSession:
 
     async def _send_loop(self) -> None:
         subscription = self.subscription
-        send = self.websocket.send_text
+        send_event = self.websocket.send
         try:
             while True:
-                item = await subscription.get()
-                if isinstance(item, Envelope):
-                    topic = item.topic
-                    if topic not in subscription.topics:
-                        continue
-                    floor = self._snapshot_seq.get(topic)
-                    if floor is not None and item.seq <= floor:
-                        continue
-                    await send(encode_envelope(item))
-                elif isinstance(item, Gap):
-                    await send(encode(gap_message(item)))
-                    if item.topic in subscription.topics:
-                        self._queue_initial_state(item.topic)
-                else:
-                    await send(item)
+                item: Envelope | Gap | str | None = await subscription.get()
+                # send everything already queued before waiting again: one wake-up per burst
+                while item is not None:
+                    text = self._outgoing(item)
+                    if text is not None:
+                        await send_event({"type": "websocket.send", "text": text})
+                    item = subscription.get_nowait()
         except (SubscriptionClosed, WebSocketDisconnect, RuntimeError, OSError):
             return
+
+    def _outgoing(self, item: Envelope | Gap | str) -> str | None:
+        """The text to send for a queued item, or None when the client must not get it."""
+        if isinstance(item, Envelope):
+            topic = item.topic
+            if topic not in self.subscription.topics:
+                return None
+            floor = self._snapshot_seq.get(topic)
+            if floor is not None and item.seq <= floor:
+                return None
+            return encode_envelope(item)
+        if isinstance(item, Gap):
+            if item.topic in self.subscription.topics:
+                self._queue_initial_state(item.topic)
+            return encode(gap_message(item))
+        return item
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:

@@ -18,11 +18,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
 from quantsaas.fakes.market import SimMarket, SymbolTick
-from quantsaas.fakes.server import BIG_BYTES, FAULTS, Client, FakeServer
+from quantsaas.fakes.server import BIG_BYTES, FAULTS, Client, FakeServer, json_response
 from quantsaas.model import format_fixed
 
 log = logging.getLogger(__name__)
@@ -57,17 +57,14 @@ class FakeBinance(FakeServer):
         self._pending: set[str] = set()
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        self.server = await serve(
+        await self.listen(
             self._handler,
             host,
             port,
             process_request=self._http,
             ping_interval=self.config.ping_interval_s,
             ping_timeout=self.config.ping_timeout_s,
-            max_size=1 << 20,
-            compression=None,
         )
-        self.port = self.server.sockets[0].getsockname()[1] if self.server.sockets else port
         if self.config.replay is None:
             self.spawn(self._market_loop())
         return self.port
@@ -78,17 +75,9 @@ class FakeBinance(FakeServer):
             raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
         self.faults_fired.append(fault)
         log.info("fake binance: fault %s", fault)
-        if fault == "drop":
-            self.drop_all()
-        elif fault == "malformed":
-            for client in list(self.clients):
-                self.spawn(self.send(client, '{"stream":"broken","data":{"e":', market=False))
-        elif fault == "shutdown":
+        if fault == "shutdown":
             self.spawn(self._shutdown())
-        elif fault == "silent":
-            for client in self.clients:
-                client.silent = True
-        else:
+        elif not self.shared_fault(fault, '{"stream":"broken","data":{"e":'):
             self._pending.add(fault)
 
     async def _shutdown(self) -> None:
@@ -108,13 +97,7 @@ class FakeBinance(FakeServer):
         if url.path == "/api/v3/depth":
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
             status, body = self._depth(query.get("symbol", ""), int(query.get("limit", "100")))
-            response = conn.respond(status, "")
-            response.body = body
-            del response.headers["Content-Type"]
-            del response.headers["Content-Length"]
-            response.headers["Content-Type"] = "application/json"
-            response.headers["Content-Length"] = str(len(body))
-            return response
+            return json_response(conn, status, body)
         if url.path in ("/ws", "/stream") or url.path.startswith("/ws/"):
             return None
         return conn.respond(404, "not found")
@@ -148,12 +131,11 @@ class FakeBinance(FakeServer):
         else:  # /ws or /ws/<stream>[/<stream>...]: raw payloads
             client.streams = set(url.path[4:].split("/")) - {""}
             client.combined = False
-        self.clients.add(client)
         opened = time.monotonic()
         window: list[float] = []
-        try:
+        async with self.connected(client):
             if self.config.replay is not None:
-                self.spawn(self._replay(client))
+                self.spawn(self.replay(client, self.config.replay, self.config.replay_per_s))
             lifetime = self.config.lifetime_s
             while True:
                 remaining = lifetime - (time.monotonic() - opened)
@@ -171,10 +153,6 @@ class FakeBinance(FakeServer):
                     await conn.close(1008, "Too many requests")
                     return
                 await self.send(client, self._control(client, message), market=False)
-        except Exception:  # connection closed or aborted
-            return
-        finally:
-            self.clients.discard(client)
 
     def _control(self, client: Client, message: str | bytes) -> str:
         try:
@@ -198,14 +176,6 @@ class FakeBinance(FakeServer):
             error = {"code": 2, "msg": f"Invalid request: {method}", "id": ident}
             return orjson.dumps(error).decode()
         return orjson.dumps({"result": result, "id": ident}).decode()
-
-    async def _replay(self, client: Client) -> None:
-        assert self.config.replay is not None
-        pause = 1.0 / self.config.replay_per_s
-        for line in self.config.replay.read_bytes().splitlines():
-            if line.strip():
-                await self.send(client, line.decode())
-                await asyncio.sleep(pause)
 
     async def _market_loop(self) -> None:
         interval = self.config.interval_s

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 
 from quantsaas.fakes.market import SimMarket, SymbolTick
 from quantsaas.fakes.server import BIG_BYTES, FAULTS, Client, FakeServer
@@ -67,10 +67,7 @@ class FakeCoinbase(FakeServer):
         return self.config.api == "advanced"
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        self.server = await serve(
-            self._handler, host, port, ping_interval=20, max_size=1 << 20, compression=None
-        )
-        self.port = self.server.sockets[0].getsockname()[1] if self.server.sockets else port
+        await self.listen(self._handler, host, port, ping_interval=20)
         if self.config.replay is None:
             self.spawn(self._market_loop())
             self.spawn(self._heartbeat_loop())
@@ -81,17 +78,7 @@ class FakeCoinbase(FakeServer):
             raise ValueError(f"fault {fault!r} does not apply to coinbase (snapshots come in-band)")
         self.faults_fired.append(fault)
         log.info("fake coinbase: fault %s", fault)
-        if fault == "drop":
-            self.drop_all()
-        elif fault == "malformed":
-            for client in list(self.clients):
-                self.spawn(self.send(client, '{"type":"l2update","product_id":', market=False))
-        elif fault == "shutdown":
-            self.spawn(self.close_all(1001, "going away"))
-        elif fault == "silent":
-            for client in self.clients:
-                client.silent = True
-        else:
+        if not self.shared_fault(fault, '{"type":"l2update","product_id":'):
             self._pending.add(fault)
 
     # -- framing ----------------------------------------------------------------------------
@@ -141,7 +128,7 @@ class FakeCoinbase(FakeServer):
                 first = await conn.recv()
             await self._subscribe(client, first)
             if self.config.replay is not None:
-                self.spawn(self._replay(client))
+                self.spawn(self.replay(client, self.config.replay, self.config.replay_per_s))
             async for message in conn:
                 await self._subscribe(client, message)
         except TimeoutError:
@@ -207,14 +194,6 @@ class FakeCoinbase(FakeServer):
             frames += [self._last_match(product) for product in products]
         for frame in frames:
             await self.send(client, frame, market=False)
-
-    async def _replay(self, client: Client) -> None:
-        assert self.config.replay is not None
-        pause = 1.0 / self.config.replay_per_s
-        for line in self.config.replay.read_bytes().splitlines():
-            if line.strip():
-                await self.send(client, line.decode())
-                await asyncio.sleep(pause)
 
     # -- market data ------------------------------------------------------------------------
 

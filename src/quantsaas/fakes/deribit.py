@@ -23,11 +23,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
 from quantsaas.fakes.market import SimMarket
-from quantsaas.fakes.server import Client, FakeServer
+from quantsaas.fakes.server import Client, FakeServer, json_response
 from quantsaas.feeds.sim_options import OPTION_PRICE_SCALE, OptionChainSim
 from quantsaas.model import Instrument, OptionTicker, format_fixed
 
@@ -86,15 +86,7 @@ class FakeDeribit(FakeServer):
         self._refresh()
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        self.server = await serve(
-            self._handler,
-            host,
-            port,
-            process_request=self._http,
-            max_size=1 << 20,
-            compression=None,
-        )
-        self.port = self.server.sockets[0].getsockname()[1] if self.server.sockets else port
+        await self.listen(self._handler, host, port, process_request=self._http)
         self.spawn(self._market_loop())
         return self.port
 
@@ -102,19 +94,7 @@ class FakeDeribit(FakeServer):
         if fault not in DERIBIT_FAULTS:
             raise ValueError(f"unknown deribit fault {fault!r}; known: {', '.join(DERIBIT_FAULTS)}")
         self.faults_fired.append(fault)
-        if fault == "drop":
-            self.drop_all()
-        elif fault == "malformed":
-            for client in list(self.clients):
-                self.spawn(
-                    self.send(client, '{"jsonrpc":"2.0","method":"subscription","params":', False)
-                )
-        elif fault == "shutdown":
-            self.spawn(self.close_all(1001, "going away"))
-        elif fault == "silent":
-            for client in self.clients:
-                client.silent = True
-        else:
+        if not self.shared_fault(fault, '{"jsonrpc":"2.0","method":"subscription","params":'):
             self._pending.add(fault)
 
     # -- chain and books --------------------------------------------------------------------
@@ -249,29 +229,15 @@ class FakeDeribit(FakeServer):
             body = orjson.dumps(
                 {"jsonrpc": "2.0", "result": self.instruments_json(query.get("currency", ""))}
             )
-            response = conn.respond(200, "")
-            response.body = body
-            del response.headers["Content-Type"]
-            del response.headers["Content-Length"]
-            response.headers["Content-Type"] = "application/json"
-            response.headers["Content-Length"] = str(len(body))
-            return response
+            return json_response(conn, 200, body)
         if url.path.startswith("/api/v2/public/"):
             return conn.respond(404, "not found")
         return None
 
     async def _handler(self, conn: ServerConnection) -> None:
         client = DeribitClient(conn)
-        self.clients.add(client)
-        try:
-            async for message in conn:
-                async with client.lock:
-                    for reply in self._rpc(client, message):
-                        await self.send(client, reply, market=False)
-        except Exception:  # connection closed or aborted
-            return
-        finally:
-            self.clients.discard(client)
+        async with self.connected(client):
+            await self.answer(client, self._rpc)
 
     def _reply(self, ident: Any, us_in: int, result: Any = None, error: Any = None) -> str:
         us_out = time.time_ns() // 1000

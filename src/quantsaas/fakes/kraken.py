@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 
 from quantsaas.fakes.market import SimMarket, SymbolTick
 from quantsaas.fakes.server import BIG_BYTES, FAULTS, Client, FakeServer
@@ -86,10 +86,7 @@ class FakeKraken(FakeServer):
         self._lost = False
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        self.server = await serve(
-            self._handler, host, port, ping_interval=20, max_size=1 << 20, compression=None
-        )
-        self.port = self.server.sockets[0].getsockname()[1] if self.server.sockets else port
+        await self.listen(self._handler, host, port, ping_interval=20)
         if self.config.replay is None:
             self.spawn(self._market_loop())
             self.spawn(self._heartbeat_loop())
@@ -100,17 +97,9 @@ class FakeKraken(FakeServer):
             raise ValueError(f"unknown kraken fault {fault!r}; known: {', '.join(KRAKEN_FAULTS)}")
         self.faults_fired.append(fault)
         log.info("fake kraken: fault %s", fault)
-        if fault == "drop":
-            self.drop_all()
-        elif fault == "malformed":
-            for client in list(self.clients):
-                self.spawn(self.send(client, '{"channel":"book","type":"update","data":[{', False))
-        elif fault == "shutdown":
-            self.spawn(self.close_all(1001, "going away"))
-        elif fault == "silent":
-            for client in self.clients:
-                client.silent = True
-        elif fault == "maintenance":
+        if self.shared_fault(fault, '{"channel":"book","type":"update","data":[{'):
+            return
+        if fault == "maintenance":
             self.spawn(self._maintenance())
         else:  # gap, checksum, big-snapshot: the next book frames
             self._pending.add(fault)
@@ -134,19 +123,11 @@ class FakeKraken(FakeServer):
 
     async def _handler(self, conn: ServerConnection) -> None:
         client = KrakenClient(conn)
-        self.clients.add(client)
-        try:
+        async with self.connected(client):
             await self.send(client, self._status(), market=False)
             if self.config.replay is not None:
-                self.spawn(self._replay(client))
-            async for message in conn:
-                async with client.lock:
-                    for reply in self._request(client, message):
-                        await self.send(client, reply, market=False)
-        except Exception:  # connection closed or aborted
-            return
-        finally:
-            self.clients.discard(client)
+                self.spawn(self.replay(client, self.config.replay, self.config.replay_per_s))
+            await self.answer(client, self._request)
 
     def _request(self, client: KrakenClient, message: str | bytes) -> list[str]:
         time_in = _iso()
@@ -197,14 +178,6 @@ class FakeKraken(FakeServer):
             reply.update(time_in=time_in, time_out=_iso())
             replies.append(orjson.dumps(reply).decode())
         return replies + [frame for frame in snapshots if frame]
-
-    async def _replay(self, client: Client) -> None:
-        assert self.config.replay is not None
-        pause = 1.0 / self.config.replay_per_s
-        for line in self.config.replay.read_bytes().splitlines():
-            if line.strip():
-                await self.send(client, line.decode())
-                await asyncio.sleep(pause)
 
     # -- market data ------------------------------------------------------------------------
 

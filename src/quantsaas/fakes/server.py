@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.server import Server, ServerConnection
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Response
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,65 @@ class FakeServer:
         self.faults_fired: list[str] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
+    async def listen(
+        self,
+        handler: Callable[[ServerConnection], Awaitable[None]],
+        host: str,
+        port: int,
+        **options: Any,
+    ) -> int:
+        """Start the WebSocket server (1 MiB frames, no compression) and return its port."""
+        self.server = await serve(
+            handler, host, port, **options, max_size=1 << 20, compression=None
+        )
+        self.port = self.server.sockets[0].getsockname()[1] if self.server.sockets else port
+        return self.port
+
+    @contextlib.asynccontextmanager
+    async def connected(self, client: Client) -> AsyncIterator[None]:
+        """Track `client` while its connection lasts; a closed or aborted connection just ends."""
+        self.clients.add(client)
+        try:
+            yield
+        except Exception:  # connection closed or aborted
+            return
+        finally:
+            self.clients.discard(client)
+
+    async def answer(
+        self, client: Client, replies: Callable[[Any, str | bytes], Iterable[str]]
+    ) -> None:
+        """Answer each inbound message with `replies(client, message)`, under the client lock."""
+        async for message in client.conn:
+            async with client.lock:
+                for reply in replies(client, message):
+                    await self.send(client, reply, market=False)
+
+    async def replay(self, client: Client, path: Path, per_s: float) -> None:
+        """Send a recorded file verbatim, one non-blank line per frame, `per_s` lines a second."""
+        pause = 1.0 / per_s
+        for line in path.read_bytes().splitlines():
+            if line.strip():
+                await self.send(client, line.decode())
+                await asyncio.sleep(pause)
+
+    def shared_fault(self, fault: str, malformed: str) -> bool:
+        """Fire `drop`, `malformed` (sending `malformed`), `shutdown` (close 1001) or `silent`;
+        False for any other fault, which the venue handles itself."""
+        if fault == "drop":
+            self.drop_all()
+        elif fault == "malformed":
+            for client in list(self.clients):
+                self.spawn(self.send(client, malformed, market=False))
+        elif fault == "shutdown":
+            self.spawn(self.close_all(1001, "going away"))
+        elif fault == "silent":
+            for client in self.clients:
+                client.silent = True
+        else:
+            return False
+        return True
+
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
@@ -79,3 +140,14 @@ class FakeServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.server.wait_closed(), 5)
             self.server = None
+
+
+def json_response(conn: ServerConnection, status: int, body: bytes) -> Response:
+    """An HTTP response carrying `body` as application/json."""
+    response = conn.respond(status, "")
+    response.body = body
+    del response.headers["Content-Type"]
+    del response.headers["Content-Length"]
+    response.headers["Content-Type"] = "application/json"
+    response.headers["Content-Length"] = str(len(body))
+    return response

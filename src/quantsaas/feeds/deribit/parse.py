@@ -9,13 +9,13 @@ through a float. Option instruments are built from their names (`BTC-24SEP21-800
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeAlias
 
 from quantsaas.errors import ProtocolError, UnknownInstrument
+from quantsaas.feeds import exact_json
 from quantsaas.feeds.instruments import fast_fixed
 from quantsaas.model import (
     BookDelta,
@@ -100,24 +100,8 @@ Parsed: TypeAlias = RpcResult | RpcError | Heartbeat | BookChange | OptionTicker
 Instruments: TypeAlias = Mapping[str, Instrument]
 
 
-_DECODER = json.JSONDecoder(parse_float=str)
-"""Numbers with a fraction or exponent come back as their exact text; built once."""
-
-
-def decode(raw: str | bytes) -> Any:
-    try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        return _DECODER.decode(text)
-    except (ValueError, RecursionError) as exc:
-        raise ProtocolError(f"deribit: invalid JSON: {exc}") from None
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    raise ProtocolError(f"deribit: expected a number, got {value!r}")
+decode = exact_json.decoder("deribit")
+_text = exact_json.number_text("deribit")
 
 
 def _float(value: Any) -> float:

@@ -9,12 +9,12 @@ malformed raises `ProtocolError` naming the frame kind.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from quantsaas.errors import ConfigError, ProtocolError, UnknownInstrument
+from quantsaas.feeds import exact_json
 from quantsaas.feeds.instruments import fast_fixed
 from quantsaas.feeds.kraken.book import BookUpdate, TextLevel
 from quantsaas.model import Instrument, Side, Ticker, Trade
@@ -93,25 +93,8 @@ Parsed: TypeAlias = Status | Ack | Heartbeat | BookMessage | Trade | Ticker | Pr
 Instruments: TypeAlias = Mapping[str, Instrument]
 
 
-_DECODER = json.JSONDecoder(parse_float=str)
-"""Numbers with a fraction or exponent come back as their exact text; built once."""
-
-
-def decode(raw: str | bytes) -> Any:
-    try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        return _DECODER.decode(text)
-    except (ValueError, RecursionError) as exc:
-        raise ProtocolError(f"kraken: invalid JSON: {exc}") from None
-
-
-def text(value: Any) -> str:
-    """A JSON number decoded with parse_float=str (or an int) -> the venue's exact text."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    raise ProtocolError(f"kraken: expected a number, got {value!r}")
+decode = exact_json.decoder("kraken")
+text = exact_json.number_text("kraken")
 
 
 def iso_ns(value: Any) -> int:

@@ -52,7 +52,6 @@ class FakeBinance(FakeServer):
         self.market = SimMarket(list(self.config.symbols), self.config.rate, self.config.seed)
         self.update_id = dict.fromkeys(self.config.symbols, 1_000_000)
         self.trade_id = 0
-        self.paused = False
         self.snapshots_served = 0
         self._pending: set[str] = set()
 
@@ -178,12 +177,8 @@ class FakeBinance(FakeServer):
         return orjson.dumps({"result": result, "id": ident}).decode()
 
     async def _market_loop(self) -> None:
-        interval = self.config.interval_s
-        while True:
-            await asyncio.sleep(interval)
-            if self.paused:
-                continue
-            for symbol, tick in self.market.advance(interval).items():
+        async for ticks in self.ticks(self.market, self.config.interval_s):
+            for symbol, tick in ticks.items():
                 for stream, frame in self._frames(symbol, tick):
                     for client in list(self.clients):
                         if stream in client.streams:

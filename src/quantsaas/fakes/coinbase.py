@@ -59,7 +59,6 @@ class FakeCoinbase(FakeServer):
         self.sequence = dict.fromkeys(self.config.symbols, 100_000)
         self.trade_id = 0
         self.heartbeats = 0
-        self.paused = False
         self._pending: set[str] = set()
 
     @property
@@ -215,12 +214,8 @@ class FakeCoinbase(FakeServer):
         return orjson.dumps(body).decode()
 
     async def _market_loop(self) -> None:
-        interval = self.config.interval_s
-        while True:
-            await asyncio.sleep(interval)
-            if self.paused:
-                continue
-            for product, tick in self.market.advance(interval).items():
+        async for ticks in self.ticks(self.market, self.config.interval_s):
+            for product, tick in ticks.items():
                 for client in list(self.clients):
                     if product in client.products:
                         async with client.lock:

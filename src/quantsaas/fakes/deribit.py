@@ -80,7 +80,6 @@ class FakeDeribit(FakeServer):
         self.change_id = dict.fromkeys(self.options, 30_000_000_000)
         self.tickers: dict[str, OptionTicker] = {}
         self.rng = random.Random(self.config.seed)
-        self.paused = False
         self.test_replies = 0
         self._pending: set[str] = set()
         self._refresh()
@@ -299,12 +298,7 @@ class FakeDeribit(FakeServer):
             await self.send(client, frame, market=False)
 
     async def _market_loop(self) -> None:
-        interval = self.config.interval_s
-        while True:
-            await asyncio.sleep(interval)
-            if self.paused:
-                continue
-            self.market.advance(interval)
+        async for _ in self.ticks(self.market, self.config.interval_s):
             changes = self._refresh()
             frames: list[tuple[str, str, str, int]] = []
             lose = "gap" in self._pending

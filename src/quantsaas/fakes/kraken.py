@@ -79,7 +79,6 @@ class FakeKraken(FakeServer):
         self.config = config or KrakenFakeConfig()
         self.market = SimMarket(list(self.config.symbols), self.config.rate, self.config.seed)
         self.trade_id = 0
-        self.paused = False
         self.system = "online"
         self.checksums_sent = 0
         self._pending: set[str] = set()
@@ -275,12 +274,7 @@ class FakeKraken(FakeServer):
         return f'{{"channel":"trade","type":"update","data":[{",".join(rows)}]}}' if rows else ""
 
     async def _market_loop(self) -> None:
-        interval = self.config.interval_s
-        while True:
-            await asyncio.sleep(interval)
-            if self.paused:
-                continue
-            ticks = self.market.advance(interval)
+        async for ticks in self.ticks(self.market, self.config.interval_s):
             lose = "gap" in self._pending
             for client in list(self.clients):
                 async with client.lock:

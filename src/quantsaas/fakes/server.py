@@ -13,6 +13,8 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Response
 
+from quantsaas.fakes.market import SimMarket, SymbolTick
+
 log = logging.getLogger(__name__)
 
 FAULTS = ("drop", "gap", "stale-snapshot", "malformed", "big-snapshot", "shutdown", "silent")
@@ -46,6 +48,7 @@ class FakeServer:
         self.server: Server | None = None
         self.port = 0
         self.faults_fired: list[str] = []
+        self.paused = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def listen(
@@ -106,6 +109,15 @@ class FakeServer:
         else:
             return False
         return True
+
+    async def ticks(
+        self, market: SimMarket, interval: float
+    ) -> AsyncIterator[dict[str, SymbolTick]]:
+        """Advance `market` by `interval` every `interval` seconds, except while `paused`."""
+        while True:
+            await asyncio.sleep(interval)
+            if not self.paused:
+                yield market.advance(interval)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

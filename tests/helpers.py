@@ -6,9 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import socket
-import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,34 +87,6 @@ def trade(instrument: Instrument, price: int, size: int, trade_id: str, ts: int)
     from quantsaas.model import Side
 
     return Trade(instrument, price, size, Side.BUY, trade_id, ts, ts + 1)
-
-
-@contextlib.contextmanager
-def serve_in_thread(app: FastAPI, ws_max_size: int = 64 * 1024) -> Iterator[str]:
-    """Run `app` on a real uvicorn bound to a free loopback port; yields the base URL."""
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        ws="websockets-sansio",
-        ws_max_size=ws_max_size,
-        log_level="warning",
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @contextlib.asynccontextmanager

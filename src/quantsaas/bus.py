@@ -106,6 +106,7 @@ class Subscription:
             self._lag_started = now
             self._lag_drops = 0
         self.dropped += 1
+        self._bus.dropped += 1
         self._lag_drops += 1
         self._missed[topic] = self._missed.get(topic, 0) + 1
         limits = self._limits
@@ -158,6 +159,7 @@ class Subscription:
             return
         self.closed_reason = reason
         self._bus._detach(self, list(self.topics))
+        self._bus.subscriptions.discard(self)
         self._ready.set()
         self._closed.set()
 
@@ -174,6 +176,10 @@ class Bus:
         self._subscribers: dict[Topic, set[Subscription]] = {}
         self._sequences: dict[Topic, int] = {}
         self.published = 0
+        self.dropped = 0
+        """Messages dropped for slow subscribers, over the bus's lifetime."""
+        self.subscriptions: set[Subscription] = set()
+        """Open subscriptions (for queue-depth metrics)."""
 
     def publish(self, topic: Topic, event: Stamped) -> Envelope:
         seq = self._sequences.get(topic, 0) + 1
@@ -194,6 +200,7 @@ class Bus:
         self, topics: Iterable[Topic] = (), limits: BusLimits | None = None
     ) -> Subscription:
         subscription = Subscription(self, limits or self.limits)
+        self.subscriptions.add(subscription)
         subscription.add(topics)
         return subscription
 

@@ -20,6 +20,7 @@ from quantsaas.config import Settings
 from quantsaas.engine import Engine
 from quantsaas.errors import ConfigError, StorageError, UnknownInstrument
 from quantsaas.feeds.registry import build_feeds
+from quantsaas.logs import configure_logging
 from quantsaas.store import cli as store_cli
 from quantsaas.venue_cli import COMMANDS as VENUE_COMMANDS
 from quantsaas.venue_cli import add_commands as add_venue_commands
@@ -44,6 +45,11 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, help="simulator random seed")
     serve.add_argument("--vol", type=float, help="simulator annualised volatility (0.6 = 60%%)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="log lines: text (default) or json (one object per line; QUANTSAAS_LOG_FORMAT)",
+    )
     serve.add_argument("--binance-ws", help="Binance WebSocket base URL (e.g. a fake's ws://...)")
     serve.add_argument("--binance-rest", help="Binance REST base URL")
     serve.add_argument("--binance-symbols", type=_csv, help="e.g. BTC/USDT,ETH/USDT")
@@ -75,6 +81,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
             ("coinbase_api", args.coinbase_api),
             ("coinbase_symbols", args.coinbase_symbols),
             ("feed_stall_s", args.stall),
+            ("log_format", getattr(args, "log_format", None)),
         )
         if value is not None
     }
@@ -98,6 +105,10 @@ def server_config(app: Any, settings: Settings, log_level: str) -> uvicorn.Confi
         # compression costs ~4x server CPU per message per client (bench/README.md)
         ws_per_message_deflate=settings.ws_compression,
         log_level=log_level,
+        # logging is ours (logs.py): uvicorn's loggers propagate to it; the access log is
+        # written by RequestIdMiddleware (with request ids, without query strings)
+        log_config=None,
+        access_log=False,
         lifespan="on",
     )
 
@@ -128,13 +139,12 @@ async def _serve(server: uvicorn.Server, settings: Settings) -> None:
             "Press Ctrl+C to stop.\n",
             flush=True,
         )
+        log.info("serving on %s", base, extra={"url": base})
     await task
 
 
 def serve(settings: Settings, log_level: str) -> int:
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(log_level, settings.log_format)
     engine = Engine(build_feeds(settings))
     app = create_app(settings, engine)
     app.state.recorder = store_cli.start_recording(settings, engine)

@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     """Largest time range one history query or download may span."""
     history_max_rows: int = Field(default=10_000, ge=1)
     """Most trades or candles in one page of a history query."""
+    log_format: Literal["text", "json"] = "text"
+    """`json`: one JSON object per line (production); `text`: readable lines (a terminal)."""
     web_dist: Path | None = Path(__file__).resolve().parents[2] / "web" / "dist"
     """The built dashboard served at `/` for browsers; None (or no index.html there) serves none."""
 

@@ -96,7 +96,7 @@ class Engine:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("feed %s stopped with an error", feed.venue)
+            log.exception("feed %s stopped with an error", feed.venue, extra={"venue": feed.venue})
 
     def on_event(self, event: MarketEvent) -> None:
         instrument = event.instrument
@@ -129,7 +129,11 @@ class Engine:
         elif isinstance(event, OptionTicker):
             option = instrument.option
             if option is None:
-                log.warning("option ticker for non-option %s %s dropped", *key)
+                log.warning(
+                    "option ticker for non-option %s %s dropped",
+                    *key,
+                    extra={"venue": key[0], "symbol": key[1]},
+                )
                 return
             self.bus.publish((OPTIONS, instrument.venue, option.underlying), event)
         for listener in self.listeners:
@@ -144,7 +148,12 @@ class Engine:
     def _resync(self, book: L2Book, reason: str) -> None:
         book.invalidate()
         self.resyncs_requested += 1
-        log.warning("book rejected, resync requested: %s", reason)
+        venue, symbol = book.instrument.key
+        log.warning(
+            "book rejected, resync requested: %s",
+            reason,
+            extra={"venue": venue, "symbol": symbol},
+        )
         self._feed_of[book.instrument.key].request_resync(book.instrument, reason)
 
     def resolve(self, symbol: str, venue: str | None = None) -> list[Instrument]:

@@ -2,6 +2,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest_asyncio
+from fastapi import FastAPI
 
 from helpers import ScriptedFeed, make_instrument, serve_in_loop
 from quantsaas.api.app import create_app
@@ -17,6 +18,7 @@ class Service:
     feed: ScriptedFeed
     btc: Instrument
     eth: Instrument
+    app: FastAPI
 
     @property
     def http(self) -> str:
@@ -35,4 +37,4 @@ async def service() -> AsyncIterator[Service]:
     settings = Settings(ws_queue_size=64, ws_max_lag_s=0.2, ws_max_bad_messages=5)
     app = create_app(settings, engine)
     async with serve_in_loop(app, ws_max_size=settings.ws_max_message_bytes) as address:
-        yield Service(address, engine, feed, btc, eth)
+        yield Service(address, engine, feed, btc, eth, app)

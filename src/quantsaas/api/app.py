@@ -15,11 +15,14 @@ from quantsaas.analytics.live import install_analytics
 from quantsaas.api import consolidated_routes, problems
 from quantsaas.api.analytics_routes import router as analytics_router
 from quantsaas.api.history_routes import router as history_router
+from quantsaas.api.metrics import HttpMetricsMiddleware, Metrics
+from quantsaas.api.ops_routes import router as ops_router
 from quantsaas.api.routes import router
-from quantsaas.api.stream import websocket_endpoint
+from quantsaas.api.stream import StreamCounters, websocket_endpoint
 from quantsaas.api.web import DashboardMiddleware, dashboard_dist
 from quantsaas.config import Settings
 from quantsaas.engine import Engine
+from quantsaas.logs import RequestIdMiddleware
 
 DESCRIPTION = """
 Real-time crypto market data: exact L2 order books, trades and tickers per venue.
@@ -60,10 +63,15 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     app.include_router(analytics_router)
     consolidated_routes.install(app)
     app.include_router(history_router)
+    app.include_router(ops_router)
     app.add_api_websocket_route("/ws", websocket_endpoint)
+    app.state.stream_counters = StreamCounters()
+    app.state.metrics = Metrics(engine, app.state.stream_counters, app.state)
     dist = dashboard_dist(settings.web_dist)
     if dist is not None:
         app.add_middleware(DashboardMiddleware, dist=dist)
+    app.add_middleware(HttpMetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RequestIdMiddleware)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

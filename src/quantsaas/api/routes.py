@@ -51,10 +51,16 @@ async def service_info(request: Request) -> JSON:
     }
 
 
+def feed_is_live(feed: Feed, at_ns: int) -> bool:
+    """Live and a message within STALE_AFTER_S (what /health and /readyz count)."""
+    age = feed.stats.last_message_age_s(at_ns)
+    return feed.stats.state is FeedState.LIVE and age is not None and age < STALE_AFTER_S
+
+
 def _feed_health(feed: Feed, at_ns: int) -> JSON:
     stats = feed.stats
     age = stats.last_message_age_s(at_ns)
-    live = stats.state is FeedState.LIVE and age is not None and age < STALE_AFTER_S
+    live = feed_is_live(feed, at_ns)
     return {
         "venue": feed.venue,
         "state": stats.state.value,

@@ -65,13 +65,31 @@ def _string_list(request: JSON, field: str, required: bool = True) -> list[str]:
     return value
 
 
+class StreamCounters:
+    """Read by the /metrics collector; the hot path only increments integers."""
+
+    __slots__ = ("clients", "connections", "messages_sent")
+
+    def __init__(self) -> None:
+        self.clients = 0
+        self.connections = 0
+        self.messages_sent = 0
+
+
 class StreamSession:
     """One client connection: parses requests, owns a bus subscription, sends in order."""
 
-    def __init__(self, websocket: WebSocket, engine: Engine, settings: Settings) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        engine: Engine,
+        settings: Settings,
+        counters: StreamCounters | None = None,
+    ) -> None:
         self.websocket = websocket
         self.engine = engine
         self.settings = settings
+        self.counters = counters or StreamCounters()
         limits = BusLimits(
             queue_size=settings.ws_queue_size,
             max_lag_s=settings.ws_max_lag_s,
@@ -85,6 +103,15 @@ class StreamSession:
 
     async def serve(self) -> None:
         await self.websocket.accept()
+        counters = self.counters
+        counters.clients += 1
+        counters.connections += 1
+        try:
+            await self._serve()
+        finally:
+            counters.clients -= 1
+
+    async def _serve(self) -> None:
         self.reply(
             {
                 "type": "info",
@@ -236,6 +263,7 @@ class StreamSession:
     async def _send_loop(self) -> None:
         subscription = self.subscription
         send_event = self.websocket.send
+        counters = self.counters
         try:
             while True:
                 item: Envelope | Gap | str | None = await subscription.get()
@@ -244,6 +272,7 @@ class StreamSession:
                     text = self._outgoing(item)
                     if text is not None:
                         await send_event({"type": "websocket.send", "text": text})
+                        counters.messages_sent += 1
                     item = subscription.get_nowait()
         except (SubscriptionClosed, WebSocketDisconnect, RuntimeError, OSError):
             return
@@ -267,4 +296,5 @@ class StreamSession:
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
     app = websocket.app
-    await StreamSession(websocket, app.state.engine, app.state.settings).serve()
+    counters: StreamCounters | None = getattr(app.state, "stream_counters", None)
+    await StreamSession(websocket, app.state.engine, app.state.settings, counters).serve()

@@ -135,7 +135,9 @@ class WsFeed(Feed, abc.ABC):
                 self.stats.state = FeedState.DISCONNECTED
                 self.stats.reconnects += 1
                 delay = self.config.backoff.delay(attempt)
-                log.info("%s: reconnecting in %.2fs", self.venue, delay)
+                log.info(
+                    "%s: reconnecting in %.2fs", self.venue, delay, extra={"venue": self.venue}
+                )
                 await asyncio.sleep(delay)
         except asyncio.CancelledError:
             self.stats.state = FeedState.STOPPED
@@ -143,7 +145,7 @@ class WsFeed(Feed, abc.ABC):
 
     def _fail(self, text: str) -> None:
         self.stats.record_error(text)
-        log.warning("%s: %s", self.venue, text)
+        log.warning("%s: %s", self.venue, text, extra={"venue": self.venue})
 
     async def _connection(self, sink: EventSink) -> bool:
         """One connection's life; returns True if it delivered market data."""
@@ -159,7 +161,7 @@ class WsFeed(Feed, abc.ABC):
                 close_timeout=2,
                 compression=None,
             ) as conn:
-                log.info("%s: connected to %s", self.venue, url)
+                log.info("%s: connected to %s", self.venue, url, extra={"venue": self.venue})
                 self._reconnect_reason = None
                 self.on_connect()
                 self.stats.state = FeedState.RESYNCING

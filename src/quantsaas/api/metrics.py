@@ -1,0 +1,192 @@
+"""Prometheus metrics at /metrics, one registry per app.
+
+Almost everything is read at scrape time from state the service already keeps (FeedStats, the
+books, the bus, the stream counters, the recorder), so the hot paths gain nothing but the
+WebSocket send counter. HTTP latency is a histogram per route template, measured by a small
+pure-ASGI middleware that leaves WebSocket scopes alone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from quantsaas.api.stream import StreamCounters
+from quantsaas.engine import Engine
+from quantsaas.feeds.base import FeedState
+from quantsaas.model import now_ns
+
+if TYPE_CHECKING:
+    from quantsaas.store.recorder import Recorder
+
+# counters and histograms would otherwise add a `_created` series each (doubling the count)
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+
+PREFIX = "quantsaas"
+UNMATCHED = "<unmatched>"
+"""Route label of requests no route matched (the dashboard's files, 404s): never the raw path."""
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def _counter(name: str, doc: str, labels: Iterable[str] = ()) -> CounterMetricFamily:
+    return CounterMetricFamily(f"{PREFIX}_{name}", doc, labels=list(labels))
+
+
+def _gauge(name: str, doc: str, labels: Iterable[str] = ()) -> GaugeMetricFamily:
+    return GaugeMetricFamily(f"{PREFIX}_{name}", doc, labels=list(labels))
+
+
+class ServiceCollector(Collector):
+    """Feeds, books, bus, stream and recorder, computed from their state at scrape time."""
+
+    def __init__(self, engine: Engine, stream: StreamCounters, app_state: Any) -> None:
+        self.engine = engine
+        self.stream = stream
+        self.app_state = app_state
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._feeds()
+        yield from self._books()
+        yield from self._bus()
+        yield from self._stream()
+        recorder: Recorder | None = getattr(self.app_state, "recorder", None)
+        if recorder is not None:
+            yield from self._recorder(recorder)
+
+    def _feeds(self) -> Iterator[Metric]:
+        at_ns = now_ns()
+        venue = ["venue"]
+        messages = _counter("feed_messages_received", "Messages received from the venue", venue)
+        size = _counter("feed_received_bytes", "Bytes received from the venue", venue)
+        gaps = _counter("feed_gaps", "Sequence gaps detected", venue)
+        resyncs = _counter("feed_resyncs", "Book resynchronisations", venue)
+        reconnects = _counter("feed_reconnects", "Venue reconnections", venue)
+        malformed = _counter("feed_malformed_messages", "Frames that could not be parsed", venue)
+        live = _gauge("feed_live", "1 when the feed state is live", venue)
+        age = _gauge("feed_last_message_age_seconds", "Time since the last message", venue)
+        for feed in self.engine.feeds:
+            stats, labels = feed.stats, [feed.venue]
+            messages.add_metric(labels, stats.messages)
+            size.add_metric(labels, stats.bytes)
+            gaps.add_metric(labels, stats.gaps)
+            resyncs.add_metric(labels, stats.resyncs)
+            reconnects.add_metric(labels, stats.reconnects)
+            malformed.add_metric(labels, stats.malformed)
+            live.add_metric(labels, 1 if stats.state is FeedState.LIVE else 0)
+            seconds = stats.last_message_age_s(at_ns)
+            if seconds is not None:
+                age.add_metric(labels, seconds)
+        yield from (messages, size, gaps, resyncs, reconnects, malformed, live, age)
+        engine = self.engine
+        requested = _counter("engine_resyncs_requested", "Books rejected by the engine")
+        requested.add_metric([], engine.resyncs_requested)
+        rejected = _counter("engine_rejected_deltas", "Deltas dropped while a book was not ready")
+        rejected.add_metric([], engine.rejected_deltas)
+        yield from (requested, rejected)
+
+    def _books(self) -> Iterator[Metric]:
+        at_ns = now_ns()
+        labels = ["venue", "symbol"]
+        age = _gauge("book_age_seconds", "Time since the book last changed (receive time)", labels)
+        valid = _gauge("book_valid", "1 while the book is synchronised and served", labels)
+        for (venue, symbol), book in self.engine.books.items():
+            valid.add_metric([venue, symbol], 1 if book.valid else 0)
+            if book.ts_recv:
+                age.add_metric([venue, symbol], max(0.0, (at_ns - book.ts_recv) / 1e9))
+        yield from (age, valid)
+
+    def _bus(self) -> Iterator[Metric]:
+        bus = self.engine.bus
+        published = _counter("bus_published_messages", "Messages published on the bus")
+        published.add_metric([], bus.published)
+        dropped = _counter("bus_dropped_messages", "Messages dropped for slow subscribers")
+        dropped.add_metric([], bus.dropped)
+        depths = [subscription.pending for subscription in tuple(bus.subscriptions)]
+        subscribers = _gauge("bus_subscribers", "Open bus subscriptions")
+        subscribers.add_metric([], len(depths))
+        queued = _gauge("bus_queued_messages", "Messages waiting in all subscriber queues")
+        queued.add_metric([], sum(depths))
+        deepest = _gauge("bus_queue_depth_max", "Longest subscriber queue")
+        deepest.add_metric([], max(depths, default=0))
+        yield from (published, dropped, subscribers, queued, deepest)
+
+    def _stream(self) -> Iterator[Metric]:
+        stream = self.stream
+        clients = _gauge("ws_clients", "Connected WebSocket clients")
+        clients.add_metric([], stream.clients)
+        connections = _counter("ws_connections", "WebSocket connections accepted")
+        connections.add_metric([], stream.connections)
+        sent = _counter("ws_messages_sent", "Messages sent to WebSocket clients")
+        sent.add_metric([], stream.messages_sent)
+        yield from (clients, connections, sent)
+
+    def _recorder(self, recorder: Recorder) -> Iterator[Metric]:
+        status = recorder.status
+        events = _counter("recorder_events_written", "Events written to Parquet")
+        events.add_metric([], status.events)
+        dropped = _counter("recorder_dropped", "Events or frames lost to write errors")
+        dropped.add_metric([], status.dropped)
+        errors = _counter("recorder_errors", "Recorder write errors")
+        errors.add_metric([], status.errors)
+        pending = _gauge("recorder_pending", "Events and frames waiting for the writer")
+        pending.add_metric([], recorder.pending)
+        yield from (events, dropped, errors, pending)
+
+
+class Metrics:
+    """The app's own registry: several apps in one process never share series."""
+
+    def __init__(self, engine: Engine, stream: StreamCounters, app_state: Any) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(ServiceCollector(engine, stream, app_state))
+        self.http_latency = Histogram(
+            f"{PREFIX}_http_request_duration_seconds",
+            "HTTP request latency by route template",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return prometheus_client.generate_latest(self.registry)
+
+
+def route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED
+
+
+class HttpMetricsMiddleware:
+    """Times each HTTP request into the latency histogram; other scopes pass through."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            self.metrics.http_latency.labels(
+                scope["method"], route_template(scope), str(status)
+            ).observe(time.perf_counter() - started)

@@ -1,0 +1,43 @@
+"""Operations endpoints: /metrics (Prometheus), /livez (process up), /readyz (serving data)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from quantsaas.api.metrics import Metrics
+from quantsaas.api.routes import feed_is_live
+from quantsaas.engine import Engine
+from quantsaas.model import now_ns
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    registry: Metrics = request.app.state.metrics
+    return Response(registry.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/livez", summary="Liveness: the process answers (no dependency checks)")
+async def livez() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: a feed is live and the recorder (when on) has no error",
+    responses={503: {"description": "Not ready"}},
+)
+async def readyz(request: Request) -> JSONResponse:
+    engine: Engine = request.app.state.engine
+    at_ns = now_ns()
+    live = [feed.venue for feed in engine.feeds if feed_is_live(feed, at_ns)]
+    checks: dict[str, bool] = {"feed_live": bool(live)}
+    recorder = getattr(request.app.state, "recorder", None)
+    if recorder is not None:
+        checks["recorder_ok"] = recorder.status.last_error is None
+    ready = all(checks.values())
+    body = {"status": "ready" if ready else "not ready", "checks": checks, "live_feeds": live}
+    return JSONResponse(body, status_code=200 if ready else 503)

@@ -21,6 +21,15 @@ bash scripts/web.sh install
 step "install (chromium)"
 bash scripts/web.sh browser
 
+step "install (redis-server)"
+if [ ! -x /usr/bin/redis-server ]; then
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
+/usr/bin/redis-server --version
+
 step "ruff"
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench

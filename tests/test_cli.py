@@ -87,6 +87,8 @@ def test_serve_runs_the_simulator_and_stops_cleanly(
         (["--symbols", "DOGE/USD"], "DOGE/USD"),
         (["--rate", "-5"], "sim_rate"),
         (["--port", "70000"], "port"),
+        (["--role", "api"], "--role api needs --bus redis://"),
+        (["--bus", "nats://127.0.0.1:4222"], "--bus must be memory or redis://"),
     ],
 )
 def test_bad_options_exit_2_with_a_clear_message(args: list[str], message: str) -> None:

@@ -20,7 +20,7 @@ import collections
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import TypeAlias, cast
 
 from quantsaas.errors import SubscriptionClosed
 from quantsaas.model import Stamped
@@ -191,6 +191,36 @@ class Bus:
             for subscription in tuple(subscribers):
                 subscription._offer(envelope)
         return envelope
+
+    def relay(self, topic: Topic, seq: int, wire: str) -> bool:
+        """Deliver a message numbered and encoded elsewhere (an API process behind Redis, see
+        bus_redis.py). Keeps the sender's `seq`; a duplicate (seq already seen) is ignored and
+        a jump forward becomes a `Gap` for every subscriber of the topic."""
+        if seq <= self._sequences.get(topic, 0):
+            return False
+        self.advance(topic, seq - 1)
+        self._sequences[topic] = seq
+        # the event is never read: the wire form is already there
+        envelope = Envelope(topic, seq, cast(Stamped, None))
+        envelope.wire = wire
+        self.published += 1
+        subscribers = self._subscribers.get(topic)
+        if subscribers:
+            for subscription in tuple(subscribers):
+                subscription._offer(envelope)
+        return True
+
+    def advance(self, topic: Topic, seq: int) -> bool:
+        """Move `topic` forward to `seq`; messages skipped over are reported to subscribers as
+        a gap. False when `seq` is not ahead of the topic."""
+        last = self._sequences.get(topic, 0)
+        if seq <= last:
+            return False
+        self._sequences[topic] = seq
+        if last:
+            for subscription in tuple(self._subscribers.get(topic, ())):
+                subscription._missed[topic] = subscription._missed.get(topic, 0) + seq - last
+        return True
 
     def last_seq(self, topic: Topic) -> int:
         """Sequence number of the last message published on `topic` (0 if none)."""

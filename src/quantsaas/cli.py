@@ -57,6 +57,16 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--coinbase-api", choices=["exchange", "advanced"], help="Coinbase feed")
     serve.add_argument("--coinbase-symbols", type=_csv, help="e.g. BTC/USD,ETH/USD")
     serve.add_argument("--stall", type=float, help="reconnect a venue after this many s of silence")
+    serve.add_argument(
+        "--role",
+        choices=["all", "ingest", "api"],
+        default="all",
+        help="all: feeds and API in one process; ingest: feeds + API, publishing to --bus; "
+        "api: serve clients from --bus only (docs/architecture.md)",
+    )
+    serve.add_argument(
+        "--bus", default="memory", help="memory (default) or redis://host:port/db for scale-out"
+    )
     store_cli.add_store_options(serve)
     add_venue_commands(commands)
     store_cli.add_commands(commands, serve)
@@ -143,10 +153,36 @@ async def _serve(server: uvicorn.Server, settings: Settings) -> None:
     await task
 
 
-def serve(settings: Settings, log_level: str) -> int:
+def build_engine(settings: Settings, role: str, bus: str) -> tuple[Engine, Any]:
+    """The engine for a role, and its Redis link (None on the in-process bus)."""
+    if bus == "memory":
+        if role != "all":
+            raise ConfigError(f"--role {role} needs --bus redis://host:port/db")
+        return Engine(build_feeds(settings)), None
+    if not bus.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"--bus must be memory or redis://host:port/db, not {bus!r}")
+    from quantsaas import bus_redis
+
+    link: bus_redis.RedisPublisher | bus_redis.RedisSubscriber
+    if role == "api":
+        engine = Engine(build_feeds(settings), bus_redis.RelayBus())
+        engine.feeds = ()  # the instruments are known, the feeds run in the ingest process
+        link = bus_redis.RedisSubscriber(bus, engine)
+    else:
+        publishing = bus_redis.PublishingBus()
+        engine = Engine(build_feeds(settings), publishing)
+        link = publishing.publisher = bus_redis.RedisPublisher(bus, engine)
+    engine.add_background(link.run)
+    return engine, link
+
+
+def serve(settings: Settings, log_level: str, role: str = "all", bus: str = "memory") -> int:
     configure_logging(log_level, settings.log_format)
-    engine = Engine(build_feeds(settings))
+    if role == "api":
+        settings = settings.model_copy(update={"record": False})
+    engine, link = build_engine(settings, role, bus)
     app = create_app(settings, engine)
+    app.state.bus_link = link
     app.state.recorder = store_cli.start_recording(settings, engine)
     config = server_config(app, settings, log_level)
     server = uvicorn.Server(config)
@@ -173,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in store_cli.COMMANDS:
             return store_cli.COMMANDS[args.command](settings, args)
         if args.command == "serve":
-            return serve(settings, args.log_level)
+            return serve(settings, args.log_level, args.role, args.bus)
     except (ConfigError, UnknownInstrument, StorageError) as exc:
         print(f"quantsaas: error: {exc}", file=sys.stderr)
         return 2

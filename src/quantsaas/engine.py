@@ -45,6 +45,10 @@ Listener = Callable[[MarketEvent], None]
 """Called with every event the engine accepted, after it was published."""
 InitialState = Callable[[Instrument], Stamped | None]
 """What a new subscriber of a channel receives first (the book's snapshot, the open candle)."""
+RelayedState = Callable[[Topic], tuple[int, list[str]] | None]
+"""In an API process behind Redis: a topic's encoded initial messages and the seq they reach
+(WAITING: none yet, send the topic's messages only once there are)."""
+WAITING = -1
 
 
 class Engine:
@@ -64,6 +68,7 @@ class Engine:
             TICKER: None,
         }
         self._background: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self.relayed_state: RelayedState | None = None
         self.rejected_deltas = 0
         self.resyncs_requested = 0
         for feed in self.feeds:

@@ -34,7 +34,12 @@ async def readyz(request: Request) -> JSONResponse:
     engine: Engine = request.app.state.engine
     at_ns = now_ns()
     live = [feed.venue for feed in engine.feeds if feed_is_live(feed, at_ns)]
-    checks: dict[str, bool] = {"feed_live": bool(live)}
+    checks: dict[str, bool] = {}
+    link = getattr(request.app.state, "bus_link", None)
+    if engine.feeds or link is None:
+        checks["feed_live"] = bool(live)
+    if link is not None:
+        checks.update(link.ready_checks())  # Redis reachable (and, api role, data arriving)
     recorder = getattr(request.app.state, "recorder", None)
     if recorder is not None:
         checks["recorder_ok"] = recorder.status.last_error is None

@@ -31,7 +31,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from quantsaas.api.wire import JSON, encode, encode_envelope, event_message, gap_message
 from quantsaas.bus import SLOW_CONSUMER, BusLimits, Envelope, Gap, Subscription, Topic
 from quantsaas.config import Settings
-from quantsaas.engine import Engine
+from quantsaas.engine import WAITING, Engine
 from quantsaas.errors import SubscriptionClosed, UnknownInstrument
 from quantsaas.model import now_ns
 
@@ -249,6 +249,13 @@ class StreamSession:
     def _queue_initial_state(self, topic: Topic) -> None:
         """Queue the channel's current state (a book snapshot) at the stream's current seq;
         published messages up to that seq are then skipped for this client."""
+        relayed = self.engine.relayed_state
+        found = None if relayed is None else relayed(topic)
+        if found is not None:
+            self._snapshot_seq[topic], messages = found
+            for message in messages:
+                self.subscription.put_local(message)
+            return
         channel, venue, symbol = topic
         initial = self.engine.channels.get(channel)
         if initial is None:
@@ -284,7 +291,10 @@ class StreamSession:
             if topic not in self.subscription.topics:
                 return None
             floor = self._snapshot_seq.get(topic)
-            if floor is not None and item.seq <= floor:
+            if floor == WAITING:  # relayed book without a snapshot yet: look again
+                self._queue_initial_state(topic)
+                floor = self._snapshot_seq.get(topic)
+            if floor is not None and (floor == WAITING or item.seq <= floor):
                 return None
             return encode_envelope(item)
         if isinstance(item, Gap):

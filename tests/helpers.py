@@ -23,6 +23,18 @@ from quantsaas.feeds.simulator import SimConfig, SimulatorFeed, select_instrumen
 from quantsaas.model import BookDelta, BookSnapshot, Instrument, Level, MarketEvent, Trade
 from quantsaas.store.recorder import Recorder, RecorderConfig
 
+OFI_L1_VECTOR = [
+    (10000, 5, 10100, 5),
+    (10000, 8, 10100, 5),
+    (10000, 8, 10100, 2),
+    (10000, 8, 10050, 4),
+    (10000, 8, 10100, 6),
+    (9950, 7, 10100, 6),
+    (10000, 2, 10100, 6),
+    (10000, 2, 10100, 6),
+]
+"""analytics.md §1.6: best bid price, bid size, ask price, ask size (prices in cents)."""
+
 
 def make_instrument(
     base: str = "BTC",

@@ -4,7 +4,7 @@ from typing import TypeVar
 import numpy as np
 import pytest
 
-from helpers import ScriptedFeed, delta, make_instrument, snapshot
+from helpers import OFI_L1_VECTOR, ScriptedFeed, delta, make_instrument, snapshot
 from quantsaas.analytics.candles import Candle, candles_from_trades
 from quantsaas.analytics.greeks import option_greeks
 from quantsaas.analytics.live import (
@@ -141,16 +141,7 @@ def test_live_ofi_matches_batch_on_the_book_states() -> None:
     service.tick(T0 + 3 * S)
     updates = of(OfiUpdate, drain(sub), OFI)
     assert [u.bucket.ofi for u in updates] == [(2,), (-2,)]
-    l1 = [
-        (10000, 5, 10100, 5),
-        (10000, 8, 10100, 5),
-        (10000, 8, 10100, 2),
-        (10000, 8, 10050, 4),
-        (10000, 8, 10100, 6),
-        (9950, 7, 10100, 6),
-        (10000, 2, 10100, 6),
-        (10000, 2, 10100, 6),
-    ]
+    l1 = OFI_L1_VECTOR
     bp, bq, ap, aq = (np.array([[row[i]] for row in l1]) for i in range(4))
     assert [u.bucket for u in updates] == ofi_buckets(np.array(stamps), bp, bq, ap, aq, S)
 

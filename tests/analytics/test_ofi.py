@@ -3,6 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import OFI_L1_VECTOR
 from quantsaas.analytics.ofi import (
     NO_ASK,
     NO_BID,
@@ -13,17 +14,7 @@ from quantsaas.analytics.ofi import (
     ofi_events,
 )
 
-# analytics.md §1.6, prices in cents
-L1 = [
-    (10000, 5, 10100, 5),
-    (10000, 8, 10100, 5),
-    (10000, 8, 10100, 2),
-    (10000, 8, 10050, 4),
-    (10000, 8, 10100, 6),
-    (9950, 7, 10100, 6),
-    (10000, 2, 10100, 6),
-    (10000, 2, 10100, 6),
-]
+L1 = OFI_L1_VECTOR
 L1_EXPECTED = [3, 3, -4, 4, -8, 2, 0]
 
 TWO_LEVEL = [

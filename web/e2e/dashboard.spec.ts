@@ -243,11 +243,15 @@ test('switching symbol and interval', async ({ page }) => {
   await expect
     .poll(() => page.evaluate(() => (window as unknown as Hooks).__qs.live.candleKey))
     .toBe('ETH/USD|*|300');
+  // the worker switches the key at once; the chart swaps its bars on the next animation frame
   await expect
-    .poll(() => page.evaluate(() => (window as unknown as Hooks).__qs.candles.data().length))
-    .toBeGreaterThan(0);
-  const times = await page.evaluate(() => (window as unknown as Hooks).__qs.candles.data().map((b) => b.time));
-  expect(times.every((t) => t % 300 === 0)).toBe(true);
+    .poll(async () => {
+      const times = await page.evaluate(() =>
+        (window as unknown as Hooks).__qs.candles.data().map((b) => b.time),
+      );
+      return times.length > 0 && times.every((t) => t % 300 === 0);
+    })
+    .toBe(true);
   await expect(page.getByRole('button', { name: '5m', exact: true })).toHaveAttribute('aria-pressed', 'true');
   await expect(page.getByTestId('legend')).toContainText('O ');
   await page.screenshot({ path: `${SHOTS}/eth-5m.png` });

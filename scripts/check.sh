@@ -30,6 +30,15 @@ if [ ! -x /usr/bin/redis-server ]; then
 fi
 /usr/bin/redis-server --version
 
+step "install (postgresql)"
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+fi
+ls /usr/lib/postgresql/*/bin/postgres
+
 step "ruff"
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench

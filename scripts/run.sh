@@ -6,4 +6,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/bootstrap.sh
 bash scripts/web.sh install
 bash scripts/web.sh build
-exec .venv/bin/quantsaas serve "$@"
+# the demo: anonymous visitors get the `demo` tier (the simulator only); a production start
+# (`quantsaas serve` without it) answers anonymous callers with the public, delayed view only
+exec .venv/bin/quantsaas serve --anonymous-tier demo "$@"

@@ -1,12 +1,20 @@
-"""Shared test support: instruments, a feed driven by the test, a real uvicorn on loopback."""
+"""Shared test support: instruments, a feed driven by the test, a real uvicorn on loopback,
+a throwaway redis-server and PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import itertools
+import os
+import pwd
+import shutil
 import socket
-from collections.abc import AsyncIterator, Callable, Sequence
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,6 +136,27 @@ async def serve_in_loop(app: FastAPI, ws_max_size: int = 64 * 1024) -> AsyncIter
         await asyncio.wait_for(task, 10)
 
 
+@contextlib.contextmanager
+def serve_in_thread(app: FastAPI) -> Iterator[str]:
+    """Run `app` on a real uvicorn (lifespan included) in a thread of its own, for synchronous
+    tests and module-scoped fixtures; yields the base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(20)
+
+
 class StalledClient:
     """A WebSocket client on a raw socket that subscribes and then stops reading.
 
@@ -235,3 +264,110 @@ def record_simulator(
     drive_simulator(engine.on_event, sims, seconds)
     recorder.flush()
     return recording
+
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+class RedisServer:
+    """A real redis-server on a free loopback port, without persistence, files in `directory`."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port: int = sock.getsockname()[1]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory)]
+        self.process = subprocess.Popen(
+            [REDIS_SERVER, *args, "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not self._answers():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.stop()
+                raise RuntimeError("redis-server did not start listening")
+            time.sleep(0.05)
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+POSTGRES_BIN = max(
+    (p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/postgres")), default=None
+)
+"""The newest Debian PostgreSQL binaries (scripts/check.sh installs the `postgresql` package)."""
+
+
+class PostgresServer:
+    """A real PostgreSQL on a free loopback port, trust auth, no fsync, in a temporary directory.
+
+    postgres refuses to run as root: as root, the directory is given to the `postgres` user and
+    every binary runs through `runuser -u postgres`."""
+
+    def __init__(self, bin_dir: Path) -> None:
+        self.bin_dir = bin_dir
+        self.directory = Path(tempfile.mkdtemp(prefix="quantsaas-pg-"))
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port: int = sock.getsockname()[1]
+        self._databases = itertools.count(1)
+        self.running = False
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, program: str, *args: str) -> None:
+        command = [str(self.bin_dir / program), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise RuntimeError(f"{program} failed ({done.returncode}): {done.stderr.strip()}")
+
+    def start(self) -> None:
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("postgres")
+            os.chown(self.directory, user.pw_uid, user.pw_gid)
+        data = str(self.directory / "data")
+        self._run("initdb", "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8")
+        options = (
+            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        log_file = str(self.directory / "postgres.log")
+        self._run("pg_ctl", "-D", data, "-l", log_file, "-o", options, "-w", "-t", "30", "start")
+        self.running = True
+
+    def create_database(self) -> str:
+        """A new empty database: its SQLAlchemy (asyncpg) URL."""
+        name = f"test_{next(self._databases)}"
+        host = ["-h", str(self.directory), "-p", str(self.port), "-U", "postgres"]
+        self._run("psql", *host, "-q", "-c", f"CREATE DATABASE {name}")
+        return self.url(name)
+
+    def stop(self) -> None:
+        if self.running:
+            data = str(self.directory / "data")
+            self._run("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
+            self.running = False
+        shutil.rmtree(self.directory, ignore_errors=True)

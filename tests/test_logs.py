@@ -91,7 +91,7 @@ def test_serve_writes_json_lines_with_request_ids(how: str) -> None:
         )
         assert given.headers["x-request-id"] == "given-id-42"
         made = httpx.get(f"{base}/api/v1/book/sim/DOGE-USD", headers=secret_headers)
-        assert made.status_code == 404
+        assert made.status_code == 401  # an unknown key is refused (and the denial logged)
         generated = made.headers["x-request-id"]
         bad = httpx.get(f"{base}/livez", headers={"X-Request-ID": "bad id\twith spaces"})
         assert bad.headers["x-request-id"] != "bad id\twith spaces"
@@ -111,8 +111,9 @@ def test_serve_writes_json_lines_with_request_ids(how: str) -> None:
         event["request_id"]: event for event in events if event["logger"] == "quantsaas.access"
     }
     assert access["given-id-42"]["path"] == "/api/v1/instruments"
-    assert access["given-id-42"]["status"] == 200
-    assert access[generated]["status"] == 404
+    assert access["given-id-42"]["status"] == 401  # a wrong key is refused even on public routes
+    assert access[generated]["status"] == 401
+    assert any(event["logger"] == "quantsaas.audit" for event in events)
     assert isinstance(access[generated]["duration_ms"], float)
     loggers = {event["logger"] for event in events}
     assert "uvicorn.error" in loggers  # uvicorn's own lines are JSON too

@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 from pydantic import ValidationError
 
 from quantsaas import __version__
+from quantsaas.accounts import cli as accounts_cli
 from quantsaas.api.app import create_app
 from quantsaas.config import Settings
 from quantsaas.engine import Engine
@@ -58,6 +60,15 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--coinbase-symbols", type=_csv, help="e.g. BTC/USD,ETH/USD")
     serve.add_argument("--stall", type=float, help="reconnect a venue after this many s of silence")
     serve.add_argument(
+        "--anonymous-tier",
+        help="serve callers without credentials with this tier (the demo uses `demo`: the "
+        "simulator only); default: they get the public, delayed view and nothing else",
+    )
+    serve.add_argument("--accounts-url", help="accounts database (SQLAlchemy async URL)")
+    serve.add_argument(
+        "--rate-limit-bus", help="memory (default) or redis://... to share limits between processes"
+    )
+    serve.add_argument(
         "--role",
         choices=["all", "ingest", "api"],
         default="all",
@@ -69,6 +80,7 @@ def parser() -> argparse.ArgumentParser:
     )
     store_cli.add_store_options(serve)
     add_venue_commands(commands)
+    accounts_cli.add_commands(commands)
     store_cli.add_commands(commands, serve)
     return root
 
@@ -91,6 +103,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
             ("coinbase_api", args.coinbase_api),
             ("coinbase_symbols", args.coinbase_symbols),
             ("feed_stall_s", args.stall),
+            ("anonymous_tier", getattr(args, "anonymous_tier", None)),
+            ("accounts_url", getattr(args, "accounts_url", None)),
+            ("rate_limit_bus", getattr(args, "rate_limit_bus", None)),
             ("log_format", getattr(args, "log_format", None)),
         )
         if value is not None
@@ -131,7 +146,21 @@ def tune_gc_for_serving() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-async def _serve(server: uvicorn.Server, settings: Settings) -> None:
+def access_note(settings: Settings, first_login: tuple[str, str] | None) -> str:
+    if settings.anonymous_tier is not None:
+        lines = f"  access:                     open to anyone as tier {settings.anonymous_tier}\n"
+    else:
+        lines = "  access:                     API key, or sign in on the dashboard\n"
+    if first_login is not None:
+        email, password = first_login
+        lines += (
+            f"  first start: admin account  {email}  password {password}\n"
+            "                              (shown once; see `quantsaas users --help`)\n"
+        )
+    return lines
+
+
+async def _serve(server: uvicorn.Server, settings: Settings, app: FastAPI) -> None:
     task = asyncio.create_task(server.serve())
     while not server.started and not task.done():
         await asyncio.sleep(0.05)
@@ -146,6 +175,7 @@ async def _serve(server: uvicorn.Server, settings: Settings) -> None:
             f"  health:                     {base}/health\n"
             f"  stream:                     ws://{settings.host}:{port}/ws\n"
             f"  history:                    {store_cli.recording_note(settings)}\n"
+            f"{access_note(settings, app.state.first_login)}"
             "Press Ctrl+C to stop.\n",
             flush=True,
         )
@@ -180,6 +210,9 @@ def serve(settings: Settings, log_level: str, role: str = "all", bus: str = "mem
     configure_logging(log_level, settings.log_format)
     if role == "api":
         settings = settings.model_copy(update={"record": False})
+    if bus != "memory" and settings.rate_limit_bus == "memory":
+        # several processes serve clients: they must share one budget per key
+        settings = settings.model_copy(update={"rate_limit_bus": bus})
     engine, link = build_engine(settings, role, bus)
     app = create_app(settings, engine)
     app.state.bus_link = link
@@ -192,12 +225,14 @@ def serve(settings: Settings, log_level: str, role: str = "all", bus: str = "mem
         signal.signal(stop_signal, lambda *_: None)
     # uvloop when installed (uvicorn[standard]): about a fifth less CPU per WebSocket message
     with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
-        runner.run(_serve(server, settings))
+        runner.run(_serve(server, settings, app))
     return 0 if server.started else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command in accounts_cli.COMMANDS:
+        return accounts_cli.COMMANDS[args.command](args)
     if args.command in VENUE_COMMANDS:
         try:
             return VENUE_COMMANDS[args.command](args)

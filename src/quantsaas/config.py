@@ -86,8 +86,35 @@ class Settings(BaseSettings):
     """Largest time range one history query or download may span."""
     history_max_rows: int = Field(default=10_000, ge=1)
     """Most trades or candles in one page of a history query."""
+    anonymous_requests: int = Field(default=60, ge=1)
+    """Request units per `anonymous_window_s` for callers without credentials (per IP)."""
+    anonymous_window_s: float = Field(default=60.0, gt=0)
+    login_attempts: int = Field(default=10, ge=1)
+    """Signup and login attempts per IP per `login_window_s` (the brute-force guard)."""
+    login_window_s: float = Field(default=60.0, gt=0)
+    signup_enabled: bool = True
+    signup_tier: str = "free"
+    bootstrap_admin: bool = True
+    """On the first start (no users yet) create admin@localhost and print its password once."""
     log_format: Literal["text", "json"] = "text"
     """`json`: one JSON object per line (production); `text`: readable lines (a terminal)."""
+    accounts_url: str = ""
+    """Users, API keys and sessions: SQLAlchemy async URL (`sqlite+aiosqlite:///path`, or
+    `postgresql+asyncpg://...`); empty: SQLite file `accounts.db` in `data_dir`."""
+    tiers_file: Path | None = None
+    """A tiers.toml replacing the packaged one (tiers and route weights)."""
+    session_ttl_s: float = Field(default=86400.0 * 7, gt=0)
+    """Dashboard sessions expire this long after login."""
+    ws_ticket_ttl_s: float = Field(default=30.0, gt=0, le=300)
+    """A single-use /ws ticket is valid this long."""
+    anonymous_tier: str | None = None
+    """Tier of callers without credentials; None: they are refused (the demo sets `demo`)."""
+    allowed_origins: Csv = ()
+    """Browser origins allowed to call the API with a session cookie; empty: same host only."""
+    rate_limit_bus: str = "memory"
+    """Where rate-limit counters live: `memory` (one process) or redis://host:port/db."""
+    public_market_data_delay_s: float = Field(default=60.0, ge=0)
+    """Delay of market data shown to the public (anonymous) dashboard."""
     web_dist: Path | None = Path(__file__).resolve().parents[2] / "web" / "dist"
     """The built dashboard served at `/` for browsers; None (or no index.html there) serves none."""
 
@@ -100,6 +127,7 @@ class Settings(BaseSettings):
         "deribit_currencies",
         "deribit_instruments",
         "consolidated_quote_equivalence",
+        "allowed_origins",
         mode="before",
     )
     @classmethod
@@ -107,3 +135,8 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @property
+    def accounts_database(self) -> str:
+        """The accounts URL in effect (`accounts_url`, or SQLite in `data_dir`)."""
+        return self.accounts_url or f"sqlite+aiosqlite:///{self.data_dir.resolve()}/accounts.db"

@@ -10,6 +10,13 @@
     ├── StorageError           recorded history cannot be written or read
     ├── BusError
     │   └── SubscriptionClosed a subscriber was disconnected (slow consumer, shutdown)
+    ├── AccountError           users, API keys, sessions (accounts/)
+    │   ├── EmailTaken         a user with this email exists
+    │   ├── InvalidEmail       not an email address                        (also ValueError)
+    │   ├── WeakPassword       too short or too long                       (also ValueError)
+    │   ├── UnknownTier        a tier name the tiers file does not define  (also ConfigError)
+    │   ├── AccountNotFound    no such user or key (or not the caller's)   (also KeyError)
+    │   └── KeyLimitReached    the tier's most live API keys exist already
     └── VenueError             anything a feed meets on the wire
         ├── ConnectError
         ├── ProtocolError      malformed or unexpected frame
@@ -67,6 +74,37 @@ class SubscriptionClosed(BusError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class AccountError(QuantError):
+    """A user, API key or session operation was refused."""
+
+
+class EmailTaken(AccountError):
+    """A user with this email address already exists."""
+
+
+class InvalidEmail(AccountError, ValueError):
+    """The text is not an email address."""
+
+
+class WeakPassword(AccountError, ValueError):
+    """The password is shorter or longer than allowed."""
+
+
+class UnknownTier(AccountError, ConfigError):
+    """No tier with this name is defined."""
+
+
+class AccountNotFound(AccountError, KeyError):
+    """No such user or API key (also when it belongs to someone else: no existence oracle)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "not found"
+
+
+class KeyLimitReached(AccountError):
+    """The user's tier allows no more live API keys."""
 
 
 class VenueError(QuantError):

@@ -124,7 +124,7 @@ async def test_bbo_crossed_market_and_the_streams(world: World) -> None:
 async def test_bad_symbols_get_problems(world: World) -> None:
     missing = await world.http.get("/api/v1/consolidated/bbo/DOGE-USD")
     assert missing.status_code == 404 and "BTC/USD" in missing.json()["detail"]
-    assert (await world.http.get("/api/v1/consolidated/book/BTCUSD")).status_code == 400
+    assert (await world.http.get("/api/v1/consolidated/book/BTCUSD")).status_code == 404
     assert (await world.http.get("/api/v1/consolidated/book/BTC-USD?depth=0")).status_code == 422
     health = (await world.http.get("/health")).json()
     assert health["books"]["total"] == 4  # three venue books and the consolidated BTC/USD

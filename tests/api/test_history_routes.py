@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from collections.abc import Iterator
@@ -12,9 +11,8 @@ from typing import Any
 import httpx
 import pyarrow.parquet as pq
 import pytest
-from fastapi import FastAPI
 
-from helpers import Recording, record_simulator
+from helpers import Recording, record_simulator, serve_in_thread
 from quantsaas.api.app import create_app
 from quantsaas.config import Settings
 from quantsaas.engine import Engine
@@ -23,36 +21,24 @@ from quantsaas.feeds.simulator import SimulatorFeed
 BASE = "/api/v1/history"
 
 
-class Client:
-    """Requests straight into the ASGI app (no server, no lifespan: the store is on disk)."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-
-    def get(self, url: str, params: dict[str, Any] | None = None) -> httpx.Response:
-        async def call() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                return await client.get(url, params=params)
-
-        return asyncio.run(call())
-
-
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, Recording]]:
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, Recording]]:
     root: Path = tmp_path_factory.mktemp("api-history")
     rec = record_simulator(root, seconds=4)
     settings = Settings(data_dir=root, history_max_range_days=2, history_max_rows=500)
     app = create_app(settings, Engine([SimulatorFeed()]))
     app.state.recorder = rec.recorder
-    yield Client(app), rec
+    with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+        yield client, rec
 
 
 def _span(rec: Recording) -> tuple[int, int]:
     return rec.trades[0].ts_event, rec.trades[-1].ts_event + 1
 
 
-def test_trades_page_with_next_link_and_decimal_strings(recorded: tuple[Client, Recording]) -> None:
+def test_trades_page_with_next_link_and_decimal_strings(
+    recorded: tuple[httpx.Client, Recording],
+) -> None:
     client, rec = recorded
     start, end = _span(rec)
     body = client.get(
@@ -65,10 +51,10 @@ def test_trades_page_with_next_link_and_decimal_strings(recorded: tuple[Client, 
     assert [t["id"] for t in second["data"]] == [t.trade_id for t in mine[50:100]]
 
 
-def test_candles_and_downloads(recorded: tuple[Client, Recording]) -> None:
+def test_candles_and_downloads(recorded: tuple[httpx.Client, Recording]) -> None:
     client, rec = recorded
     start, end = _span(rec)
-    params = {"start": start, "end": end, "interval": "1s"}
+    params: dict[str, Any] = {"start": start, "end": end, "interval": "1s"}
     body = client.get(f"{BASE}/candles/sim/ETH-USD", params=params).json()
     eth = [t for t in rec.trades if t.instrument.symbol == "ETH/USD"]
     assert sum(c["trades"] for c in body["data"]) == len(eth)
@@ -85,7 +71,7 @@ def test_candles_and_downloads(recorded: tuple[Client, Recording]) -> None:
     assert b"quantsaas.instrument" in (table.schema.metadata or {})
 
 
-def test_book_at_time(recorded: tuple[Client, Recording]) -> None:
+def test_book_at_time(recorded: tuple[httpx.Client, Recording]) -> None:
     client, rec = recorded
     live = rec.books[len(rec.books) // 2]
     path = f"{BASE}/book/sim/{live.instrument.path_symbol}"
@@ -141,7 +127,11 @@ def test_book_at_time(recorded: tuple[Client, Recording]) -> None:
     ],
 )
 def test_bad_queries_get_problem_json(
-    recorded: tuple[Client, Recording], path: str, params: dict[str, object], status: int, code: str
+    recorded: tuple[httpx.Client, Recording],
+    path: str,
+    params: dict[str, Any],
+    status: int,
+    code: str,
 ) -> None:
     client, _ = recorded
     got = client.get(f"{BASE}/{path}", params=params)
@@ -150,14 +140,14 @@ def test_bad_queries_get_problem_json(
     assert got.json()["code"] == code and got.json()["detail"]
 
 
-def test_health_shows_the_recorder(recorded: tuple[Client, Recording]) -> None:
+def test_health_shows_the_recorder(recorded: tuple[httpx.Client, Recording]) -> None:
     client, rec = recorded
     body = client.get("/health").json()
     assert body["recorder"]["ok"] is True
     assert body["recorder"]["events"] == rec.recorder.status.events
 
 
-def test_candle_pages_follow_next_links(recorded: tuple[Client, Recording]) -> None:
+def test_candle_pages_follow_next_links(recorded: tuple[httpx.Client, Recording]) -> None:
     client, rec = recorded
     start, end = _span(rec)
     url: str | None = f"{BASE}/candles/sim/BTC-USD?start={start - 10**10}&end={end}&interval=1s"

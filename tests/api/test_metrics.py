@@ -124,7 +124,7 @@ async def test_livez_and_readyz(service: Service) -> None:
         assert (await client.get("/livez")).json() == {"status": "ok"}
         not_ready = await client.get("/readyz")
         assert not_ready.status_code == 503
-        assert not_ready.json()["checks"] == {"feed_live": False}
+        assert not_ready.json()["checks"] == {"feed_live": False, "accounts_db": True}
         service.feed.push(snapshot(service.btc, [(10_000, 5)], [(10_010, 3)]))
         await asyncio.sleep(0.05)
         ready = await client.get("/readyz")
@@ -136,7 +136,11 @@ async def test_livez_and_readyz(service: Service) -> None:
         service.app.state.recorder = broken
         failing = await client.get("/readyz")
         assert failing.status_code == 503
-        assert failing.json()["checks"] == {"feed_live": True, "recorder_ok": False}
+        assert failing.json()["checks"] == {
+            "feed_live": True,
+            "accounts_db": True,
+            "recorder_ok": False,
+        }
         broken.status.last_error = None
         assert (await client.get("/readyz")).status_code == 200
 

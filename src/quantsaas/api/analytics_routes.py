@@ -44,7 +44,7 @@ def _service(request: Request) -> AnalyticsService:
 def _target(request: Request, venue: str, symbol: str) -> tuple[Instrument, InstrumentAnalytics]:
     service = _service(request)
     if "-" not in symbol and "/" not in symbol:
-        raise Problem(400, "bad-request", f"symbol {symbol!r} must look like BTC-USD")
+        raise Problem(404, "unknown-instrument", f"no symbol {symbol!r}: symbols look like BTC-USD")
     instrument = service.engine.instrument(venue, symbol_from_text(symbol))
     return instrument, service.state(instrument)
 

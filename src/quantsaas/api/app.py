@@ -7,17 +7,24 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from quantsaas import __version__
+from quantsaas.accounts.service import Accounts
+from quantsaas.accounts.tiers import load_tiers, load_weights
 from quantsaas.analytics.live import install_analytics
 from quantsaas.api import consolidated_routes, problems
+from quantsaas.api.access import openapi_security
+from quantsaas.api.accounts_routes import router as accounts_router
 from quantsaas.api.analytics_routes import router as analytics_router
+from quantsaas.api.auth import Guard, LimitHeadersMiddleware, guard_request
 from quantsaas.api.history_routes import router as history_router
 from quantsaas.api.metrics import HttpMetricsMiddleware, Metrics
 from quantsaas.api.ops_routes import router as ops_router
-from quantsaas.api.routes import router
+from quantsaas.api.public_market import DelayedMarket
+from quantsaas.api.ratelimit import Limiter, open_limiter
+from quantsaas.api.routes import market_summary, router
 from quantsaas.api.stream import StreamCounters, websocket_endpoint
 from quantsaas.api.web import DashboardMiddleware, dashboard_dist
 from quantsaas.config import Settings
@@ -37,26 +44,73 @@ Every data message carries `channel`, `venue`, `symbol`, a per-stream `seq`, `ti
 """
 
 
-def create_app(settings: Settings, engine: Engine) -> FastAPI:
-    """Build the API around an engine; the engine's feeds run for the app's lifetime."""
+async def open_guard(
+    settings: Settings, accounts: Accounts | None = None, limiter: Limiter | None = None
+) -> Guard:
+    """Accounts (migrated to the latest schema) and the rate limiter the API checks with."""
+    tiers = load_tiers(settings.tiers_file)
+    if accounts is None:
+        accounts = await Accounts.open(
+            settings.accounts_database,
+            tiers,
+            session_ttl_s=settings.session_ttl_s,
+            ticket_ttl_s=settings.ws_ticket_ttl_s,
+        )
+    if limiter is None:
+        limiter = open_limiter(settings.rate_limit_bus)
+    return Guard(accounts, tiers, load_weights(settings.tiers_file), limiter, settings)
+
+
+def create_app(
+    settings: Settings,
+    engine: Engine,
+    accounts: Accounts | None = None,
+    limiter: Limiter | None = None,
+) -> FastAPI:
+    """Build the API around an engine; the engine's feeds run for the app's lifetime.
+    Accounts and the limiter open from the settings unless given (tests share them)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(engine.run(), name="engine")
+        guard = await open_guard(settings, accounts, limiter)
+        if settings.anonymous_tier is not None:
+            guard.tier_of(guard.anonymous)  # type: ignore[arg-type]  # unknown tier: fail now
+        guard.accounts.on_revoked(guard.sockets.revoke)
+        if settings.bootstrap_admin:
+            app.state.first_login = await guard.accounts.bootstrap_admin()
+        app.state.guard = guard
+        tasks = [
+            asyncio.create_task(engine.run(), name="engine"),
+            asyncio.create_task(guard.accounts.watch_revocations(), name="revocations"),
+            asyncio.create_task(app.state.delayed_market.run(), name="delayed-market"),
+        ]
         try:
             yield
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            app.state.guard = None
+            if accounts is None:
+                await guard.accounts.close()
+            if limiter is None:
+                await guard.limiter.close()
 
     app = FastAPI(
         title="Quant-SaaS",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(guard_request)],
     )
     app.state.engine = engine
     app.state.settings = settings
+    app.state.guard = None
+    app.state.first_login = None
+    app.state.delayed_market = DelayedMarket(
+        lambda: {key: market_summary(engine, i) for key, i in engine.instruments.items()},
+        settings.public_market_data_delay_s,
+    )
     problems.install(app)
     app.include_router(router)
     app.state.analytics = install_analytics(engine)
@@ -64,12 +118,15 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     consolidated_routes.install(app)
     app.include_router(history_router)
     app.include_router(ops_router)
-    app.add_api_websocket_route("/ws", websocket_endpoint)
+    app.include_router(accounts_router)
+    # a plain Starlette route: the app-wide HTTP dependency does not apply; /ws checks itself
+    app.router.add_websocket_route("/ws", websocket_endpoint)
     app.state.stream_counters = StreamCounters()
     app.state.metrics = Metrics(engine, app.state.stream_counters, app.state)
     dist = dashboard_dist(settings.web_dist)
     if dist is not None:
         app.add_middleware(DashboardMiddleware, dist=dist)
+    app.add_middleware(LimitHeadersMiddleware)
     app.add_middleware(HttpMetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestIdMiddleware)
 
@@ -81,6 +138,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
             schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
                 problems.PROBLEM_SCHEMA
             )
+            openapi_security(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

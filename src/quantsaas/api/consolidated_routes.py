@@ -88,7 +88,7 @@ def _service(request: Request) -> ConsolidatedService:
 
 def _state(request: Request, symbol: str) -> MarketState:
     if "-" not in symbol and "/" not in symbol:
-        raise Problem(400, "bad-request", f"symbol {symbol!r} must look like BTC-USD")
+        raise Problem(404, "unknown-instrument", f"no symbol {symbol!r}: symbols look like BTC-USD")
     state = _service(request).markets.get(symbol_from_text(symbol))
     if state is None:
         known = ", ".join(sorted(_service(request).markets)) or "none"

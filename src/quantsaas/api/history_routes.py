@@ -19,6 +19,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from quantsaas.api.analytics_wire import candle_data
+from quantsaas.api.auth import request_tier
 from quantsaas.api.problems import PROBLEM_RESPONSES, Problem, check_at_most
 from quantsaas.api.wire import JSON, iso_from_ns, levels_json, trade_data
 from quantsaas.config import Settings
@@ -58,6 +59,13 @@ def _range(request: Request, start: str, end: str) -> tuple[int, int]:
     if last - first > days * 86_400 * NS:
         raise Problem(
             400, "range-too-large", f"the range spans more than {days:g} days; split it up"
+        )
+    tier = request_tier(request)
+    if tier is not None and first < now_ns() - int(tier.history_days * 86_400 * NS):
+        raise Problem(
+            403,
+            "tier-required",
+            f"the {tier.name} tier reaches {tier.history_days:g} days back; start is older",
         )
     return first, last
 

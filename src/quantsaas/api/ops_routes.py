@@ -27,7 +27,7 @@ async def livez() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="Readiness: a feed is live and the recorder (when on) has no error",
+    summary="Readiness: a feed is live, the accounts database answers, the recorder has no error",
     responses={503: {"description": "Not ready"}},
 )
 async def readyz(request: Request) -> JSONResponse:
@@ -40,6 +40,8 @@ async def readyz(request: Request) -> JSONResponse:
         checks["feed_live"] = bool(live)
     if link is not None:
         checks.update(link.ready_checks())  # Redis reachable (and, api role, data arriving)
+    guard = getattr(request.app.state, "guard", None)
+    checks["accounts_db"] = guard is not None and await guard.accounts.ping()
     recorder = getattr(request.app.state, "recorder", None)
     if recorder is not None:
         checks["recorder_ok"] = recorder.status.last_error is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,6 +27,17 @@ _TITLES = {
     "method-not-allowed": "Method not allowed",
     "internal-error": "Internal server error",
     "service-unavailable": "Service unavailable",
+    "credentials-required": "Credentials required",
+    "key-invalid": "Invalid API key",
+    "session-expired": "Session expired",
+    "login-failed": "Wrong email or password",
+    "tier-required": "Not included in your tier",
+    "admin-required": "Administrators only",
+    "origin-not-allowed": "Origin not allowed",
+    "rate-limited": "Too many requests",
+    "email-taken": "Email already registered",
+    "weak-password": "Password not accepted",
+    "key-limit": "Key limit reached",
 }
 _CODE_BY_STATUS = {
     400: "bad-request",
@@ -39,11 +51,19 @@ _CODE_BY_STATUS = {
 class Problem(Exception):
     """Raise from a route to answer with a problem document."""
 
-    def __init__(self, status: int, code: str, detail: str, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
+        self.headers = headers
         self.extra = extra
 
 
@@ -54,7 +74,12 @@ def check_at_most(name: str, value: int, cap: int) -> None:
 
 
 def problem_response(
-    status: int, code: str, detail: str, instance: str | None = None, **extra: Any
+    status: int,
+    code: str,
+    detail: str,
+    instance: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": TYPE_BASE + code,
@@ -66,7 +91,7 @@ def problem_response(
     if instance is not None:
         body["instance"] = instance
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -87,7 +112,9 @@ def install(app: FastAPI) -> None:
 
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Problem)
-        return problem_response(exc.status, exc.code, exc.detail, request.url.path, **exc.extra)
+        return problem_response(
+            exc.status, exc.code, exc.detail, request.url.path, exc.headers, **exc.extra
+        )
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)

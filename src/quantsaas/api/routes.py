@@ -9,7 +9,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from quantsaas import __version__
+from quantsaas.api.access import tier_denial
+from quantsaas.api.auth import request_tier
 from quantsaas.api.problems import PROBLEM_RESPONSES, Problem, check_at_most
+from quantsaas.api.public_market import DelayedMarket
 from quantsaas.api.wire import JSON, instrument_json, iso_from_ns, levels_json, trade_data
 from quantsaas.config import Settings
 from quantsaas.engine import Engine
@@ -158,7 +161,9 @@ def market_summary(engine: Engine, instrument: Instrument) -> JSON:
 @router.get(
     "/api/market_data",
     tags=["market data"],
-    summary="Latest state of every symbol (or of `symbols`)",
+    summary="Latest state of every symbol (or of `symbols`); delayed without credentials",
+    description="Without credentials the summary is `delay_s` seconds old (the public view); "
+    "with a key or session it is live and covers what your tier includes.",
     responses=PROBLEM_RESPONSES,
 )
 async def market_data(
@@ -180,7 +185,22 @@ async def market_data(
         ]
         if venue is not None and not instruments:
             raise Problem(404, "unknown-instrument", f"unknown venue {venue!r}")
-    return {"data": [market_summary(engine, instrument) for instrument in instruments]}
+    tier = request_tier(request)
+    if tier is None:  # anonymous: the public, delayed view
+        delayed: DelayedMarket = request.app.state.delayed_market
+        sample = delayed.delayed()
+        return {
+            "delay_s": _settings(request).public_market_data_delay_s,
+            "data": [sample[i.key] for i in instruments if i.key in sample],
+        }
+    return {
+        "delay_s": 0,
+        "data": [
+            market_summary(engine, instrument)
+            for instrument in instruments
+            if tier_denial(tier, None, instrument.venue, [instrument.symbol]) is None
+        ],
+    }
 
 
 @router.get("/api/v1/instruments", tags=["market data"], summary="Every instrument served")
@@ -191,7 +211,7 @@ async def instruments(request: Request) -> JSON:
 
 def _path_instrument(engine: Engine, venue: str, symbol: str) -> Instrument:
     if "-" not in symbol and "/" not in symbol:
-        raise Problem(400, "bad-request", f"symbol {symbol!r} must look like BTC-USD")
+        raise Problem(404, "unknown-instrument", f"no symbol {symbol!r}: symbols look like BTC-USD")
     return engine.instrument(venue, symbol_from_text(symbol))
 
 

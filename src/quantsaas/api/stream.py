@@ -15,6 +15,13 @@ and a book stream gets a fresh snapshot), then is closed with code 4008.
 A bad request gets `{"type": "error", ...}` and the connection stays open. Abuse closes it:
 1009 for a frame over the size limit, 1008 for too many messages per second or too many
 invalid ones.
+
+Access (api/auth.py): the handshake carries `X-API-Key` (or `Authorization: Bearer`), or
+`?ticket=` from POST /api/v1/ws-ticket for browsers; a browser's Origin must be allowed. A refused
+handshake gets an `error` message and close code 4401 (credentials), 4403 (origin) or 4429 (too
+many connections or handshakes). Each subscription is checked against the caller's tier (an
+`error` with code `tier_required`); a tier with `book_interval_ms` gets a book `snapshot` at most
+that often instead of deltas. Revoking the key (or disabling the user) closes the socket with 4001.
 """
 
 from __future__ import annotations
@@ -28,6 +35,11 @@ from typing import Any
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from quantsaas.accounts.service import Principal
+from quantsaas.accounts.tiers import Tier
+from quantsaas.api.access import tier_denial
+from quantsaas.api.auth import admit_websocket, authenticate_websocket, client_ip
+from quantsaas.api.problems import Problem
 from quantsaas.api.wire import JSON, encode, encode_envelope, event_message, gap_message
 from quantsaas.bus import SLOW_CONSUMER, BusLimits, Envelope, Gap, Subscription, Topic
 from quantsaas.config import Settings
@@ -39,6 +51,8 @@ CLOSE_POLICY = 1008
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_WAIT_S = 10.0
 CLOSE_SLOW_CONSUMER = 4008
+CLOSE_REVOKED = 4001
+CLOSE_BY_STATUS = {401: 4401, 403: 4403, 429: 4429, 503: 1013}
 MAX_TOPICS = 400
 MAX_LIST = 100
 
@@ -85,11 +99,23 @@ class StreamSession:
         engine: Engine,
         settings: Settings,
         counters: StreamCounters | None = None,
+        principal: Principal | None = None,
+        tier: Tier | None = None,
     ) -> None:
         self.websocket = websocket
         self.engine = engine
         self.settings = settings
         self.counters = counters or StreamCounters()
+        self.principal = principal or Principal(None, None, "", False, None)
+        self.tier = tier
+        self.max_topics = MAX_TOPICS if tier is None else min(MAX_TOPICS, tier.ws_subscriptions)
+        self.max_inbound_per_s = settings.ws_max_inbound_per_s
+        if tier is not None:
+            self.max_inbound_per_s = min(self.max_inbound_per_s, tier.ws_inbound_per_s)
+        self.book_interval_ns = 0 if tier is None else tier.book_interval_ms * 1_000_000
+        self._last_sample_ns: dict[Topic, int] = {}
+        self._sample_due: set[Topic] = set()
+        self._revoked = asyncio.Event()
         limits = BusLimits(
             queue_size=settings.ws_queue_size,
             max_lag_s=settings.ws_max_lag_s,
@@ -124,7 +150,8 @@ class StreamSession:
         receiver = asyncio.create_task(self._receive_loop(), name="ws-receiver")
         sender = asyncio.create_task(self._send_loop(), name="ws-sender")
         evicted = asyncio.create_task(self.subscription.wait_closed(), name="ws-evicted")
-        tasks = {receiver, sender, evicted}
+        revoked = asyncio.create_task(self._revoked.wait(), name="ws-revoked")
+        tasks = {receiver, sender, evicted, revoked}
         try:
             done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -139,6 +166,8 @@ class StreamSession:
                 close = (CLOSE_INTERNAL_ERROR, "internal error")
             elif task is receiver:
                 close = receiver.result()
+            elif task is revoked:
+                close = (CLOSE_REVOKED, "credentials revoked")
         if self.subscription.closed_reason == SLOW_CONSUMER:
             close = (CLOSE_SLOW_CONSUMER, SLOW_CONSUMER)
         self.subscription.close("client gone")
@@ -147,6 +176,10 @@ class StreamSession:
             # to drain, then give up and let the server drop the connection
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._close(*close), timeout=CLOSE_WAIT_S)
+
+    def revoke(self) -> None:
+        """The key or user behind this connection was revoked: close it."""
+        self._revoked.set()
 
     def reply(self, message: JSON) -> None:
         self.subscription.put_local(encode(message))
@@ -197,7 +230,7 @@ class StreamSession:
             self._window_start = now
             self._window_count = 0
         self._window_count += 1
-        return self._window_count > self.settings.ws_max_inbound_per_s
+        return self._window_count > self.max_inbound_per_s
 
     def _handle(self, request: Any) -> None:
         if not isinstance(request, dict):
@@ -208,8 +241,8 @@ class StreamSession:
             self.reply({"type": "pong", "server_time": now_ns(), **reply_id})
         elif op == "subscribe":
             topics = self._topics(request)
-            if len(self.subscription.topics | set(topics)) > MAX_TOPICS:
-                raise RequestError("too_many_subscriptions", f"at most {MAX_TOPICS} streams")
+            if len(self.subscription.topics | set(topics)) > self.max_topics:
+                raise RequestError("too_many_subscriptions", f"at most {self.max_topics} streams")
             self._subscribe(topics, reply_id)
         elif op == "unsubscribe":
             topics = self._topics(request)
@@ -237,13 +270,21 @@ class StreamSession:
                     keys.extend(i.key for i in self.engine.resolve(symbol, venue))
                 except UnknownInstrument as exc:
                     raise RequestError("unknown_symbol", str(exc)) from None
-        return [(channel, *key) for channel in channels for key in dict.fromkeys(keys)]
+        topics = [(channel, *key) for channel in channels for key in dict.fromkeys(keys)]
+        if self.tier is not None:
+            for channel, venue, symbol in topics:
+                denial = tier_denial(self.tier, channel, venue, [symbol])
+                if denial is not None:
+                    raise RequestError("tier_required", denial)
+        return topics
 
     def _subscribe(self, topics: list[Topic], reply_id: JSON) -> None:
         fresh = [topic for topic in topics if topic not in self.subscription.topics]
         self.subscription.add(fresh)
         self.reply({"type": "subscribed", "streams": [list(t) for t in topics], **reply_id})
         for topic in fresh:
+            if self.book_interval_ns and topic[0] == "book":
+                self._last_sample_ns[topic] = now_ns()
             self._queue_initial_state(topic)
 
     def _queue_initial_state(self, topic: Topic) -> None:
@@ -290,6 +331,9 @@ class StreamSession:
             topic = item.topic
             if topic not in self.subscription.topics:
                 return None
+            if self.book_interval_ns and topic[0] == "book":
+                self._sample_book(topic)
+                return None
             floor = self._snapshot_seq.get(topic)
             if floor == WAITING:  # relayed book without a snapshot yet: look again
                 self._queue_initial_state(topic)
@@ -303,8 +347,58 @@ class StreamSession:
             return encode(gap_message(item))
         return item
 
+    def _sample_book(self, topic: Topic) -> None:
+        """A sampled book stream: no deltas; a fresh snapshot once the interval has passed, and
+        one more at the end of an interval with changes, so the last state always arrives."""
+        wait_ns = self._last_sample_ns.get(topic, 0) + self.book_interval_ns - now_ns()
+        if wait_ns <= 0:
+            self._send_sample(topic)
+        elif topic not in self._sample_due:
+            self._sample_due.add(topic)
+            asyncio.get_running_loop().call_later(wait_ns / 1e9, self._send_sample, topic)
+
+    def _send_sample(self, topic: Topic) -> None:
+        self._sample_due.discard(topic)
+        if topic in self.subscription.topics and self.subscription.closed_reason is None:
+            self._last_sample_ns[topic] = now_ns()
+            self._queue_initial_state(topic)
+
+
+async def refuse(websocket: WebSocket, problem: Problem) -> None:
+    """Refuse a handshake: an `error` message, then a 44xx close code that names the status."""
+    await websocket.accept()
+    message = {"type": "error", "code": problem.code, "status": problem.status}
+    with contextlib.suppress(Exception):
+        await websocket.send_text(encode({**message, "message": problem.detail}))
+        await websocket.close(CLOSE_BY_STATUS.get(problem.status, CLOSE_POLICY), problem.code)
+
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
     app = websocket.app
     counters: StreamCounters | None = getattr(app.state, "stream_counters", None)
-    await StreamSession(websocket, app.state.engine, app.state.settings, counters).serve()
+    guard = getattr(app.state, "guard", None)
+    if guard is None:  # accounts not open: fail closed
+        await websocket.close(1013, "try again later")
+        return
+    ip = client_ip(websocket.client)
+    try:
+        principal = await authenticate_websocket(
+            guard, websocket.headers, websocket.query_params.get("ticket"), ip
+        )
+    except Problem as problem:
+        await refuse(websocket, problem)
+        return
+    tier = guard.tier_of(principal)
+    session = StreamSession(
+        websocket, app.state.engine, app.state.settings, counters, principal, tier
+    )
+    try:
+        owner = await admit_websocket(guard, principal, ip, session)
+    except Problem as problem:
+        session.subscription.close("refused")
+        await refuse(websocket, problem)
+        return
+    try:
+        await session.serve()
+    finally:
+        guard.sockets.discard(owner, session)

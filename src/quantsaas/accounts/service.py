@@ -1,0 +1,593 @@
+"""Accounts: the one object the API and the CLI use for users, API keys, sessions, WebSocket
+tickets and the audit trail.
+
+Credentials are resolved from an in-memory cache (digest -> Principal) so the request hot path
+does not touch the database; `last_used_at` is written in batches. Changes that must reach the
+caches of every process (key revoked, user disabled, tier changed, session ended) are appended
+to `account_changes`, which `watch_revocations` polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, delete, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from quantsaas.accounts import passwords
+from quantsaas.accounts.cache import CredentialCache
+from quantsaas.accounts.keys import digests_match, generate_key, key_digest, parse_key
+from quantsaas.accounts.models import AccountChange, ApiKey, AuditEvent, Session, User, WsTicket
+from quantsaas.accounts.store import IMMEDIATE, make_engine, migrate, safe_url
+from quantsaas.accounts.tiers import Tier
+from quantsaas.accounts.views import (
+    AuditView,
+    KeyView,
+    Principal,
+    Revocation,
+    UserView,
+    key_view,
+    normalise_email,
+    principal_of,
+    user_view,
+)
+from quantsaas.errors import (
+    AccountNotFound,
+    EmailTaken,
+    InvalidEmail,
+    KeyLimitReached,
+    StorageError,
+    UnknownTier,
+)
+
+__all__ = [
+    "Accounts",
+    "AuditView",
+    "KeyView",
+    "Principal",
+    "Revocation",
+    "UserView",
+    "normalise_email",
+]
+
+log = logging.getLogger("quantsaas.accounts")
+ADMIN_EMAIL = "admin@localhost"
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+_PURGE_EVERY_S = 60.0
+_CHANGES_KEPT = timedelta(days=1)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+_USER = (User.id, User.email, User.tier, User.is_admin, User.disabled)
+
+
+class Accounts:
+    """Users, keys, sessions, tickets and audit on one database (SQLite or PostgreSQL)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        tiers: Mapping[str, Tier],
+        *,
+        session_ttl_s: float,
+        ticket_ttl_s: float,
+        poll_s: float,
+        usage_flush_s: float,
+    ) -> None:
+        self.tiers = tiers
+        self._engine = engine
+        self._writer = engine.execution_options(**IMMEDIATE)
+        self._session_ttl = timedelta(seconds=session_ttl_s)
+        self._ticket_ttl = timedelta(seconds=ticket_ttl_s)
+        self._poll_s = poll_s
+        self._usage_flush_s = usage_flush_s
+        self._cache = CredentialCache()
+        self._used: dict[str, float] = {}  # key_id -> last use (epoch s), not yet written
+        self._listeners: list[Callable[[Revocation], None]] = []
+        self._last_change = 0
+        self._own_changes: set[int] = set()
+        self._dummy_hash: str | None = None
+        self._flushed_at = time.monotonic()
+        self._purged_at = 0.0
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        tiers: Mapping[str, Tier],
+        *,
+        session_ttl_s: float = 86400.0 * 7,
+        ticket_ttl_s: float = 30.0,
+        poll_s: float = 1.0,
+        usage_flush_s: float = 5.0,
+    ) -> Accounts:
+        """Connect and migrate to the newest schema; StorageError if the database fails."""
+        engine = make_engine(url)
+        try:
+            await migrate(engine)
+            accounts = cls(
+                engine,
+                tiers,
+                session_ttl_s=session_ttl_s,
+                ticket_ttl_s=ticket_ttl_s,
+                poll_s=poll_s,
+                usage_flush_s=usage_flush_s,
+            )
+            async with engine.connect() as conn:
+                newest = await conn.scalar(select(func.max(AccountChange.id)))
+            accounts._last_change = newest or 0
+        except (SQLAlchemyError, OSError) as exc:
+            await engine.dispose()
+            raise StorageError(f"accounts database {safe_url(url)}: {exc}") from exc
+        return accounts
+
+    async def close(self) -> None:
+        with suppress(SQLAlchemyError, OSError):
+            await self.flush_usage()
+        await self._engine.dispose()
+
+    async def ping(self) -> bool:
+        """Does the database answer? (for /readyz)"""
+        try:
+            async with self._engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError):
+            return False
+        return True
+
+    # -- users --------------------------------------------------------------------------------
+
+    def _tier(self, name: str) -> Tier:
+        tier = self.tiers.get(name)
+        if tier is None:
+            raise UnknownTier(f"unknown tier {name!r}; tiers: {', '.join(self.tiers)}")
+        return tier
+
+    async def add_user(
+        self, email: str, password: str, tier: str = "free", is_admin: bool = False
+    ) -> UserView:
+        email = normalise_email(email)
+        self._tier(tier)
+        passwords.check_password(password)
+        hashed = await asyncio.to_thread(passwords.hash_password, password)
+        now = _now()
+        values: dict[str, Any] = {
+            "email": email,
+            "password_hash": hashed,
+            "tier": tier,
+            "is_admin": is_admin,
+            "disabled": False,
+            "created_at": now,
+            "password_changed_at": now,
+        }
+        try:
+            async with self._writer.begin() as conn:
+                user_id = await conn.scalar(insert(User).values(**values).returning(User.id))
+        except IntegrityError:
+            raise EmailTaken(f"a user {email} exists already") from None
+        return UserView(cast(int, user_id), email, tier, is_admin, False, now)
+
+    async def _dummy(self) -> str:
+        if self._dummy_hash is None:
+            self._dummy_hash = await asyncio.to_thread(
+                passwords.hash_password, secrets.token_urlsafe(16)
+            )
+        return self._dummy_hash
+
+    async def authenticate(self, email: str, password: str) -> UserView | None:
+        """The user if the password is right and the user enabled; the same work otherwise."""
+        try:
+            email = normalise_email(email)
+        except InvalidEmail:
+            email = ""
+        async with self._engine.connect() as conn:
+            user = (await conn.execute(select(User).where(User.email == email))).first()
+        if user is None:
+            await asyncio.to_thread(passwords.verify_password, password, await self._dummy())
+            return None
+        ok, new_hash = await asyncio.to_thread(
+            passwords.verify_password, password, user.password_hash
+        )
+        if not ok or user.disabled:
+            return None
+        if new_hash is not None:  # the hasher's parameters were raised: upgrade on login
+            async with self._writer.begin() as conn:
+                await conn.execute(
+                    update(User).where(User.id == user.id).values(password_hash=new_hash)
+                )
+        return user_view(user)
+
+    async def get_user(self, user_id: int) -> UserView | None:
+        async with self._engine.connect() as conn:
+            user = (await conn.execute(select(User).where(User.id == user_id))).first()
+        return None if user is None else user_view(user)
+
+    async def find_user(self, email: str) -> UserView:
+        """The user with this email; AccountNotFound if none."""
+        email = normalise_email(email)
+        async with self._engine.connect() as conn:
+            user = (await conn.execute(select(User).where(User.email == email))).first()
+        if user is None:
+            raise AccountNotFound(f"no user {email}")
+        return user_view(user)
+
+    async def list_users(self) -> list[UserView]:
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(select(User).order_by(User.id))).all()
+        return [user_view(row) for row in rows]
+
+    async def set_disabled(self, email: str, disabled: bool) -> UserView:
+        """Disable (ends sessions, tickets and cached credentials; fires revocations) or enable."""
+        user = await self.find_user(email)
+        async with self._writer.begin() as conn:
+            await conn.execute(update(User).where(User.id == user.id).values(disabled=disabled))
+            if disabled:
+                await conn.execute(delete(Session).where(Session.user_id == user.id))
+                await conn.execute(delete(WsTicket).where(WsTicket.user_id == user.id))
+                await self._record(conn, "user", user.id)
+        if disabled:
+            self._cache.forget_user(user.id)
+            self._fire(Revocation(None, user.id))
+        return await self.find_user(email)
+
+    async def set_tier(self, email: str, tier: str) -> UserView:
+        self._tier(tier)
+        user = await self.find_user(email)
+        async with self._writer.begin() as conn:
+            await conn.execute(update(User).where(User.id == user.id).values(tier=tier))
+            await self._record(conn, "tier", user.id)
+        self._cache.forget_user(user.id)
+        return await self.find_user(email)
+
+    # -- API keys -----------------------------------------------------------------------------
+
+    async def create_key(self, user_id: int, name: str) -> tuple[str, KeyView]:
+        """A new key (its full text is returned only here); KeyLimitReached past the tier's."""
+        name = name.strip()[:100] or "default"
+        key_text, key_id = generate_key()
+        now = _now()
+        async with self._writer.begin() as conn:
+            user = (
+                await conn.execute(
+                    select(User.tier, User.disabled).where(User.id == user_id).with_for_update()
+                )
+            ).first()
+            if user is None or user.disabled:
+                raise AccountNotFound(f"no user {user_id}")
+            allowed = self._tier(user.tier).api_keys
+            live = await conn.scalar(
+                select(func.count())
+                .select_from(ApiKey)
+                .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+            )
+            if (live or 0) >= allowed:
+                raise KeyLimitReached(f"tier {user.tier} allows {allowed} live API key(s)")
+            await conn.execute(
+                insert(ApiKey).values(
+                    key_id=key_id,
+                    user_id=user_id,
+                    name=name,
+                    digest=key_digest(key_text),
+                    created_at=now,
+                )
+            )
+        return key_text, KeyView(key_id, user_id, name, now, None, None)
+
+    async def list_keys(self, user_id: int) -> list[KeyView]:
+        """Every key of the user, revoked ones too, oldest first."""
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(ApiKey)
+                    .where(ApiKey.user_id == user_id)
+                    .order_by(ApiKey.created_at, ApiKey.key_id)
+                )
+            ).all()
+        return [key_view(row) for row in rows]
+
+    async def revoke_key(self, key_id: str, user_id: int | None) -> KeyView:
+        """Revoke a key of `user_id` (None: any user's, for admins); AccountNotFound when it is
+        not theirs (the same answer as for no key: no existence oracle)."""
+        query = select(ApiKey).where(ApiKey.key_id == key_id)
+        if user_id is not None:
+            query = query.where(ApiKey.user_id == user_id)
+        async with self._writer.begin() as conn:
+            row = (await conn.execute(query)).first()
+            if row is None:
+                raise AccountNotFound(f"no API key {key_id}")
+            key = row
+            if key.revoked_at is not None:
+                return key_view(key)
+            now = _now()
+            await conn.execute(update(ApiKey).where(ApiKey.key_id == key_id).values(revoked_at=now))
+            await self._record(conn, "key", key.user_id, key_id)
+        self._cache.forget_key(key_id)
+        self._fire(Revocation(key_id, key.user_id))
+        return KeyView(key.key_id, key.user_id, key.name, key.created_at, key.last_used_at, now)
+
+    async def resolve_key(self, text: str) -> Principal | None:
+        """Who holds this API key (None: malformed, unknown, revoked or user disabled).
+        Cached: no database access after the first success."""
+        key_id = parse_key(text)
+        if key_id is None:
+            return None
+        digest = key_digest(text)
+        principal = self._cache.keys.get(digest)
+        if principal is not None:
+            self._used[key_id] = time.time()
+            return principal
+        generation = self._cache.generation
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(ApiKey.digest, ApiKey.revoked_at, *_USER)
+                    .join(User, User.id == ApiKey.user_id)
+                    .where(ApiKey.key_id == key_id)
+                )
+            ).first()
+        if row is None or row.revoked_at is not None or row.disabled:
+            return None
+        if not digests_match(row.digest, digest):
+            return None
+        principal = principal_of(row, key_id)
+        self._cache.put_key(digest, principal, generation)
+        self._used[key_id] = time.time()
+        return principal
+
+    async def flush_usage(self) -> None:
+        """Write the pending `last_used_at` times (one batched UPDATE)."""
+        self._flushed_at = time.monotonic()
+        if not self._used:
+            return
+        used, self._used = self._used, {}
+        table = cast(Table, ApiKey.__table__)
+        statement = (
+            table.update()
+            .where(table.c.key_id == bindparam("kid"))
+            .values(last_used_at=bindparam("used"))
+        )
+        rows = [{"kid": k, "used": datetime.fromtimestamp(t, UTC)} for k, t in used.items()]
+        try:
+            async with self._writer.begin() as conn:
+                await conn.execute(statement, rows)
+        except BaseException:
+            for key_id, at in used.items():  # keep them for the next try
+                self._used[key_id] = max(at, self._used.get(key_id, 0.0))
+            raise
+
+    # -- sessions and tickets -----------------------------------------------------------------
+
+    async def create_session(self, user_id: int) -> str:
+        """A new dashboard session of an enabled user: the opaque token for the cookie."""
+        token = secrets.token_urlsafe(32)
+        now = _now()
+        async with self._writer.begin() as conn:
+            disabled = await conn.scalar(select(User.disabled).where(User.id == user_id))
+            if disabled is None or disabled:
+                raise AccountNotFound(f"no user {user_id}")
+            await conn.execute(
+                insert(Session).values(
+                    digest=key_digest(token),
+                    user_id=user_id,
+                    created_at=now,
+                    expires_at=now + self._session_ttl,
+                )
+            )
+        return token
+
+    async def resolve_session(self, token: str) -> Principal | None:
+        if not _TOKEN.fullmatch(token):
+            return None
+        digest = key_digest(token)
+        cached = self._cache.session(digest, time.time())
+        if cached is not None:
+            return cached
+        generation = self._cache.generation
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(Session.expires_at, *_USER)
+                    .join(User, User.id == Session.user_id)
+                    .where(Session.digest == digest, Session.expires_at > _now())
+                )
+            ).first()
+        if row is None or row.disabled:
+            return None
+        principal = principal_of(row, None, session=True)
+        self._cache.put_session(digest, principal, row.expires_at.timestamp(), generation)
+        return principal
+
+    async def end_session(self, token: str) -> None:
+        digest = key_digest(token)
+        async with self._writer.begin() as conn:
+            user_id = await conn.scalar(
+                delete(Session).where(Session.digest == digest).returning(Session.user_id)
+            )
+            if user_id is not None:
+                await self._record(conn, "session", user_id, digest)
+        self._cache.forget_session(digest)
+
+    async def mint_ticket(self, principal: Principal) -> str:
+        """A single-use /ws credential valid for `ticket_ttl_s` (users only, not anonymous)."""
+        if principal.user_id is None:
+            raise ValueError("anonymous callers need no ticket")
+        ticket = secrets.token_urlsafe(32)
+        async with self._writer.begin() as conn:
+            await conn.execute(
+                insert(WsTicket).values(
+                    digest=key_digest(ticket),
+                    user_id=principal.user_id,
+                    key_id=principal.key_id,
+                    expires_at=_now() + self._ticket_ttl,
+                )
+            )
+        return ticket
+
+    async def redeem_ticket(self, ticket: str) -> Principal | None:
+        """The principal the ticket was minted for, once; None if unknown, used or expired
+        (or its key revoked / user disabled since)."""
+        if not _TOKEN.fullmatch(ticket):
+            return None
+        async with self._writer.begin() as conn:
+            row = (
+                await conn.execute(
+                    delete(WsTicket)
+                    .where(WsTicket.digest == key_digest(ticket))
+                    .returning(WsTicket.user_id, WsTicket.key_id, WsTicket.expires_at)
+                )
+            ).first()
+        if row is None or row.expires_at <= _now():
+            return None
+        async with self._engine.connect() as conn:
+            user = (await conn.execute(select(*_USER).where(User.id == row.user_id))).first()
+            revoked = (
+                row.key_id is not None
+                and (
+                    await conn.scalar(select(ApiKey.revoked_at).where(ApiKey.key_id == row.key_id))
+                )
+                is not None
+            )
+        if user is None or user.disabled or revoked:
+            return None
+        return principal_of(user, row.key_id, session=row.key_id is None)
+
+    # -- revocations --------------------------------------------------------------------------
+
+    def on_revoked(self, callback: Callable[[Revocation], None]) -> None:
+        """Call `callback` whenever a key is revoked or a user disabled (in any process)."""
+        self._listeners.append(callback)
+
+    def _fire(self, revocation: Revocation) -> None:
+        for callback in self._listeners:
+            try:
+                callback(revocation)
+            except Exception:
+                log.exception("revocation listener failed")
+
+    async def _record(
+        self, conn: AsyncConnection, kind: str, user_id: int, subject: str | None = None
+    ) -> None:
+        change_id = await conn.scalar(
+            insert(AccountChange)
+            .values(at=_now(), kind=kind, user_id=user_id, subject=subject)
+            .returning(AccountChange.id)
+        )
+        self._own_changes.add(cast(int, change_id))
+
+    async def poll_changes(self) -> int:
+        """Apply the changes other processes made since the last poll; how many were new.
+        Also flushes `last_used_at` and purges expired rows when they are due."""
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(AccountChange)
+                    .where(AccountChange.id > self._last_change)
+                    .order_by(AccountChange.id)
+                    .limit(1000)
+                )
+            ).all()
+        applied = 0
+        for change in rows:
+            self._last_change = max(self._last_change, change.id)
+            if change.id in self._own_changes:
+                self._own_changes.discard(change.id)
+                continue
+            applied += 1
+            if change.kind == "key" and change.subject is not None:
+                self._cache.forget_key(change.subject)
+                self._fire(Revocation(change.subject, change.user_id))
+            elif change.kind == "user" and change.user_id is not None:
+                self._cache.forget_user(change.user_id)
+                self._fire(Revocation(None, change.user_id))
+            elif change.kind == "tier" and change.user_id is not None:
+                self._cache.forget_user(change.user_id)
+            elif change.kind == "session" and change.subject is not None:
+                self._cache.forget_session(change.subject)
+        if time.monotonic() - self._flushed_at >= self._usage_flush_s:
+            await self.flush_usage()
+        if time.monotonic() - self._purged_at >= _PURGE_EVERY_S:
+            await self.purge()
+        return applied
+
+    async def purge(self) -> None:
+        """Delete expired sessions and tickets (also from the cache), and change records
+        older than a day."""
+        self._purged_at = time.monotonic()
+        now = _now()
+        self._cache.prune(time.time())
+        async with self._writer.begin() as conn:
+            await conn.execute(delete(Session).where(Session.expires_at <= now))
+            await conn.execute(delete(WsTicket).where(WsTicket.expires_at <= now))
+            await conn.execute(delete(AccountChange).where(AccountChange.at < now - _CHANGES_KEPT))
+
+    async def watch_revocations(self) -> None:
+        """Run forever: every `poll_s`, pick up what other processes revoked (see poll_changes)."""
+        while True:
+            await asyncio.sleep(self._poll_s)
+            try:
+                await self.poll_changes()
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("accounts: polling changes failed: %s", exc)
+
+    # -- audit --------------------------------------------------------------------------------
+
+    async def audit(
+        self,
+        event: str,
+        *,
+        user_id: int | None = None,
+        key_id: str | None = None,
+        ip: str | None = None,
+        detail: str = "",
+    ) -> None:
+        async with self._writer.begin() as conn:
+            await conn.execute(
+                insert(AuditEvent).values(
+                    at=_now(),
+                    event=event[:64],
+                    user_id=user_id,
+                    key_id=key_id,
+                    ip=None if ip is None else ip[:64],
+                    detail=detail[:2000],
+                )
+            )
+
+    async def audit_events(self, limit: int = 100) -> list[AuditView]:
+        """The newest `limit` events, newest first."""
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(AuditEvent).order_by(AuditEvent.id.desc()).limit(max(1, limit))
+                )
+            ).all()
+        return [AuditView(r.id, r.at, r.event, r.user_id, r.key_id, r.ip, r.detail) for r in rows]
+
+    async def bootstrap_admin(self) -> tuple[str, str] | None:
+        """On an empty database: create admin@localhost with a random password and return
+        (email, password), shown once; None when any user exists."""
+        async with self._engine.connect() as conn:
+            if await conn.scalar(select(func.count()).select_from(User)):
+                return None
+        tier = (
+            "enterprise"
+            if "enterprise" in self.tiers
+            else max(self.tiers.values(), key=lambda t: t.requests).name
+        )
+        password = secrets.token_urlsafe(18)
+        try:
+            await self.add_user(ADMIN_EMAIL, password, tier=tier, is_admin=True)
+        except EmailTaken:  # another process won the race
+            return None
+        return ADMIN_EMAIL, password

@@ -1,0 +1,91 @@
+"""Values the accounts service hands out: who is calling, and read-only views of rows."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from quantsaas.errors import InvalidEmail
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user (by API key or session) or an anonymous caller."""
+
+    user_id: int | None
+    email: str | None
+    tier: str
+    is_admin: bool
+    key_id: str | None
+    session: bool = False
+
+    @classmethod
+    def anonymous(cls, tier: str) -> Principal:
+        return cls(user_id=None, email=None, tier=tier, is_admin=False, key_id=None)
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """A key was revoked (key_id set) or a user disabled (key_id None): close their streams."""
+
+    key_id: str | None
+    user_id: int | None
+
+
+@dataclass(frozen=True)
+class UserView:
+    id: int
+    email: str
+    tier: str
+    is_admin: bool
+    disabled: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class KeyView:
+    key_id: str
+    user_id: int
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AuditView:
+    id: int
+    at: datetime
+    event: str
+    user_id: int | None
+    key_id: str | None
+    ip: str | None
+    detail: str
+
+
+def normalise_email(email: str) -> str:
+    """Stripped, lower-cased; InvalidEmail unless it looks like local@domain."""
+    email = email.strip().lower()
+    if len(email) > 254 or not _EMAIL.fullmatch(email):
+        raise InvalidEmail(f"not an email address: {email[:80]!r}")
+    return email
+
+
+def user_view(row: Any) -> UserView:
+    """The view of a `users` row (any object with its column attributes)."""
+    return UserView(row.id, row.email, row.tier, row.is_admin, row.disabled, row.created_at)
+
+
+def key_view(row: Any) -> KeyView:
+    return KeyView(
+        row.key_id, row.user_id, row.name, row.created_at, row.last_used_at, row.revoked_at
+    )
+
+
+def principal_of(user: Any, key_id: str | None, session: bool = False) -> Principal:
+    """The principal of a `users` row, authenticated by `key_id` or a session."""
+    return Principal(user.id, user.email, user.tier, user.is_admin, key_id, session)

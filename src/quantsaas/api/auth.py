@@ -1,0 +1,374 @@
+"""Authentication, tier checks and rate limits for every HTTP request and WebSocket handshake.
+
+Credentials, in the order they are looked at:
+    X-API-Key: qs_...            programs (REST and the WebSocket handshake)
+    Authorization: Bearer qs_... the same key, for clients that only speak Bearer
+    cookie qs_session            the dashboard, after POST /api/v1/auth/login
+    /ws?ticket=...               browsers' WebSockets: single use, 30 s (POST /api/v1/ws-ticket)
+A caller with none is anonymous: only public routes (api/access.py), unless the service runs
+with `anonymous_tier` set (the demo command), which gives anonymous callers that tier.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from fastapi import Request
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from quantsaas.accounts.service import Accounts, Principal, Revocation
+from quantsaas.accounts.tiers import Tier
+from quantsaas.api.access import DOCS_PATHS, Access, access_for, tier_denial
+from quantsaas.api.problems import Problem
+from quantsaas.api.ratelimit import Decision, Limiter, Quota, limit_headers
+from quantsaas.config import Settings
+
+API_KEY_HEADER = "X-API-Key"
+SESSION_COOKIE = "qs_session"
+LIMIT_HEADERS_STATE = "limit_headers"
+DENIAL_AUDIT_EVERY_S = 10.0
+"""At most one audit row per client and reason this often; the log gets every denial."""
+
+audit_log = logging.getLogger("quantsaas.audit")
+log = logging.getLogger(__name__)
+
+
+def client_ip(scope_client: Any) -> str:
+    return str(scope_client[0]) if scope_client else "unknown"
+
+
+def presented_key(headers: Headers) -> str | None:
+    key = headers.get(API_KEY_HEADER)
+    if key:
+        return key.strip()
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...]) -> bool:
+    """No Origin (not a browser) or the page's own host, or one listed in `allowed_origins`."""
+    if origin is None:
+        return True
+    if origin.rstrip("/") in allowed:
+        return True
+    return host is not None and urlsplit(origin).netloc == host
+
+
+@dataclass
+class Guard:
+    """Everything a request check needs, built once per app (app.state.guard)."""
+
+    accounts: Accounts
+    tiers: Mapping[str, Tier]
+    weights: Mapping[str, int]
+    limiter: Limiter
+    settings: Settings
+    sockets: OpenSockets = field(default_factory=lambda: OpenSockets())
+    _denials: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        settings = self.settings
+        self.anonymous: Principal | None = None
+        if settings.anonymous_tier is not None:
+            self.anonymous = Principal(
+                user_id=None, email=None, tier=settings.anonymous_tier, is_admin=False, key_id=None
+            )
+        self.quotas: dict[str, Quota] = {
+            "anonymous": Quota(
+                "anonymous", settings.anonymous_requests, settings.anonymous_window_s
+            ),
+            "login": Quota("login", settings.login_attempts, settings.login_window_s),
+        }
+        for tier in self.tiers.values():
+            self.quotas[tier.name] = Quota(tier.name, tier.requests, tier.window_s)
+
+    def tier_of(self, principal: Principal) -> Tier:
+        return self.tiers[principal.tier]
+
+    async def identify(self, headers: Headers, cookies: Mapping[str, str]) -> Principal | None:
+        """The caller's principal; None when anonymous without an anonymous tier.
+        A key that is presented but unknown or revoked is a 401, never anonymous."""
+        key = presented_key(headers)
+        if key is not None:
+            principal = await self.accounts.resolve_key(key)
+            if principal is None:
+                raise Problem(401, "key-invalid", "unknown or revoked API key")
+            return principal
+        token = cookies.get(SESSION_COOKIE)
+        if token:
+            principal = await self.accounts.resolve_session(token)
+            if principal is not None:
+                return principal
+        return self.anonymous
+
+    def rate_key(self, principal: Principal | None, ip: str) -> str:
+        if principal is None or principal.user_id is None:
+            return f"ip:{ip}"
+        if principal.key_id is not None:
+            return f"key:{principal.key_id}"
+        return f"user:{principal.user_id}"
+
+    def quota_for(self, principal: Principal | None, access: Access) -> Quota:
+        if access.anonymous_quota == "login" or principal is None:
+            return self.quotas[access.anonymous_quota]
+        return self.quotas[principal.tier]
+
+    async def deny(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        ip: str,
+        path: str,
+        principal: Principal | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Problem:
+        """Log (and now and then audit) a refused request; the caller raises the result."""
+        who = principal.key_id or principal.email if principal is not None else None
+        audit_log.info(
+            "denied %s %s: %s", status, path, code, extra={"ip": ip, "who": who, "code": code}
+        )
+        now = time.monotonic()
+        if now - self._denials.get((ip, code), float("-inf")) >= DENIAL_AUDIT_EVERY_S:
+            self._denials[(ip, code)] = now
+            if len(self._denials) > 10_000:
+                self._denials.clear()
+            await self.accounts.audit(
+                "denied",
+                user_id=principal.user_id if principal is not None else None,
+                key_id=principal.key_id if principal is not None else None,
+                ip=ip,
+                detail=f"{status} {code} {path}",
+            )
+        return Problem(status, code, detail, headers=headers)
+
+    async def charge(
+        self, principal: Principal | None, access: Access, ip: str, path: str, cost: int
+    ) -> Decision:
+        quota = self.quota_for(principal, access)
+        try:
+            decision = await self.limiter.hit(self.rate_key(principal, ip), quota, cost)
+        except (RedisError, OSError) as exc:
+            # without its counters the service cannot keep anyone to a limit: fail closed
+            log.warning("rate limiter unavailable: %s", exc)
+            raise Problem(
+                503, "service-unavailable", "rate limiter unavailable", {"Retry-After": "1"}
+            ) from None
+        if not decision.allowed:
+            raise await self.deny(
+                429,
+                "rate-limited",
+                f"over the {quota.name} limit of {quota.limit} per {quota.window_s:g} s; "
+                f"retry in {decision.retry_after_s:.1f} s",
+                ip,
+                path,
+                principal,
+                limit_headers(decision),
+            )
+        return decision
+
+
+async def guard_request(request: Request) -> None:
+    """The dependency every API route runs (create_app installs it app-wide)."""
+    guard: Guard | None = getattr(request.app.state, "guard", None)
+    route = request.scope.get("route")
+    template: str = getattr(route, "path", request.url.path)
+    access = access_for(template)
+    if template in DOCS_PATHS or not access.limited:
+        return
+    if guard is None:  # the accounts database is not open (yet): fail closed
+        raise Problem(503, "service-unavailable", "accounts are not available")
+    ip = client_ip(request.client)
+    try:
+        principal = await guard.identify(request.headers, request.cookies)
+    except Problem as problem:
+        raise await guard.deny(problem.status, problem.code, problem.detail, ip, template) from None
+    except SQLAlchemyError as exc:
+        log.warning("accounts database unavailable: %s", exc)
+        raise Problem(
+            503, "service-unavailable", "accounts unavailable", {"Retry-After": "1"}
+        ) from None
+    request.state.principal = principal
+    if (principal is None and not access.public) or (
+        access.user and (principal is None or principal.user_id is None)
+    ):
+        raise await guard.deny(
+            401,
+            "credentials-required",
+            f"send an API key in {API_KEY_HEADER} or Authorization: Bearer",
+            ip,
+            template,
+        )
+    if principal is not None and not access.public:
+        await _check_tier(guard, request, principal, access, ip, template)
+    cost = guard.weights.get(template, 1)
+    decision = await guard.charge(principal, access, ip, template, cost)
+    request.state.limit_headers = limit_headers(decision)
+
+
+async def _check_tier(
+    guard: Guard, request: Request, principal: Principal, access: Access, ip: str, path: str
+) -> None:
+    if access.admin and not principal.is_admin:
+        raise await guard.deny(403, "admin-required", "administrators only", ip, path, principal)
+    if principal.session and request.method not in ("GET", "HEAD", "OPTIONS"):
+        origin = request.headers.get("origin")
+        if not origin_allowed(origin, request.headers.get("host"), guard.settings.allowed_origins):
+            raise await guard.deny(
+                403, "origin-not-allowed", f"origin {origin} not allowed", ip, path, principal
+            )
+    params = request.path_params
+    symbol = params.get("symbol")
+    denial = tier_denial(
+        guard.tier_of(principal), access.family, params.get("venue"), [symbol] if symbol else ()
+    )
+    if denial is not None:
+        raise await guard.deny(403, "tier-required", denial, ip, path, principal)
+
+
+def request_principal(request: Request) -> Principal | None:
+    """The principal guard_request found (None: anonymous without an anonymous tier)."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    return principal
+
+
+def request_tier(request: Request) -> Tier | None:
+    principal = request_principal(request)
+    guard: Guard | None = getattr(request.app.state, "guard", None)
+    if principal is None or guard is None:
+        return None
+    return guard.tier_of(principal)
+
+
+class Revocable(Protocol):
+    """An open WebSocket session, as the registry sees it."""
+
+    principal: Principal
+
+    def revoke(self) -> None: ...
+
+
+class OpenSockets:
+    """Open /ws connections by owner (a user, or an IP for anonymous callers): the per-user
+    connection limit, and closing a revoked key's or disabled user's sockets at once."""
+
+    def __init__(self) -> None:
+        self._by_owner: dict[str, set[Revocable]] = {}
+
+    @staticmethod
+    def owner(principal: Principal, ip: str) -> str:
+        return f"ip:{ip}" if principal.user_id is None else f"user:{principal.user_id}"
+
+    def count(self, principal: Principal, ip: str = "") -> int:
+        return len(self._by_owner.get(self.owner(principal, ip), ()))
+
+    def add(self, owner: str, session: Revocable) -> None:
+        self._by_owner.setdefault(owner, set()).add(session)
+
+    def discard(self, owner: str, session: Revocable) -> None:
+        sessions = self._by_owner.get(owner)
+        if sessions is not None:
+            sessions.discard(session)
+            if not sessions:
+                del self._by_owner[owner]
+
+    def revoke(self, revocation: Revocation) -> None:
+        for sessions in list(self._by_owner.values()):
+            for session in list(sessions):
+                principal = session.principal
+                by_key = revocation.key_id is not None and principal.key_id == revocation.key_id
+                by_user = revocation.user_id is not None and principal.user_id == revocation.user_id
+                if by_key or by_user:
+                    session.revoke()
+
+
+WS_ROUTE = Access(family=None)
+
+
+async def authenticate_websocket(
+    guard: Guard, headers: Headers, ticket: str | None, ip: str
+) -> Principal:
+    """The principal of a /ws handshake, or a Problem (raised) telling why it is refused."""
+    if not origin_allowed(
+        headers.get("origin"), headers.get("host"), guard.settings.allowed_origins
+    ):
+        raise await guard.deny(
+            403, "origin-not-allowed", f"origin {headers.get('origin')} not allowed", ip, "/ws"
+        )
+    principal: Principal | None
+    key = presented_key(headers)
+    if key is not None:
+        principal = await guard.accounts.resolve_key(key)
+        if principal is None:
+            raise await guard.deny(401, "key-invalid", "unknown or revoked API key", ip, "/ws")
+    elif ticket:
+        principal = await guard.accounts.redeem_ticket(ticket)
+        if principal is None:
+            raise await guard.deny(
+                401, "ticket-invalid", "unknown, used or expired ticket", ip, "/ws"
+            )
+    else:
+        principal = guard.anonymous
+        if principal is None:
+            raise await guard.deny(
+                401,
+                "credentials-required",
+                f"send {API_KEY_HEADER} (programs) or ?ticket= from POST /api/v1/ws-ticket",
+                ip,
+                "/ws",
+            )
+    await guard.charge(principal, WS_ROUTE, ip, "/ws", 1)
+    return principal
+
+
+async def admit_websocket(guard: Guard, principal: Principal, ip: str, session: Revocable) -> str:
+    """Register an authenticated session under its owner, or refuse it (429) when the tier's
+    connection limit is reached. No await between the count and the registration."""
+    tier = guard.tier_of(principal)
+    owner = OpenSockets.owner(principal, ip)
+    if guard.sockets.count(principal, ip) >= tier.ws_connections:
+        raise await guard.deny(
+            429,
+            "too-many-connections",
+            f"the {tier.name} tier allows {tier.ws_connections} open connection(s)",
+            ip,
+            "/ws",
+            principal,
+        )
+    guard.sockets.add(owner, session)
+    return owner
+
+
+class LimitHeadersMiddleware:
+    """Adds the rate-limit headers guard_request computed to whatever the route answered,
+    errors included (FastAPI drops a dependency's headers when an exception handler answers)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_limits(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra = scope.get("state", {}).get(LIMIT_HEADERS_STATE)
+                if extra:
+                    headers = MutableHeaders(scope=message)
+                    for name, value in extra.items():
+                        if name not in headers:
+                            headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_limits)

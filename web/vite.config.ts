@@ -12,6 +12,7 @@ export default defineConfig({
     proxy: {
       '/api': api,
       '/health': api,
+      '/openapi.json': api,
       '/ws': { target: api.replace(/^http/, 'ws'), ws: true },
     },
   },

@@ -123,7 +123,7 @@ def test_tiers_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     rows = {line.split()[0]: line.split() for line in out.splitlines()}
     assert list(rows) == ["tier", "demo", "free", "pro", "enterprise"]
-    assert rows["free"][1:4] == ["all", "BTC/USD,ETH/USD", "trades,ticker,book,candles"]
+    assert rows["free"][1:4] == ["all", "BTC/USD,ETH/USD", "trades,ticker,book,candles,history"]
     assert rows["free"][-2:] == ["60/60s", "2"]
 
 

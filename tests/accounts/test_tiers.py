@@ -30,7 +30,7 @@ def test_default_tiers_match_the_contract() -> None:
         name="free",
         venues=None,
         symbols=("BTC/USD", "ETH/USD"),
-        channels=("trades", "ticker", "book", "candles"),
+        channels=("trades", "ticker", "book", "candles", "history"),
         book_interval_ms=1000,
         ws_connections=1,
         ws_subscriptions=20,

@@ -10,7 +10,9 @@ import { Tape } from './panels/Tape';
 import { Status } from './panels/Status';
 import { Analytics, useOptions } from './panels/Analytics';
 import { Heatmap } from './panels/Heatmap';
-import { Account, useAuthFeatures } from './panels/Account';
+import { Account, useAuthFeatures, useSession } from './panels/Account';
+import { TierNotice, deniedOf, denialFor } from './panels/TierNotice';
+import type { User } from './lib/accounts';
 
 type Tab = 'chart' | 'book' | 'trades' | 'markets';
 const TABS: { id: Tab; label: string }[] = [
@@ -34,6 +36,8 @@ export function App() {
   const [tab, setTab] = useState<Tab>('chart');
   const auth = useAuthFeatures();
   const [accountOpen, setAccountOpen] = useState(false);
+  const [user, setUser] = useSession(auth);
+  const options = useOptions(symbol.split('/')[0] ?? '', live.conn.channels.includes('options'), user ? `user:${user.id}` : 'anonymous');
   const [feeds, setFeeds] = useState<FeedHealth[]>([]);
   const [market, setMarket] = useState<Record<string, MarketRow>>({});
   const spark = useRef<Record<string, number[]>>({});
@@ -51,7 +55,6 @@ export function App() {
     };
   }, [instruments, symbol, venue]);
   const group = grouping >= meta.tick ? grouping : meta.tick;
-  const options = useOptions(symbol.split('/')[0] ?? '', live.conn.channels.includes('options'));
 
   // instruments, then the worker
   useEffect(() => {
@@ -80,6 +83,15 @@ export function App() {
     };
   }, []);
   const [workerReady, setWorkerReady] = useState(false);
+
+  // signed in or out: the stream reconnects under the new identity (a fresh ticket, or none)
+  const onUser = useCallback(
+    (u: User | null) => {
+      setUser(u);
+      worker.current?.postMessage({ type: 'reconnect' } satisfies ToWorker);
+    },
+    [setUser],
+  );
 
   useEffect(() => {
     if (!workerReady || !symbol) return;
@@ -151,6 +163,7 @@ export function App() {
     };
   });
   const wsAge = live.conn.lastMessageAt ? (Date.now() - live.conn.lastMessageAt) / 1000 : null;
+  const denied = deniedOf(live.denied, symbol);
 
   return (
     <div className={`app tab-${tab}`} data-testid="app">
@@ -176,10 +189,23 @@ export function App() {
             </option>
           ))}
         </select>
-        <Status feeds={feeds} conn={live.conn.state} wsAgeS={wsAge} rate={live.conn.messagesPerSecond} />
+        <Status
+          feeds={feeds}
+          conn={live.conn.state}
+          wsAgeS={wsAge}
+          rate={live.conn.messagesPerSecond}
+          problem={live.conn.problem}
+          identity={live.conn.identity}
+        />
         {auth && (
-          <button onClick={() => setAccountOpen((o) => !o)} aria-expanded={accountOpen} data-testid="account-button">
-            Account
+          <button
+            onClick={() => setAccountOpen((o) => !o)}
+            aria-expanded={accountOpen}
+            data-testid="account-button"
+            className="account-button"
+            title={user ? `Signed in as ${user.email}` : 'Sign in or create an account'}
+          >
+            {user ? `Account · ${user.tier}` : 'Sign in'}
           </button>
         )}
         <button className="theme" onClick={() => setDark((d) => !d)} aria-label="Toggle theme">
@@ -189,25 +215,29 @@ export function App() {
       <main className="grid">
         <section className="pane pane-markets area-watch">
           <Watchlist rows={rows} selected={symbol} onSelect={selectSymbol} />
-          <Analytics channels={live.conn.channels} latest={live.analytics} options={options} />
+          <Analytics channels={live.conn.channels} latest={live.analytics} options={options} denied={denied} />
         </section>
         <section className="pane pane-chart area-chart">
+          <TierNotice denial={denialFor(denied, symbol, ['trades', 'candles'])} what="Trades and candles" symbol={symbol} />
           <CandleChart interval={interval} onInterval={setIntervalS} pricePrecision={meta.pp} tick={meta.tick} dark={dark} />
         </section>
         <section className="pane pane-heat area-heat">
+          <TierNotice denial={denialFor(denied, symbol, ['book'])} what="The order book" symbol={symbol} />
           <Heatmap tick={meta.tick} pricePrecision={meta.pp} />
         </section>
         <section className="pane pane-book area-depth">
           <DepthChart pricePrecision={meta.pp} />
         </section>
         <section className="pane pane-book area-ladder">
+          <TierNotice denial={denialFor(denied, symbol, ['book'])} what="The order book" symbol={symbol} />
           <Ladder tick={meta.tick} pricePrecision={meta.pp} amountPrecision={meta.ap} grouping={group} onGrouping={setGrouping} />
         </section>
         <section className="pane pane-trades area-tape">
+          <TierNotice denial={denialFor(denied, symbol, ['trades'])} what="Trades" symbol={symbol} />
           <Tape pricePrecision={meta.pp} amountPrecision={meta.ap} showVenue={venue === null && venues.length > 1} />
         </section>
       </main>
-      {auth && accountOpen && <Account features={auth} onClose={() => setAccountOpen(false)} />}
+      {auth && accountOpen && <Account features={auth} user={user} onUser={onUser} onClose={() => setAccountOpen(false)} />}
       <nav className="tabs" data-testid="tabs" role="tablist">
         {TABS.map((t) => (
           <button key={t.id} role="tab" aria-selected={tab === t.id} className={tab === t.id ? 'on' : ''} onClick={() => setTab(t.id)}>

@@ -34,3 +34,18 @@ export async function getJson<T>(path: string): Promise<T | null> {
     return null;
   }
 }
+
+/** Like getJson, but tells a tier refusal (403 `tier-required`) apart from other failures. */
+export async function getJsonOrDenied<T>(path: string): Promise<{ data: T | null; denied: string | null }> {
+  try {
+    const r = await fetch(path, { cache: 'no-store', headers: { Accept: 'application/json' } });
+    if (r.status === 403) {
+      const p = (await r.json().catch(() => ({}))) as { code?: string; detail?: string };
+      return { data: null, denied: p.code === 'tier-required' ? (p.detail ?? 'not included in your tier') : null };
+    }
+    if (!r.ok && r.status !== 503) return { data: null, denied: null };
+    return { data: (await r.json()) as T, denied: null };
+  } catch {
+    return { data: null, denied: null };
+  }
+}

@@ -1,6 +1,6 @@
 // Tick-rate state lives here, outside React. The worker posts frames; we merge them and draw at
 // most once per animation frame by calling the registered drawers.
-import type { Bar, ConnState, Frame, Level, TapeTrade, TickerState } from './lib/types';
+import type { Bar, Conn, Denial, Frame, Level, TapeTrade, TickerState } from './lib/types';
 
 export interface Dirty {
   book: boolean;
@@ -10,7 +10,8 @@ export interface Dirty {
 }
 
 export const live = {
-  conn: { state: 'connecting' as ConnState, lastMessageAt: 0, messagesPerSecond: 0, channels: [] as string[] },
+  conn: { state: 'connecting', lastMessageAt: 0, messagesPerSecond: 0, channels: [], identity: null, problem: null } as Conn,
+  denied: [] as Denial[], // channel/symbol pairs the tier does not include (notices on the panels)
   tickers: new Map<string, TickerState>(),
   book: { key: '', bids: [] as Level[], asks: [] as Level[], ts: 0 },
   tape: [] as TapeTrade[],
@@ -51,6 +52,7 @@ export function applyFrame(frame: Frame): void {
   if (live.paused) return;
   live.framesPosted++;
   live.conn = frame.conn;
+  live.denied = frame.denied ?? [];
   for (const t of frame.tickers) live.tickers.set(t.symbol, t);
   if (frame.tickers.length) pending.tickers = true;
   if (frame.book) {

@@ -174,7 +174,7 @@ async def signup(body: NewAccount, request: Request, response: Response) -> User
     except (WeakPassword, InvalidEmail) as exc:
         raise Problem(422, "validation-error", str(exc)) from None
     ip = client_ip(request.client)
-    await guard.accounts.audit("signup", user_id=user.id, ip=ip)
+    await guard.accounts.audit("user.signup", user_id=user.id, ip=ip)
     token = await guard.accounts.create_session(user.id)
     _set_session_cookie(request, response, token, int(guard.settings.session_ttl_s))
     return User.of(user)
@@ -202,9 +202,9 @@ async def login(body: Credentials, request: Request, response: Response) -> User
     user = await guard.accounts.authenticate(body.email, body.password)
     if user is None:
         await guard.limiter.hit(account_key, LOGIN_FAILURES_PER_ACCOUNT)
-        await guard.accounts.audit("login_failed", ip=ip, detail=body.email[:254])
+        await guard.accounts.audit("user.login_failed", ip=ip, detail=body.email[:254])
         raise Problem(401, "login-failed", "wrong email or password")
-    await guard.accounts.audit("login", user_id=user.id, ip=ip)
+    await guard.accounts.audit("user.login", user_id=user.id, ip=ip)
     token = await guard.accounts.create_session(user.id)
     _set_session_cookie(request, response, token, int(guard.settings.session_ttl_s))
     return User.of(user)
@@ -287,7 +287,7 @@ async def create_key(body: NewKey, request: Request) -> CreatedKey:
     except KeyLimitReached as exc:
         raise Problem(403, "key-limit", str(exc)) from None
     await guard.accounts.audit(
-        "key_created", user_id=user_id, key_id=key.key_id, ip=client_ip(request.client)
+        "key.created", user_id=user_id, key_id=key.key_id, ip=client_ip(request.client)
     )
     return CreatedKey(key=text, **ApiKey.of(key).model_dump())
 
@@ -306,7 +306,7 @@ async def revoke_key(key_id: Annotated[str, Path(max_length=64)], request: Reque
     except AccountNotFound:
         raise Problem(404, "not-found", f"no key {key_id!r} of yours") from None
     await guard.accounts.audit(
-        "key_revoked", user_id=principal.user_id, key_id=key_id, ip=client_ip(request.client)
+        "key.revoked", user_id=principal.user_id, key_id=key_id, ip=client_ip(request.client)
     )
     return Response(status_code=204)
 

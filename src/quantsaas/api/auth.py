@@ -144,7 +144,7 @@ class Guard:
             if len(self._denials) > 10_000:
                 self._denials.clear()
             await self.accounts.audit(
-                "denied",
+                "request.denied",
                 user_id=principal.user_id if principal is not None else None,
                 key_id=principal.key_id if principal is not None else None,
                 ip=ip,
@@ -287,7 +287,11 @@ class OpenSockets:
             for session in list(sessions):
                 principal = session.principal
                 by_key = revocation.key_id is not None and principal.key_id == revocation.key_id
-                by_user = revocation.user_id is not None and principal.user_id == revocation.user_id
+                by_user = (  # a whole user (disabled): every socket of theirs
+                    revocation.key_id is None
+                    and revocation.user_id is not None
+                    and principal.user_id == revocation.user_id
+                )
                 if by_key or by_user:
                     session.revoke()
 

@@ -31,12 +31,8 @@ class DelayedMarket:
 
     def delayed(self, at_ns: int | None = None) -> Summaries:
         cutoff = (now_ns() if at_ns is None else at_ns) - self.delay_ns
-        found: Summaries = {}
-        for taken, summaries in self._samples:
-            if taken > cutoff:
-                break
-            found = summaries
-        return found
+        old_enough = [(taken, summaries) for taken, summaries in self._samples if taken <= cutoff]
+        return max(old_enough, key=lambda sample: sample[0])[1] if old_enough else {}
 
     async def run(self) -> None:
         while True:

@@ -60,10 +60,11 @@ log = logging.getLogger(__name__)
 
 
 class RequestError(Exception):
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, **fields: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.fields = fields
 
 
 def _string_list(request: JSON, field: str, required: bool = True) -> list[str]:
@@ -217,7 +218,12 @@ class StreamSession:
                     problem = exc
             if problem is not None:
                 self._bad_messages += 1
-                error: JSON = {"type": "error", "code": problem.code, "message": problem.message}
+                error: JSON = {
+                    "type": "error",
+                    "code": problem.code,
+                    "message": problem.message,
+                    **problem.fields,
+                }
                 if isinstance(request, dict) and "id" in request:
                     error["id"] = request["id"]
                 self.reply(error)
@@ -245,7 +251,7 @@ class StreamSession:
                 raise RequestError("too_many_subscriptions", f"at most {self.max_topics} streams")
             self._subscribe(topics, reply_id)
         elif op == "unsubscribe":
-            topics = self._topics(request)
+            topics = self._topics(request, check_tier=False)
             self.subscription.remove(topics)
             for topic in topics:
                 self._snapshot_seq.pop(topic, None)
@@ -253,7 +259,7 @@ class StreamSession:
         else:
             raise RequestError("unknown_op", f"unknown op {op!r}; use subscribe, unsubscribe, ping")
 
-    def _topics(self, request: JSON) -> list[Topic]:
+    def _topics(self, request: JSON, check_tier: bool = True) -> list[Topic]:
         channels = _string_list(request, "channels")
         known = self.engine.channels
         unknown = [channel for channel in channels if channel not in known]
@@ -271,11 +277,13 @@ class StreamSession:
                 except UnknownInstrument as exc:
                     raise RequestError("unknown_symbol", str(exc)) from None
         topics = [(channel, *key) for channel in channels for key in dict.fromkeys(keys)]
-        if self.tier is not None:
+        if self.tier is not None and check_tier:
             for channel, venue, symbol in topics:
                 denial = tier_denial(self.tier, channel, venue, [symbol])
                 if denial is not None:
-                    raise RequestError("tier_required", denial)
+                    raise RequestError(
+                        "tier_required", denial, channel=channel, venue=venue, symbol=symbol
+                    )
         return topics
 
     def _subscribe(self, topics: list[Topic], reply_id: JSON) -> None:

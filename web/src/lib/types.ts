@@ -30,9 +30,37 @@ export interface TickerState {
 
 export type ConnState = 'connecting' | 'open' | 'closed';
 
+/** Who the stream runs as: a signed-in user (ticket), anonymous (no session), or not known yet. */
+export type Identity = 'user' | 'anonymous' | null;
+
+/** Why the stream is not (or was not) open: a refused handshake, a close code, a ticket failure. */
+export interface ConnProblem {
+  code: string;
+  message: string;
+  status?: number;
+  closeCode?: number;
+}
+
+/** A channel of a symbol the caller's tier does not include (socket `tier_required` or REST 403). */
+export interface Denial {
+  channel: string;
+  symbol: string;
+  message: string;
+}
+
+export interface Conn {
+  state: ConnState;
+  lastMessageAt: number;
+  messagesPerSecond: number;
+  channels: string[];
+  identity: Identity;
+  problem: ConnProblem | null;
+}
+
 export interface Frame {
   type: 'frame';
-  conn: { state: ConnState; lastMessageAt: number; messagesPerSecond: number; channels: string[] };
+  conn: Conn;
+  denied: Denial[];
   tickers: TickerState[];
   book: { key: string; bids: Level[]; asks: Level[]; ts: number } | null;
   trades: TapeTrade[];
@@ -43,7 +71,8 @@ export interface Frame {
 export type ToWorker =
   | { type: 'start'; wsUrl: string; httpBase: string; symbols: string[]; flushMs?: number }
   | { type: 'select'; symbol: string; venue: string | null; interval: number }
-  | { type: 'visibility'; hidden: boolean };
+  | { type: 'visibility'; hidden: boolean }
+  | { type: 'reconnect' }; // signed in or out: reconnect now, with a fresh ticket (or none)
 
 /** The value plotted for each analytics channel (arrays are flattened as `name.index`). */
 export const ANALYTICS_PRIMARY: Record<string, string> = { ofi: 'ofi_normalised.0', vpin: 'vpin' };

@@ -1,47 +1,30 @@
-import { useEffect, useState, type FormEvent } from 'react';
+import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
+import { accountsApi, errorText, shortTime, type ApiKey, type CreatedKey, type Limits, type User } from '../lib/accounts';
 
-// Account UI, shown only when the server's OpenAPI schema offers accounts (issue 8). Forms are
-// generated from the request schemas, so they follow the server rather than a guess.
+// The account panel (issue 8): sign in / create an account / sign out, the tier with its limits
+// and current usage, and API keys (create: the key is shown once; revoke: after a confirmation).
+// The Account button appears only when the server's OpenAPI schema offers accounts.
 
-type Schema = { type?: string; properties?: Record<string, Schema>; required?: string[]; $ref?: string; format?: string };
-type Operation = { requestBody?: { content?: Record<string, { schema?: Schema }> } };
-type OpenApi = { paths?: Record<string, Record<string, Operation>>; components?: { schemas?: Record<string, Schema> } };
+type Operation = Record<string, unknown>;
+type OpenApi = { paths?: Record<string, Record<string, Operation>> };
 
 export interface AuthFeatures {
-  limits: string | null;
-  login: { path: string; fields: string[]; form: boolean } | null;
-  logout: string | null;
-  keys: { path: string; fields: string[] } | null;
-  keyItem: string | null; // e.g. /api/v1/keys/{key_id}
-}
-
-function resolve(api: OpenApi, schema: Schema | undefined): Schema | undefined {
-  if (schema?.$ref) return api.components?.schemas?.[schema.$ref.split('/').pop() ?? ''];
-  return schema;
-}
-
-function bodyFields(api: OpenApi, op: Operation | undefined): { fields: string[]; form: boolean } {
-  const content = op?.requestBody?.content ?? {};
-  const form = !content['application/json'] && !!(content['application/x-www-form-urlencoded'] || content['multipart/form-data']);
-  const media = content['application/json'] ?? content['application/x-www-form-urlencoded'] ?? content['multipart/form-data'];
-  const schema = resolve(api, media?.schema);
-  return { fields: Object.keys(schema?.properties ?? {}), form };
+  login: boolean;
+  signup: boolean;
+  keys: boolean;
+  limits: boolean;
 }
 
 export function detectAuth(api: OpenApi): AuthFeatures | null {
   const paths = api.paths ?? {};
-  const find = (re: RegExp, method: string) => Object.keys(paths).find((p) => re.test(p) && paths[p][method]);
-  const limits = find(/\/limits$/, 'get') ?? null;
-  const loginPath = find(/\/(login|session|sessions)$/, 'post');
-  const keysPath = find(/\/keys$/, 'post');
-  if (!limits && !loginPath && !keysPath) return null;
-  return {
-    limits,
-    login: loginPath ? { path: loginPath, ...bodyFields(api, paths[loginPath].post) } : null,
-    logout: find(/\/logout$/, 'post') ?? null,
-    keys: keysPath ? { path: keysPath, fields: bodyFields(api, paths[keysPath].post).fields } : null,
-    keyItem: find(/\/keys\/\{[^}]+\}$/, 'delete') ?? null,
+  const has = (path: string, method: string) => !!paths[path]?.[method];
+  const features = {
+    login: has('/api/v1/auth/login', 'post'),
+    signup: has('/api/v1/auth/signup', 'post'),
+    keys: has('/api/v1/keys', 'get') && has('/api/v1/keys', 'post'),
+    limits: has('/api/v1/limits', 'get'),
   };
+  return features.login || features.keys || features.limits ? features : null;
 }
 
 export function useAuthFeatures(): AuthFeatures | null {
@@ -55,161 +38,334 @@ export function useAuthFeatures(): AuthFeatures | null {
   return features;
 }
 
-async function call(path: string, method = 'GET', body?: Record<string, string>, form = false) {
-  const init: RequestInit = { method, credentials: 'include', headers: { Accept: 'application/json' } };
-  if (body) {
-    if (form) init.body = new URLSearchParams(body);
-    else {
-      init.body = JSON.stringify(body);
-      (init.headers as Record<string, string>)['Content-Type'] = 'application/json';
-    }
-  }
-  const r = await fetch(path, init);
-  const text = await r.text();
-  let json: unknown = null;
-  try {
-    json = text ? JSON.parse(text) : null;
-  } catch {
-    json = text;
-  }
-  return { status: r.status, ok: r.ok, json };
+/** The signed-in user (null: anonymous; undefined: not known yet), read once when accounts exist. */
+export function useSession(features: AuthFeatures | null): [User | null | undefined, (u: User | null) => void] {
+  const [user, setUser] = useState<User | null | undefined>(undefined);
+  useEffect(() => {
+    if (!features) return;
+    let alive = true;
+    accountsApi
+      .whoami()
+      .then((r) => alive && setUser(r.user))
+      .catch(() => alive && setUser(null));
+    return () => {
+      alive = false;
+    };
+  }, [features]);
+  return [user, setUser];
 }
 
-const problemText = (json: unknown, status: number) =>
-  (json && typeof json === 'object' && ((json as Record<string, string>).detail || (json as Record<string, string>).title)) || `HTTP ${status}`;
+const list = (xs: string[] | null) => (xs === null ? 'all' : xs.length ? xs.join(', ') : 'none');
 
-type KeyRow = Record<string, unknown>;
+function LimitsTable({ limits }: { limits: Limits }) {
+  const l = limits.limits;
+  const u = limits.usage;
+  const rows: [string, string, string?][] = [
+    ['Requests', `${u.requests_remaining} of ${l.requests} left per ${l.window_s} s`, 'usage-requests'],
+    ['Resets in', `${u.reset_s.toFixed(1)} s`],
+    ['Stream connections', `${u.ws_connections} of ${l.ws_connections} open`, 'usage-ws'],
+    ['Subscriptions', `up to ${l.ws_subscriptions}`],
+    ['Stream messages in', `${l.ws_inbound_per_s}/s`],
+    ['Order book', l.book_interval_ms ? `snapshot every ${l.book_interval_ms / 1000} s` : 'every update'],
+    ['History', `${l.history_days} day${l.history_days === 1 ? '' : 's'}`],
+    ['API keys', `up to ${l.api_keys}`],
+    ['Venues', list(l.venues)],
+    ['Symbols', list(l.symbols)],
+    ['Channels', list(l.channels)],
+  ];
+  return (
+    <table className="kv" data-testid="limits">
+      <tbody>
+        {rows.map(([k, v, id]) => (
+          <tr key={k}>
+            <td>{k}</td>
+            <td data-testid={id}>{v}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
 
-export function Account({ features, onClose }: { features: AuthFeatures; onClose: () => void }) {
-  const [limits, setLimits] = useState<Record<string, unknown> | null>(null);
-  const [signedIn, setSignedIn] = useState<boolean | null>(null);
-  const [keys, setKeys] = useState<KeyRow[]>([]);
-  const [secret, setSecret] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
-
-  const refresh = async () => {
-    if (features.limits) {
-      const r = await call(features.limits);
-      setSignedIn(r.ok);
-      setLimits(r.ok ? (r.json as Record<string, unknown>) : null);
-    }
-    if (features.keys) {
-      const r = await call(features.keys.path);
-      if (r.ok) {
-        const body = r.json as { data?: KeyRow[] } | KeyRow[];
-        setKeys(Array.isArray(body) ? body : (body.data ?? []));
-        setSignedIn(true);
-      } else if (!features.limits) setSignedIn(false);
+function NewKey({ created, onDone }: { created: CreatedKey; onDone: () => void }) {
+  const [copied, setCopied] = useState<'yes' | 'no' | null>(null);
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(created.key);
+      setCopied('yes');
+    } catch {
+      setCopied('no');
     }
   };
-  useEffect(() => {
-    void refresh();
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [features]);
+  return (
+    <div className="secret" data-testid="new-key" role="status">
+      <div>
+        <strong>New key “{created.name}”</strong> — shown only this once. Copy it now and keep it safe: it cannot be shown again.
+      </div>
+      <div className="secret-row">
+        <input readOnly value={created.key} aria-label="New API key" data-testid="new-key-value" onFocus={(e) => e.currentTarget.select()} />
+        <button type="button" onClick={() => void copy()}>
+          Copy
+        </button>
+      </div>
+      {copied === 'yes' && <div className="up">Copied to the clipboard.</div>}
+      {copied === 'no' && <div className="muted-inline">Copying is blocked here: select the key and copy it by hand.</div>}
+      <button type="button" onClick={onDone} data-testid="new-key-done">
+        I have stored it
+      </button>
+    </div>
+  );
+}
 
-  const submit = (path: string, fields: string[], form: boolean, after: (json: unknown) => void) => async (e: FormEvent<HTMLFormElement>) => {
+function KeyRow({ k, onRevoke }: { k: ApiKey; onRevoke: (k: ApiKey) => Promise<void> }) {
+  const [confirming, setConfirming] = useState(false);
+  const [busy, setBusy] = useState(false);
+  return (
+    <li className={`key ${k.revoked_at ? 'revoked' : ''}`} data-testid="key-row" data-key-id={k.key_id}>
+      <div className="key-head">
+        <strong>{k.name}</strong> <code className="muted-inline">{k.key_id}</code>
+        <span className={`badge ${k.revoked_at ? 'down' : 'live'}`} data-testid="key-state">
+          {k.revoked_at ? 'revoked' : 'active'}
+        </span>
+      </div>
+      <div className="key-meta muted-inline">
+        created {shortTime(k.created_at)} · last used {k.last_used_at ? shortTime(k.last_used_at) : 'never'}
+        {k.revoked_at ? ` · revoked ${shortTime(k.revoked_at)}` : ''}
+      </div>
+      {!k.revoked_at && !confirming && (
+        <button type="button" onClick={() => setConfirming(true)} aria-label={`Revoke ${k.name}`}>
+          Revoke
+        </button>
+      )}
+      {!k.revoked_at && confirming && (
+        <div className="confirm" role="group" aria-label="Confirm revoke">
+          <span>Revoke “{k.name}”? Programs using it stop at once.</span>
+          <button
+            type="button"
+            className="danger"
+            disabled={busy}
+            onClick={async () => {
+              setBusy(true);
+              await onRevoke(k);
+              setBusy(false);
+              setConfirming(false);
+            }}
+          >
+            Yes, revoke
+          </button>
+          <button type="button" onClick={() => setConfirming(false)}>
+            Cancel
+          </button>
+        </div>
+      )}
+    </li>
+  );
+}
+
+function SignIn({ features, onUser }: { features: AuthFeatures; onUser: (u: User) => void }) {
+  const [mode, setMode] = useState<'login' | 'signup'>('login');
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const data = new FormData(e.currentTarget);
-    const body = Object.fromEntries(fields.map((f) => [f, String(data.get(f) ?? '')]));
+    const email = String(data.get('email') ?? '').trim();
+    const password = String(data.get('password') ?? '');
     setError(null);
-    const r = await call(path, 'POST', body, form);
-    if (!r.ok) setError(String(problemText(r.json, r.status)));
-    else after(r.json);
+    setBusy(true);
+    try {
+      onUser(await (mode === 'login' ? accountsApi.login(email, password) : accountsApi.signup(email, password)));
+    } catch (err) {
+      setError(errorText(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  const signup = mode === 'signup';
+  return (
+    <form className="form" onSubmit={(e) => void submit(e)} data-testid={signup ? 'signup-form' : 'login-form'}>
+      <div className="mlabel">{signup ? 'Create an account (free tier)' : 'Sign in'}</div>
+      {error && (
+        <p className="down" role="alert">
+          {error}
+        </p>
+      )}
+      <label>
+        Email
+        <input name="email" type="email" required autoComplete="username" inputMode="email" />
+      </label>
+      <label>
+        Password
+        <input name="password" type="password" required minLength={signup ? 8 : 1} autoComplete={signup ? 'new-password' : 'current-password'} />
+      </label>
+      {signup && <span className="muted-inline">At least 8 characters.</span>}
+      <button type="submit" className="primary" disabled={busy}>
+        {signup ? 'Create account' : 'Sign in'}
+      </button>
+      {features.signup && (
+        <button
+          type="button"
+          className="link"
+          onClick={() => {
+            setMode(signup ? 'login' : 'signup');
+            setError(null);
+          }}
+        >
+          {signup ? 'I have an account: sign in' : 'New here? Create an account'}
+        </button>
+      )}
+    </form>
+  );
+}
+
+export function Account({
+  features,
+  user,
+  onUser,
+  onClose,
+}: {
+  features: AuthFeatures;
+  user: User | null | undefined;
+  onUser: (user: User | null) => void; // signed in or out: the page reconnects the stream
+  onClose: () => void;
+}) {
+  const [limits, setLimits] = useState<Limits | null>(null);
+  const [keys, setKeys] = useState<ApiKey[]>([]);
+  const [created, setCreated] = useState<CreatedKey | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const onUserRef = useRef(onUser);
+  onUserRef.current = onUser;
+
+  const refresh = useCallback(async () => {
+    try {
+      const [l, k] = await Promise.all([
+        features.limits ? accountsApi.limits() : Promise.resolve(null),
+        features.keys ? accountsApi.keys() : Promise.resolve({ data: [] as ApiKey[] }),
+      ]);
+      setLimits(l);
+      setKeys(k.data);
+    } catch (err) {
+      setError(errorText(err));
+      if ((err as { status?: number }).status === 401) onUserRef.current(null); // the session ended
+    }
+  }, [features]);
+
+  useEffect(() => {
+    setLimits(null);
+    setKeys([]);
+    setCreated(null);
+    setError(null);
+    if (user) void refresh();
+  }, [user, refresh]);
+
+  const createKey = async (e: FormEvent<HTMLFormElement>) => {
+    e.preventDefault();
+    const form = e.currentTarget;
+    const name = String(new FormData(form).get('name') ?? '').trim() || 'default';
+    setError(null);
+    setBusy(true);
+    try {
+      setCreated(await accountsApi.createKey(name));
+      form.reset();
+      await refresh();
+    } catch (err) {
+      setError(errorText(err));
+    } finally {
+      setBusy(false);
+    }
   };
 
-  const tier = limits && (limits.tier ?? (limits as Record<string, Record<string, unknown>>).account?.tier);
+  const revoke = async (k: ApiKey) => {
+    setError(null);
+    try {
+      await accountsApi.revokeKey(k.key_id);
+    } catch (err) {
+      setError(errorText(err));
+    }
+    await refresh();
+  };
+
+  const signOut = async () => {
+    setError(null);
+    try {
+      await accountsApi.logout();
+    } catch (err) {
+      setError(errorText(err));
+      return;
+    }
+    onUser(null);
+  };
+
+  const active = keys.filter((k) => !k.revoked_at).length;
   return (
     <div className="account panel" role="dialog" aria-label="Account" data-testid="account">
       <div className="panel-head">
         <span>Account</span>
-        {tier !== undefined && tier !== null && <span className="badge live" data-testid="tier">tier {String(tier)}</span>}
-        <button onClick={onClose} aria-label="Close account" style={{ marginLeft: 'auto' }}>
+        {user && (
+          <span className="badge live" data-testid="tier">
+            tier {limits?.tier ?? user.tier}
+          </span>
+        )}
+        <button onClick={onClose} aria-label="Close account" className="close">
           ✕
         </button>
       </div>
-      {error && <p className="down" role="alert">{error}</p>}
-      {signedIn === false && features.login && (
-        <form onSubmit={submit(features.login.path, features.login.fields, features.login.form, () => void refresh())} className="form">
-          {features.login.fields.map((f) => (
-            <label key={f}>
-              {f}
-              <input name={f} type={/pass|secret/i.test(f) ? 'password' : 'text'} autoComplete={/pass/i.test(f) ? 'current-password' : 'username'} />
-            </label>
-          ))}
-          <button type="submit">Sign in</button>
-        </form>
-      )}
-      {signedIn && limits && (
-        <table className="kv">
-          <tbody>
-            {Object.entries(limits)
-              .filter(([, v]) => typeof v !== 'object' || v === null)
-              .map(([k, v]) => (
-                <tr key={k}>
-                  <td>{k}</td>
-                  <td className="num">{String(v)}</td>
-                </tr>
-              ))}
-          </tbody>
-        </table>
-      )}
-      {signedIn && features.keys && (
-        <div className="keys">
-          <div className="mlabel">API keys</div>
-          {secret && (
-            <p className="secret" data-testid="new-secret">
-              New key (shown once): <code>{secret}</code>
+      {user === undefined && <p className="muted">Checking your session…</p>}
+      {user === null && (features.login ? <SignIn features={features} onUser={onUser} /> : <p className="muted">Sign-in is not offered here.</p>)}
+      {user && (
+        <div className="account-body">
+          {error && (
+            <p className="down" role="alert">
+              {error}
             </p>
           )}
-          <ul>
-            {keys.map((k, i) => {
-              const id = String(k.id ?? k.key_id ?? k.prefix ?? i);
-              return (
-                <li key={id}>
-                  {String(k.name ?? id)} {k.last_used_at ? `· used ${String(k.last_used_at)}` : ''}
-                  {features.keyItem && (
-                    <button
-                      onClick={async () => {
-                        const r = await call(features.keyItem!.replace(/\{[^}]+\}/, encodeURIComponent(id)), 'DELETE');
-                        if (!r.ok) setError(String(problemText(r.json, r.status)));
-                        void refresh();
-                      }}
-                    >
-                      revoke
-                    </button>
-                  )}
-                </li>
-              );
-            })}
-          </ul>
-          <form
-            className="form"
-            onSubmit={submit(features.keys.path, features.keys.fields, false, (json) => {
-              const j = (json ?? {}) as Record<string, unknown>;
-              setSecret(String(j.key ?? j.secret ?? j.api_key ?? ''));
-              void refresh();
-            })}
-          >
-            {features.keys.fields.map((f) => (
-              <label key={f}>
-                {f} <input name={f} />
-              </label>
-            ))}
-            <button type="submit">Create key</button>
-          </form>
+          <div className="who">
+            Signed in as <strong data-testid="account-email">{user.email}</strong>
+            <button type="button" onClick={() => void signOut()} data-testid="sign-out">
+              Sign out
+            </button>
+          </div>
+          {limits && (
+            <section>
+              <div className="mlabel section-head">
+                Limits and usage
+                <button type="button" onClick={() => void refresh()} aria-label="Refresh limits">
+                  ↻
+                </button>
+              </div>
+              <LimitsTable limits={limits} />
+            </section>
+          )}
+          {features.keys && (
+            <section className="keys">
+              <div className="mlabel section-head">
+                API keys
+                {limits && (
+                  <span className="muted-inline">
+                    {active} of {limits.limits.api_keys} active
+                  </span>
+                )}
+              </div>
+              {created && <NewKey created={created} onDone={() => setCreated(null)} />}
+              {keys.length === 0 && <p className="muted">No keys yet. Programs use a key in the X-API-Key header.</p>}
+              <ul className="key-list">
+                {keys.map((k) => (
+                  <KeyRow key={k.key_id} k={k} onRevoke={revoke} />
+                ))}
+              </ul>
+              <form className="form inline" onSubmit={(e) => void createKey(e)}>
+                <label>
+                  Key name
+                  <input name="name" maxLength={64} placeholder="e.g. trading-bot" />
+                </label>
+                <button type="submit" disabled={busy}>
+                  Create key
+                </button>
+              </form>
+            </section>
+          )}
         </div>
-      )}
-      {signedIn && features.logout && (
-        <button
-          onClick={async () => {
-            await call(features.logout!, 'POST');
-            setSignedIn(false);
-            setLimits(null);
-            setKeys([]);
-          }}
-        >
-          Sign out
-        </button>
       )}
     </div>
   );

@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'react';
 import { Sparkline } from './Watchlist';
-import { getJson } from '../api';
-import { ANALYTICS_PRIMARY, type Frame } from '../lib/types';
+import { getJsonOrDenied } from '../api';
+import { ANALYTICS_PRIMARY, type Denial, type Frame } from '../lib/types';
 
 interface SmileExpiry {
   expiry: number;
@@ -23,22 +23,34 @@ export interface OptionsView {
   expiries: SmileExpiry[];
   atm: (ChainOption & { expiry: string }) | null;
 }
+/** The options routes answered 403 tier-required: polling stops and the panel says why. */
+export interface OptionsDenied {
+  denied: string;
+}
 
 const num = (x: number | null | undefined, d = 2) => (x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(d));
 
 /** Smile and greeks for the selected symbol's base currency, polled from REST every 5 s. */
-export function useOptions(currency: string, enabled: boolean): OptionsView | null {
-  const [view, setView] = useState<OptionsView | null>(null);
+export function useOptions(currency: string, enabled: boolean, who = ''): OptionsView | OptionsDenied | null {
+  const [view, setView] = useState<OptionsView | OptionsDenied | null>(null);
   useEffect(() => {
     setView(null);
     if (!enabled || !currency) return;
     let alive = true;
     const poll = async () => {
-      const [smile, chain] = await Promise.all([
-        getJson<{ expiries: SmileExpiry[] }>(`/api/v1/options/${currency}/smile`),
-        getJson<{ expiries: { expiry_datetime: string; options: ChainOption[] }[] }>(`/api/v1/options/${currency}/chain`),
+      const [smileR, chainR] = await Promise.all([
+        getJsonOrDenied<{ expiries: SmileExpiry[] }>(`/api/v1/options/${currency}/smile`),
+        getJsonOrDenied<{ expiries: { expiry_datetime: string; options: ChainOption[] }[] }>(`/api/v1/options/${currency}/chain`),
       ]);
       if (!alive) return;
+      const denied = smileR.denied ?? chainR.denied;
+      if (denied) {
+        clearInterval(id); // asking again will not change the answer
+        setView({ denied });
+        return;
+      }
+      const smile = smileR.data;
+      const chain = chainR.data;
       if (!smile?.expiries?.length) {
         setView(null);
         return;
@@ -60,7 +72,7 @@ export function useOptions(currency: string, enabled: boolean): OptionsView | nu
       alive = false;
       clearInterval(id);
     };
-  }, [currency, enabled]);
+  }, [currency, enabled, who]); // `who`: signing in or out may change the answer
   return view;
 }
 
@@ -90,8 +102,21 @@ export function SmileChart({ expiry, width = 220, height = 90 }: { expiry: Smile
 const LABELS: Record<string, string> = { ofi: 'OFI (L1, normalised)', vpin: 'VPIN' };
 
 /** OFI / VPIN when the server offers those channels; option smile and greeks when it has options. */
-export function Analytics({ channels, latest, options }: { channels: string[]; latest: Frame['analytics']; options: OptionsView | null }) {
+export function Analytics({
+  channels,
+  latest,
+  options: optionsOrDenied,
+  denied = [],
+}: {
+  channels: string[];
+  latest: Frame['analytics'];
+  options: OptionsView | OptionsDenied | null;
+  denied?: Denial[]; // the selected symbol's channels outside the tier
+}) {
   const offered = ['ofi', 'vpin'].filter((c) => channels.includes(c));
+  const options = optionsOrDenied && 'expiries' in optionsOrDenied ? optionsOrDenied : null;
+  const optionsDenied = optionsOrDenied && 'denied' in optionsOrDenied ? optionsOrDenied.denied : null;
+  const deniedOf = (c: string) => denied.find((d) => d.channel === c || d.channel === '*');
   return (
     <div className="panel analytics" data-testid="analytics">
       <div className="panel-head">
@@ -102,6 +127,16 @@ export function Analytics({ channels, latest, options }: { channels: string[]; l
         {offered.map((c) => {
           const a = latest[c];
           const v = a?.values[ANALYTICS_PRIMARY[c]];
+          const refused = deniedOf(c);
+          if (refused)
+            return (
+              <div key={c} className="metric" data-testid={`metric-${c}`}>
+                <span className="mlabel">{LABELS[c] ?? c}</span>
+                <span className="tier-notice inline" data-testid="tier-notice" title={refused.message}>
+                  not in your tier
+                </span>
+              </div>
+            );
           return (
             <div key={c} className="metric" data-testid={`metric-${c}`}>
               <span className="mlabel">{LABELS[c] ?? c}</span>
@@ -110,6 +145,11 @@ export function Analytics({ channels, latest, options }: { channels: string[]; l
             </div>
           );
         })}
+        {optionsDenied && (
+          <p className="tier-notice" data-testid="tier-notice" role="note">
+            Options: {optionsDenied}. Upgrade your tier to see the smile and greeks.
+          </p>
+        )}
         {options && (
           <div className="options" data-testid="options">
             <div className="mlabel">

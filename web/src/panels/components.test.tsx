@@ -45,7 +45,8 @@ const rows: WatchRow[] = [
 function frame(over: Partial<Frame>): Frame {
   return {
     type: 'frame',
-    conn: { state: 'open', lastMessageAt: 1, messagesPerSecond: 10, channels: [] },
+    conn: { state: 'open', lastMessageAt: 1, messagesPerSecond: 10, channels: [], identity: null, problem: null },
+    denied: [],
     tickers: [],
     book: null,
     trades: [],

@@ -1,23 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { FeedEngine, numericValues, type SocketLike } from './feed';
+import { FeedEngine, numericValues } from './feed';
+import { FakeSocket } from './fakes';
 import type { Frame } from '../lib/types';
-
-class FakeSocket implements SocketLike {
-  sent: unknown[] = [];
-  onopen: (() => void) | null = null;
-  onmessage: ((ev: { data: unknown }) => void) | null = null;
-  onclose: (() => void) | null = null;
-  onerror: (() => void) | null = null;
-  send(text: string) {
-    this.sent.push(JSON.parse(text));
-  }
-  close() {
-    this.onclose?.();
-  }
-  push(msg: unknown) {
-    this.onmessage?.({ data: JSON.stringify(msg) });
-  }
-}
 
 function setup(fetchBody: Record<string, unknown> = {}) {
   const sockets: FakeSocket[] = [];

@@ -2,9 +2,21 @@
 // Pure enough to be driven by tests (inject `post`, `now`, a socket factory and fetch).
 import { OrderBook, mergeLevels } from '../lib/book';
 import { CandleBuilder } from '../lib/candles';
-import { backoffDelay } from '../lib/backoff';
+import { closeProblem, retryDelay } from '../lib/access';
 import { parseCandles } from '../lib/history';
-import { ANALYTICS_PRIMARY, INTERVALS, type ConnState, type Frame, type TapeTrade, type TickerState, type ToWorker } from '../lib/types';
+import {
+  ANALYTICS_PRIMARY,
+  INTERVALS,
+  type ConnProblem,
+  type ConnState,
+  type Frame,
+  type Identity,
+  type TapeTrade,
+  type TickerState,
+  type ToWorker,
+} from '../lib/types';
+import { Outbox } from './outbox';
+import { Entitlements, type SubRequest } from './subs';
 
 const BOOK_DEPTH = 400;
 const ANALYTICS = ['ofi', 'vpin', 'greeks'];
@@ -14,20 +26,32 @@ export interface SocketLike {
   close(): void;
   onopen: (() => void) | null;
   onmessage: ((ev: { data: unknown }) => void) | null;
-  onclose: (() => void) | null;
+  onclose: ((ev: { code?: number }) => void) | null;
   onerror: (() => void) | null;
+}
+
+export interface HttpResponse {
+  ok: boolean;
+  status?: number;
+  json(): Promise<unknown>;
 }
 
 export interface FeedDeps {
   post: (frame: Frame) => void;
   connect: (url: string) => SocketLike;
-  fetch: (url: string) => Promise<{ ok: boolean; json(): Promise<unknown> }>;
+  fetch: (url: string) => Promise<HttpResponse>;
+  /** POST /api/v1/ws-ticket with the page's session cookie. Without it: connect without tickets. */
+  ticket?: (url: string) => Promise<HttpResponse>;
   now: () => number;
   setTimeout: (fn: () => void, ms: number) => unknown;
 }
 
 interface Msg {
   type: string;
+  id?: number;
+  code?: string;
+  status?: number;
+  message?: string;
   channel?: string;
   venue?: string;
   symbol?: string;
@@ -80,10 +104,20 @@ export class FeedEngine {
   private analytics: Frame['analytics'] = {};
   private generation = 0;
   private analyticsGeneration = 0;
+  private connGeneration = 0;
+  private identity: Identity = null;
+  private problem: ConnProblem | null = null;
+  private refusal: Msg | null = null;
+  private entitlements = new Entitlements();
+  private requests = new Map<number, SubRequest>();
+  private nextId = 1;
+  private outbox: Outbox;
   hidden = false;
   flushMs = 50;
 
-  constructor(private deps: FeedDeps) {}
+  constructor(private deps: FeedDeps) {
+    this.outbox = new Outbox((text) => this.ws?.send(text), deps.now, deps.setTimeout);
+  }
 
   handle(msg: ToWorker): void {
     if (msg.type === 'start') {
@@ -96,16 +130,87 @@ export class FeedEngine {
       this.select(msg.symbol, msg.venue, msg.interval);
     } else if (msg.type === 'visibility') {
       this.hidden = msg.hidden;
+    } else if (msg.type === 'reconnect') {
+      this.reconnect();
     }
   }
 
+  /** The identity changed (signed in or out): drop the socket and connect again at once. */
+  reconnect(): void {
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      ws.onclose = null;
+      ws.onmessage = null;
+      ws.close();
+    }
+    this.dropConnection();
+    this.attempt = 0;
+    this.problem = null;
+    this.entitlements.clear();
+    if (this.wsUrl) this.open();
+  }
+
+  private dropConnection(): void {
+    this.state = 'closed';
+    this.outbox.clear();
+    this.requests.clear();
+    this.books.clear();
+    this.bookDirty = true;
+  }
+
+  /** Get a fresh ticket (single use, 30 s) when signed in, then connect; none when anonymous. */
   private open(): void {
+    const gen = ++this.connGeneration;
     this.state = 'connecting';
-    const ws = this.deps.connect(this.wsUrl);
+    if (!this.deps.ticket) {
+      this.connect(gen, null);
+      return;
+    }
+    void this.fetchTicket().then((result) => {
+      if (gen !== this.connGeneration) return; // a reconnect overtook this attempt
+      if ('problem' in result) {
+        this.problem = result.problem;
+        this.state = 'closed';
+        const wait = result.problem.status === 429 ? 5_000 : 0;
+        this.later(gen, Math.max(wait, retryDelay(0, this.attempt++)));
+      } else this.connect(gen, result.ticket);
+    });
+  }
+
+  private async fetchTicket(): Promise<{ ticket: string | null } | { problem: ConnProblem }> {
+    try {
+      const r = await this.deps.ticket!(`${this.httpBase}/api/v1/ws-ticket`);
+      if (r.ok) {
+        const body = (await r.json()) as { ticket?: unknown };
+        if (typeof body.ticket === 'string' && body.ticket) return { ticket: body.ticket };
+        return { ticket: null };
+      }
+      if (r.status === 401 || r.status === 404) return { ticket: null }; // not signed in: anonymous
+      const body = (await r.json().catch(() => ({}))) as { code?: string; detail?: string };
+      return { problem: { code: body.code ?? 'unavailable', message: body.detail ?? `ticket: HTTP ${r.status}`, status: r.status } };
+    } catch {
+      return { problem: { code: 'unreachable', message: 'the server cannot be reached' } };
+    }
+  }
+
+  private later(gen: number, ms: number): void {
+    this.deps.setTimeout(() => {
+      if (gen === this.connGeneration) this.open();
+    }, ms);
+  }
+
+  private connect(gen: number, ticket: string | null): void {
+    const identity: Identity = ticket ? 'user' : this.deps.ticket ? 'anonymous' : null;
+    if (identity !== this.identity) this.entitlements.clear();
+    this.identity = identity;
+    this.refusal = null;
+    const url = ticket ? `${this.wsUrl}${this.wsUrl.includes('?') ? '&' : '?'}ticket=${encodeURIComponent(ticket)}` : this.wsUrl;
+    const ws = this.deps.connect(url);
     this.ws = ws;
     ws.onopen = () => {
-      this.state = 'open';
-      this.attempt = 0;
+      // a refused handshake is accepted too (then gets an error and a 44xx close): the stream
+      // counts as open, and the backoff starts over, only once the server says `info`
       this.rateWindowStart = this.deps.now();
       this.msgCount = 0;
     };
@@ -113,18 +218,46 @@ export class FeedEngine {
       if (typeof ev.data === 'string') this.onText(ev.data);
     };
     ws.onerror = () => {};
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
       if (this.ws !== ws) return;
-      this.state = 'closed';
       this.ws = null;
-      this.books.clear();
-      this.bookDirty = true;
-      this.deps.setTimeout(() => this.open(), backoffDelay(this.attempt++));
+      this.dropConnection();
+      const code = ev?.code ?? 1006;
+      this.problem = closeProblem(code, this.refusal);
+      this.later(gen, retryDelay(code, this.attempt++, ticket !== null));
     };
   }
 
-  private send(obj: unknown): void {
-    if (this.ws && this.state === 'open') this.ws.send(JSON.stringify(obj));
+  private send(req: SubRequest): void {
+    if (!this.ws || this.state !== 'open') return;
+    const allowed = this.entitlements.filter(req);
+    if (!allowed) return;
+    const id = this.nextId++;
+    this.requests.set(id, allowed);
+    this.outbox.push(JSON.stringify({ ...allowed, id }));
+  }
+
+  private onError(m: Msg): void {
+    if (this.state !== 'open') {
+      this.refusal = m; // the handshake was refused: a 44xx close follows
+      return;
+    }
+    const req = m.id !== undefined ? this.requests.get(m.id) : undefined;
+    if (m.id !== undefined) this.requests.delete(m.id);
+    if (!req || m.code !== 'tier_required' || req.op !== 'subscribe') return;
+    for (const next of this.entitlements.refused(req, m.message ?? '')) this.send(next);
+  }
+
+  private restDenied(r: HttpResponse, channel: string, symbol: string): Promise<void> {
+    if (r.status !== 403) return Promise.resolve();
+    return r
+      .json()
+      .then((body) => {
+        const p = body as { code?: string; detail?: string };
+        if (p.code === 'tier-required')
+          this.entitlements.refused({ op: 'subscribe', channels: [channel], symbols: [symbol] }, p.detail ?? 'not included in your tier');
+      })
+      .catch(() => {});
   }
 
   private subscribeAll(): void {
@@ -143,7 +276,7 @@ export class FeedEngine {
     if (!this.symbol) return;
     const chans = this.selectedChannels();
     if (!chans.length) return;
-    const req: Record<string, unknown> = { op, channels: chans, symbols: [this.symbol] };
+    const req: SubRequest = { op, channels: chans, symbols: [this.symbol] };
     if (this.venue) req.venues = [this.venue];
     this.send(req);
   }
@@ -189,6 +322,9 @@ export class FeedEngine {
     }
     switch (m.type) {
       case 'info':
+        this.state = 'open';
+        this.attempt = 0;
+        this.problem = null;
         this.channels = m.channels ?? [];
         this.venues = m.venues ?? [];
         if (!this.symbols.length) this.symbols = (m as { symbols?: string[] }).symbols ?? [];
@@ -206,6 +342,13 @@ export class FeedEngine {
         return;
       case 'gap':
         return; // a book stream is followed by a fresh snapshot
+      case 'error':
+        this.onError(m);
+        return;
+      case 'subscribed':
+      case 'unsubscribed':
+        if (m.id !== undefined) this.requests.delete(m.id);
+        return;
       default:
         if (m.channel && ANALYTICS.includes(m.channel) && this.matches(m) && m.data) this.onAnalytics(m);
     }
@@ -283,8 +426,12 @@ export class FeedEngine {
     const path = this.symbol.replace('/', '-');
     for (const channel of ['ofi', 'vpin'].filter((c) => this.channels.includes(c))) {
       try {
+        if (this.entitlements.isDenied(channel, this.symbol)) continue;
         const r = await this.deps.fetch(`${this.httpBase}/api/v1/analytics/${channel}/${venue}/${path}?limit=240`);
-        if (!r.ok) continue;
+        if (!r.ok) {
+          await this.restDenied(r, channel, this.symbol);
+          continue;
+        }
         const body = (await r.json()) as { data?: Record<string, unknown>[] };
         if (gen !== this.analyticsGeneration || this.analytics[channel]) continue; // live data came first
         for (const row of body.data ?? []) this.addAnalytics(channel, row, Number(row.start ?? 0));
@@ -306,9 +453,10 @@ export class FeedEngine {
     const venues = this.venue ? [this.venue] : this.venues.length ? this.venues : ['sim'];
     let bars = null as ReturnType<typeof parseCandles> | null;
     try {
-      if (venues.length === 1) {
+      if (venues.length === 1 && !this.entitlements.isDenied('candles', this.symbol)) {
         const r = await this.deps.fetch(`${this.httpBase}/api/v1/analytics/candles/${venues[0]}/${path}?interval=${label}&limit=1000`);
         if (r.ok) bars = parseCandles(await r.json());
+        else await this.restDenied(r, 'candles', this.symbol);
       }
     } catch {
       bars = null;
@@ -322,8 +470,12 @@ export class FeedEngine {
       // no candle history endpoint yet: rebuild what we can from recent trades
       for (const venue of venues) {
         try {
+          if (this.entitlements.isDenied('trades', this.symbol)) continue;
           const r = await this.deps.fetch(`${this.httpBase}/api/v1/trades/${venue}/${path}?limit=1000`);
-          if (!r.ok) continue;
+          if (!r.ok) {
+            await this.restDenied(r, 'trades', this.symbol);
+            continue;
+          }
           const body = (await r.json()) as { data: { id: string; price: string; amount: string; timestamp: number }[] };
           if (gen !== this.generation) return;
           for (const t of body.data) {
@@ -371,7 +523,15 @@ export class FeedEngine {
     const candles = drained ? { key: this.candleKey, ...drained } : null;
     return {
       type: 'frame',
-      conn: { state: this.state, lastMessageAt: this.lastMessageAt, messagesPerSecond: this.rate, channels: this.channels },
+      conn: {
+        state: this.state,
+        lastMessageAt: this.lastMessageAt,
+        messagesPerSecond: this.rate,
+        channels: this.channels,
+        identity: this.identity,
+        problem: this.problem,
+      },
+      denied: this.entitlements.list(),
       tickers,
       book,
       trades,

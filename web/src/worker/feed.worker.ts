@@ -7,7 +7,10 @@ declare const self: DedicatedWorkerGlobalScope;
 const engine = new FeedEngine({
   post: (frame) => self.postMessage(frame),
   connect: (url) => new WebSocket(url) as unknown as SocketLike,
-  fetch: (url) => fetch(url, { cache: 'no-store' }),
+  fetch: (url) => fetch(url, { cache: 'no-store', credentials: 'same-origin' }),
+  // a fresh single-use ticket before every connect: the session cookie goes along (same origin)
+  ticket: (url) =>
+    fetch(url, { method: 'POST', cache: 'no-store', credentials: 'same-origin', headers: { Accept: 'application/json' } }),
   now: () => Date.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
 });

@@ -195,6 +195,9 @@ async def test_over_the_limit_is_a_429_with_retry_after_and_ratelimit_headers(
         assert book.headers["X-RateLimit-Remaining"] == "1"
         assert (await http.get("/api/v1/trades/test/BTC-USD", headers=headers)).status_code == 200
         refused = await http.get("/api/v1/trades/test/BTC-USD", headers=headers)
+        metrics = (await http.get("/metrics")).text
+    assert 'quantsaas_rate_limited_total{quota="tiny"} 1.0' in metrics
+    assert 'quantsaas_requests_denied_total{code="rate-limited",status="429"} 1.0' in metrics
     assert refused.status_code == 429
     assert refused.headers["content-type"] == "application/problem+json"
     assert refused.json()["code"] == "rate-limited"

@@ -16,6 +16,7 @@ from quantsaas.accounts.tiers import load_tiers, load_weights
 from quantsaas.analytics.live import install_analytics
 from quantsaas.api import consolidated_routes, problems
 from quantsaas.api.access import openapi_security
+from quantsaas.api.access_metrics import AccessCollector
 from quantsaas.api.accounts_routes import router as accounts_router
 from quantsaas.api.analytics_routes import router as analytics_router
 from quantsaas.api.auth import Guard, LimitHeadersMiddleware, guard_request
@@ -123,6 +124,7 @@ def create_app(
     app.router.add_websocket_route("/ws", websocket_endpoint)
     app.state.stream_counters = StreamCounters()
     app.state.metrics = Metrics(engine, app.state.stream_counters, app.state)
+    app.state.metrics.registry.register(AccessCollector(app.state))
     dist = dashboard_dist(settings.web_dist)
     if dist is not None:
         app.add_middleware(DashboardMiddleware, dist=dist)

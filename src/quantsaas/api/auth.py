@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -74,6 +75,10 @@ class Guard:
     limiter: Limiter
     settings: Settings
     sockets: OpenSockets = field(default_factory=lambda: OpenSockets())
+    denied: Counter[tuple[int, str]] = field(default_factory=Counter)
+    """Refusals by (status, code), for /metrics."""
+    rate_limited: Counter[str] = field(default_factory=Counter)
+    """429s by quota name, for /metrics."""
     _denials: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -134,6 +139,7 @@ class Guard:
         headers: Mapping[str, str] | None = None,
     ) -> Problem:
         """Log (and now and then audit) a refused request; the caller raises the result."""
+        self.denied[(status, code)] += 1
         who = principal.key_id or principal.email if principal is not None else None
         audit_log.info(
             "denied %s %s: %s", status, path, code, extra={"ip": ip, "who": who, "code": code}
@@ -165,6 +171,7 @@ class Guard:
                 503, "service-unavailable", "rate limiter unavailable", {"Retry-After": "1"}
             ) from None
         if not decision.allowed:
+            self.rate_limited[quota.name] += 1
             raise await self.deny(
                 429,
                 "rate-limited",
@@ -281,6 +288,13 @@ class OpenSockets:
             sessions.discard(session)
             if not sessions:
                 del self._by_owner[owner]
+
+    def by_caller(self) -> dict[str, int]:
+        """Open connections of signed-in users and of anonymous callers (by IP)."""
+        counts = {"user": 0, "anonymous": 0}
+        for owner, sessions in self._by_owner.items():
+            counts["anonymous" if owner.startswith("ip:") else "user"] += len(sessions)
+        return counts
 
     def revoke(self, revocation: Revocation) -> None:
         for sessions in list(self._by_owner.values()):

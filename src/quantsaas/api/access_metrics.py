@@ -1,0 +1,46 @@
+"""Access-control metrics at /metrics: refusals by status and code, rate-limit rejections by
+tier, open WebSockets by kind of caller. Read from the app's Guard at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from quantsaas.api.metrics import PREFIX
+
+
+class AccessCollector(Collector):
+    def __init__(self, app_state: Any) -> None:
+        self.app_state = app_state
+
+    def collect(self) -> Iterator[Metric]:
+        guard = getattr(self.app_state, "guard", None)
+        if guard is None:
+            return
+        denied = CounterMetricFamily(
+            f"{PREFIX}_requests_denied",
+            "Requests and handshakes refused by access control",
+            labels=["status", "code"],
+        )
+        for (status, code), count in sorted(guard.denied.items()):
+            denied.add_metric([str(status), code], count)
+        yield denied
+        limited = CounterMetricFamily(
+            f"{PREFIX}_rate_limited",
+            "Requests refused with 429 because a quota was spent",
+            labels=["quota"],
+        )
+        for quota, count in sorted(guard.rate_limited.items()):
+            limited.add_metric([quota], count)
+        yield limited
+        sockets = GaugeMetricFamily(
+            f"{PREFIX}_ws_sockets_by_caller",
+            "Open /ws connections by kind of caller",
+            labels=["caller"],
+        )
+        for caller, count in sorted(guard.sockets.by_caller().items()):
+            sockets.add_metric([caller], count)
+        yield sockets

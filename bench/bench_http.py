@@ -10,7 +10,9 @@ discarded. Each route is loaded alone, in turn, for the same duration:
 
 * `serve`: the real `.venv/bin/quantsaas serve --port 0` (simulator feed, default settings,
   so uvicorn at log level info with its access log, on the stdlib asyncio loop that
-  cli.serve's `asyncio.run` gives it):
+  cli.serve's `asyncio.run` gives it), except for access control (`SERVE_ENV`): anonymous
+  callers get the `bench` tier of bench/bench_tiers.toml (limits far above this benchmark, so
+  requests still pass the guard and the rate limiter), and no first-start admin is created:
   `/health` (trivial baseline route of the same server) and `/api/market_data`;
 * `bench`: the same app built the same way (Engine + create_app + uvicorn, bench/benchserver.py)
   with the benchmark feed at 200 events/s, plus two benchmark-only routes: `/_bench/static`
@@ -50,6 +52,14 @@ import benchlib
 HERE = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
 CPUS = os.cpu_count() or 1
+SERVE_ENV = {
+    "QUANTSAAS_TIERS_FILE": str(HERE / "bench_tiers.toml"),
+    "QUANTSAAS_ANONYMOUS_TIER": "bench",
+    "QUANTSAAS_BOOTSTRAP_ADMIN": "false",
+}
+"""Environment of the `quantsaas serve` processes: closed by default, the service would refuse
+(60 requests/min per IP) or delay what this benchmark asks for; this opens it, as the demo does,
+with a tier whose limits are far above the offered load."""
 
 
 # ----------------------------------------------------------------------------- load generator
@@ -68,7 +78,10 @@ async def load_main(opts: argparse.Namespace) -> None:
     measured_from = opts.warm
     tasks: set[asyncio.Task[None]] = set()
 
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    headers = dict(header.split(":", 1) for header in opts.header)
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, headers=headers
+    ) as session:
         # open the keep-alive connections before the schedule starts
         await asyncio.gather(*(session.get(opts.url) for _ in range(8)), return_exceptions=True)
         start = clock() + 0.05
@@ -161,6 +174,7 @@ async def start_serve(cwd: str) -> Server:
         "--port",
         "0",
         cwd=cwd,
+        env={**os.environ, **SERVE_ENV},
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
@@ -212,8 +226,16 @@ class Result:
         )
 
 
-async def load(server: Server, route: str, note: str, opts: argparse.Namespace) -> Result:
+async def load(
+    server: Server,
+    route: str,
+    note: str,
+    opts: argparse.Namespace,
+    headers: dict[str, str] | None = None,
+) -> Result:
+    """One open-loop load run against `server` (`headers` sent with every request)."""
     url = f"http://127.0.0.1:{server.port}{route}"
+    header_args = [f"--header={name}:{value}" for name, value in (headers or {}).items()]
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(Path(__file__).resolve()),
@@ -227,6 +249,7 @@ async def load(server: Server, route: str, note: str, opts: argparse.Namespace) 
         str(opts.duration),
         "--warm",
         str(opts.warm),
+        *header_args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )
@@ -242,10 +265,13 @@ async def load(server: Server, route: str, note: str, opts: argparse.Namespace) 
     return result
 
 
-async def idle_rss(argv: list[str], settle: float, ready: bytes, cwd: str) -> int:
+async def idle_rss(
+    argv: list[str], settle: float, ready: bytes, cwd: str, env: dict[str, str] | None = None
+) -> int:
     process = await asyncio.create_subprocess_exec(
         *argv,
         cwd=cwd,
+        env={**os.environ, **(env or {})},
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
@@ -290,7 +316,7 @@ async def run_all(
     rss: dict[str, int] = {}
     # memory first, on fresh processes, before any request
     serve_argv = [str(VENV_BIN / "quantsaas"), "serve", "--port", "0"]
-    rss["serve"] = await idle_rss(serve_argv, opts.settle, b"running on", workdir)
+    rss["serve"] = await idle_rss(serve_argv, opts.settle, b"running on", workdir, SERVE_ENV)
     bare_code = "import fastapi, uvicorn, time; print('ready', flush=True); time.sleep(600)"
     rss["bare"] = await idle_rss([sys.executable, "-c", bare_code], opts.settle, b"ready", workdir)
 
@@ -376,6 +402,9 @@ def main() -> None:
     parser.add_argument("--warm", type=float)
     parser.add_argument("--role", choices=["orchestrator", "load"], default="orchestrator")
     parser.add_argument("--url", default="")
+    parser.add_argument(
+        "--header", action="append", default=[], help="load role: NAME:VALUE sent every time"
+    )
     opts = parser.parse_args()
     if opts.role == "load":
         import uvloop

@@ -79,13 +79,48 @@ def test_final_stage_is_slim_non_root_and_has_no_build_tools() -> None:
     assert text.count("\nFROM ") + text.startswith("FROM ") == 3
 
 
-def test_compose_has_the_service_redis_and_postgres() -> None:
+def test_compose_has_ingest_api_replicas_redis_and_postgres() -> None:
     compose = yaml.safe_load(COMPOSE.read_text())
     services = compose["services"]
-    assert set(services) == {"quantsaas", "redis", "postgres"}
-    build = services["quantsaas"]["build"]
-    assert (COMPOSE.parent / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
+    assert set(services) == {"ingest", "api", "redis", "postgres"}
     assert all("healthcheck" in services[name] for name in ("redis", "postgres"))
+    for name in ("ingest", "api"):
+        build = services[name]["build"]
+        assert (COMPOSE.parent / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
+        assert services[name]["image"] == "quantsaas:latest"
+        assert set(services[name]["depends_on"]) == {"redis", "postgres"}
+    assert services["api"]["deploy"]["replicas"] >= 2
+    assert "volumes" not in services["api"]  # API processes record nothing
+    assert services["ingest"]["volumes"] == ["data:/data"]
+
+
+def test_compose_commands_are_valid_serve_commands_on_one_bus() -> None:
+    """Each service's command parses with the real CLI: one ingest and the api replicas on the
+    same Redis URL, which names the compose service `redis`; the image's own arguments kept."""
+    from quantsaas.cli import parser
+
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    (image_cmd,) = instructions("CMD")
+    parsed = {}
+    for name in ("ingest", "api"):
+        command = services[name]["command"]
+        assert all(isinstance(arg, str) for arg in command)
+        assert command[0] == "quantsaas"
+        args = parser().parse_args(command[1:])
+        assert (args.command, args.host, args.port) == ("serve", "0.0.0.0", 8000)
+        parsed[name] = args
+    assert parsed["ingest"].role == "ingest" and parsed["api"].role == "api"
+    assert parsed["ingest"].bus == parsed["api"].bus == "redis://redis:6379/0"
+    assert services["redis"]["image"].startswith("redis:")
+    ingest = services["ingest"]["command"]
+    assert ingest[: len(json.loads(image_cmd))] == json.loads(image_cmd)  # --data-dir /data
+    # the processes share accounts (PostgreSQL) and rate limits (the same Redis)
+    for name in ("ingest", "api"):
+        env = services[name]["environment"]
+        assert env["QUANTSAAS_RATE_LIMIT_BUS"] == parsed["api"].bus
+        assert env["QUANTSAAS_ACCOUNTS_URL"].startswith("postgresql+asyncpg://")
+        assert "@postgres:5432/" in env["QUANTSAAS_ACCOUNTS_URL"]
+        assert env["QUANTSAAS_LOG_FORMAT"] == "json"
 
 
 def test_the_image_cmd_serves_and_its_healthcheck_passes(tmp_path: Path) -> None:

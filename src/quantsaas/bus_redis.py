@@ -19,6 +19,11 @@ for every client of every API process.
   local `RelayBus` with the ingest's seq (`Bus.relay`), and keeps the latest book snapshot plus the
   deltas after it, so a new book subscriber gets snapshot + deltas up to the current seq. A seq
   jump (messages lost) is a `gap` for clients and a book stream is re-snapshotted.
+
+Both keep plain counters for /metrics (api/metrics.py reads them at scrape time): `connected`,
+`reconnects`; the publisher's entries written per kind, `pending` and `dropped`; the subscriber's
+entries read per kind and `relay_lag_s`, the age of the newest entry of the last read (its
+stream id is the Redis server's clock in ms: across hosts this includes their clock skew).
 """
 
 from __future__ import annotations
@@ -61,6 +66,9 @@ class _Link:
     def __init__(self, url: str) -> None:
         self.url = url
         self.connected = False
+        self.ever_connected = False
+        self.reconnects = 0
+        """Connections established after the first one (each follows a lost connection)."""
 
     def _down(self, exc: BaseException) -> None:
         if self.connected:
@@ -75,7 +83,9 @@ class _Link:
                 await client.ping()
                 if not self.connected:
                     log.info("redis connected", extra={"url": self.url})
-                self.connected = True
+                if self.ever_connected:
+                    self.reconnects += 1
+                self.connected = self.ever_connected = True
                 delay = BACKOFF_MIN_S
                 await self._session(client)
             except (RedisError, OSError) as exc:
@@ -122,6 +132,8 @@ class RedisPublisher(_Link):
         self.snapshot_s = snapshot_s
         self.pending: collections.deque[Item] = collections.deque()
         self.dropped = 0
+        self.written_messages = 0
+        self.written_snapshots = 0
         self._wake = asyncio.Event()
 
     def enqueue(self, item: Item) -> None:
@@ -160,7 +172,10 @@ class RedisPublisher(_Link):
                 continue
             batch = [pending[i] for i in range(min(BATCH, len(pending)))]
             pipe = client.pipeline(transaction=False)
+            snapshots = 0
             for kind, (channel, venue, symbol), seq, wire in batch:
+                if kind == b"s":
+                    snapshots += 1
                 fields: dict[Any, Any] = {
                     "k": kind,
                     "c": channel,
@@ -173,6 +188,8 @@ class RedisPublisher(_Link):
             await pipe.execute()
             for _ in batch:
                 pending.popleft()  # only once written: a failed batch is sent again
+            self.written_snapshots += snapshots
+            self.written_messages += len(batch) - snapshots
 
 
 class RedisSubscriber(_Link):
@@ -182,6 +199,10 @@ class RedisSubscriber(_Link):
         self.bus: Bus = engine.bus
         self.last_id: bytes | None = None
         self.last_message_ns: int | None = None
+        self.read_entries = 0
+        self.read_snapshots = 0
+        self.relay_lag_s: float | None = None
+        """Age of the newest entry of the last read, when it was read."""
         self.snapshots: dict[Topic, tuple[int, str]] = {}
         self.deltas: dict[Topic, list[str]] = {}
         engine.relayed_state = self.relayed_state
@@ -209,7 +230,11 @@ class RedisSubscriber(_Link):
                 for entry_id, fields in entries:
                     self.last_id = entry_id
                     self.apply(fields)
-                self.last_message_ns = now_ns()
+                self.read_entries += len(entries)
+                at_ns = self.last_message_ns = now_ns()
+                if entries:
+                    added_ms = int(entries[-1][0].split(b"-", 1)[0])
+                    self.relay_lag_s = max(0.0, at_ns / 1e9 - added_ms / 1e3)
 
     def apply(self, fields: dict[bytes, bytes]) -> None:
         topic: Topic = (fields[b"c"].decode(), fields[b"v"].decode(), fields[b"s"].decode())
@@ -217,6 +242,7 @@ class RedisSubscriber(_Link):
         wire = fields[b"w"].decode()
         bus = self.bus
         if fields[b"k"] == b"s":
+            self.read_snapshots += 1
             if seq < bus.last_seq(topic):
                 return  # older than what was relayed already
             bus.advance(topic, seq)  # when ahead: messages were lost, clients re-snapshot

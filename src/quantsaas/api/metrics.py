@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from quantsaas.api.stream import StreamCounters
+from quantsaas.bus_redis import RedisPublisher, RedisSubscriber
 from quantsaas.engine import Engine
 from quantsaas.feeds.base import FeedState
 from quantsaas.model import now_ns
@@ -59,6 +60,9 @@ class ServiceCollector(Collector):
         recorder: Recorder | None = getattr(self.app_state, "recorder", None)
         if recorder is not None:
             yield from self._recorder(recorder)
+        link: RedisPublisher | RedisSubscriber | None = getattr(self.app_state, "bus_link", None)
+        if link is not None:
+            yield from self._redis(link)
 
     def _feeds(self) -> Iterator[Metric]:
         at_ns = now_ns()
@@ -126,6 +130,42 @@ class ServiceCollector(Collector):
         sent = _counter("ws_messages_sent", "Messages sent to WebSocket clients")
         sent.add_metric([], stream.messages_sent)
         yield from (clients, connections, sent)
+
+    def _redis(self, link: RedisPublisher | RedisSubscriber) -> Iterator[Metric]:
+        """The Redis bus link (bus_redis.py): ingest processes publish, API processes relay."""
+        connected = _gauge("redis_connected", "1 while the Redis bus connection is up")
+        connected.add_metric([], 1 if link.connected else 0)
+        reconnects = _counter("redis_reconnects", "Redis connections re-established after a loss")
+        reconnects.add_metric([], link.reconnects)
+        yield from (connected, reconnects)
+        kind = ["kind"]
+        if isinstance(link, RedisPublisher):
+            written = _counter("redis_entries_published", "Entries written to the stream", kind)
+            written.add_metric(["message"], link.written_messages)
+            written.add_metric(["snapshot"], link.written_snapshots)
+            pending = _gauge("redis_pending_messages", "Entries waiting to be written to Redis")
+            pending.add_metric([], len(link.pending))
+            dropped = _counter(
+                "redis_dropped_messages", "Entries dropped while the pending queue was full"
+            )
+            dropped.add_metric([], link.dropped)
+            yield from (written, pending, dropped)
+            return
+        read = _counter("redis_entries_relayed", "Entries read from the stream and relayed", kind)
+        read.add_metric(["message"], link.read_entries - link.read_snapshots)
+        read.add_metric(["snapshot"], link.read_snapshots)
+        yield read
+        if link.relay_lag_s is not None:
+            lag = _gauge(
+                "redis_relay_lag_seconds",
+                "Age of the newest stream entry at its last read (XADD to relay)",
+            )
+            lag.add_metric([], link.relay_lag_s)
+            yield lag
+        if link.last_message_ns is not None:
+            age = _gauge("redis_last_read_age_seconds", "Time since the last entries were read")
+            age.add_metric([], max(0.0, (now_ns() - link.last_message_ns) / 1e9))
+            yield age
 
     def _recorder(self, recorder: Recorder) -> Iterator[Metric]:
         status = recorder.status

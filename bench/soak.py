@@ -55,7 +55,8 @@ import benchlib
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the scale-out test's redis-server and serve helpers
-from test_scale_out import RedisServer, Served, serve, wait_ready  # noqa: E402
+from helpers import RedisServer  # noqa: E402
+from test_scale_out import Served, serve, wait_ready  # noqa: E402
 
 SYMBOLS = ["BTC/USD", "ETH/USD", "SOL/USD", "ADA/USD"]
 CHANNELS = ["trades", "book", "ticker"]

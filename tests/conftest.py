@@ -13,7 +13,7 @@ import pytest_asyncio
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
-from helpers import POSTGRES_BIN, PostgresServer
+from helpers import POSTGRES_BIN, REDIS_SERVER, PostgresServer, RedisServer
 from quantsaas.accounts import passwords
 from quantsaas.accounts.service import Accounts
 from quantsaas.accounts.tiers import load_tiers
@@ -78,3 +78,16 @@ async def accounts(accounts_url: str, fast_passwords: None) -> AsyncIterator[Acc
     opened = await Accounts.open(accounts_url, load_tiers(), poll_s=0.05)
     yield opened
     await opened.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real redis-server for the session; tests keep apart by key prefix or unique names."""
+    if not Path(REDIS_SERVER).exists():
+        pytest.skip("redis-server missing (scripts/check.sh installs it)")
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()

@@ -11,12 +11,12 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from helpers import ScriptedFeed, delta, make_instrument, snapshot
+from helpers import RedisServer, ScriptedFeed, delta, make_instrument, snapshot
 from quantsaas.api.metrics import Metrics
 from quantsaas.api.stream import StreamCounters
 from quantsaas.bus_redis import PublishingBus, RedisPublisher, RedisSubscriber, RelayBus
 from quantsaas.engine import Engine
-from test_scale_out import REDIS, RedisServer
+from test_scale_out import REDIS
 
 Link = RedisPublisher | RedisSubscriber
 

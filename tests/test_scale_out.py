@@ -6,8 +6,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,19 +18,14 @@ import httpx
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
+from helpers import REDIS_SERVER, RedisServer
+
+REDIS = REDIS_SERVER
 URL = re.compile(r"running on (http://[\d.]+:\d+)/")
 
 pytestmark = pytest.mark.skipif(
     not Path(REDIS).exists(), reason="redis-server missing (scripts/check.sh installs it)"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -41,40 +34,6 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
-
-
-class RedisServer:
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory)]
-        self.process = subprocess.Popen(
-            [REDIS, *args, "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until(self._answers, 10, "redis-server to listen")
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self.process = None
 
 
 @dataclass

@@ -111,6 +111,7 @@ async def secured_service(
         "rate_limit_bus": rate_limit_bus,
         "bootstrap_admin": False,
         "login_attempts": 1000,
+        "anonymous_requests": 100_000,  # one Redis serves the session: keep 127.0.0.1 unlimited
         "public_market_data_delay_s": 60.0,
         **overrides,
     }

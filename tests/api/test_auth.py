@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +25,6 @@ from quantsaas.model import now_ns
 from secured import PASSWORD, Secured, secured_service
 
 PATH_VALUES = {"venue": "test", "symbol": "BTC-USD", "currency": "BTC", "key_id": "nokey"}
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 @pytest_asyncio.fixture(params=["sqlite+memory", "postgres+redis"])

@@ -7,16 +7,14 @@ import asyncio
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import REDIS_SERVER, RedisServer
 from quantsaas.api.ratelimit import (
     Decision,
     Limiter,
@@ -31,18 +29,6 @@ from quantsaas.errors import ConfigError
 NS = 1_000_000_000
 HOUR = Quota("hourly", 5, 3600.0)
 """Long enough that the time a test takes earns nothing back (interval 720 s)."""
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not Path(REDIS_SERVER).exists():
-        pytest.skip("redis-server missing (scripts/check.sh installs it)")
-    server = RedisServer(tmp_path_factory.mktemp("ratelimit-redis"))
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 def fresh_prefix() -> str:

@@ -448,3 +448,44 @@ async def test_without_its_redis_the_limiter_fails_closed_and_recovers(tmp_path:
                 assert back.status_code == 200
     finally:
         redis.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_subscription_partly_outside_the_tier_gets_the_included_part(
+    secured: Secured,
+) -> None:
+    key = await secured.user_key("partly@example.com", "free")
+    ws = await ws_connect(secured, additional_headers={"X-API-Key": key})
+    assert (await receive(ws))["type"] == "info"
+    request = {
+        "op": "subscribe",
+        "channels": ["trades"],
+        "symbols": ["BTC/USD", "SOL/USD"],
+        "id": 3,
+    }
+    await ws.send(json.dumps(request))
+    subscribed, refused = await receive(ws), await receive(ws)
+    assert subscribed == {"type": "subscribed", "streams": [["trades", "test", "BTC/USD"]], "id": 3}
+    assert refused["code"] == "tier_required" and refused["id"] == 3
+    assert refused["streams"] == [["trades", "test", "SOL/USD"]]
+    assert (refused["channel"], refused["symbol"]) == ("trades", "SOL/USD")
+    secured.feed.push(trade(secured.instruments["SOL"], 100, 1, "s1", 1))
+    secured.feed.push(trade(secured.instruments["BTC"], 100, 1, "b1", 2))
+    got = await receive(ws)
+    assert (got["symbol"], got["data"]["id"]) == ("BTC/USD", "b1")  # never the SOL trade
+    await ws.close()
+
+
+@pytest.mark.asyncio
+async def test_am_i_signed_in_probes_are_not_audited_as_attacks(secured: Secured) -> None:
+    async with secured.client() as http:
+        for path in ("/api/v1/account", "/api/v1/limits"):
+            assert (await http.get(path)).status_code == 401
+        assert (await http.post("/api/v1/ws-ticket")).status_code == 401
+        assert (await http.get("/api/v1/trades/test/ETH-USD")).status_code == 401
+        metrics = (await http.get("/metrics")).text
+    details = [event.detail for event in await secured.accounts.audit_events(50)]
+    assert details == ["401 credentials-required /api/v1/trades/{venue}/{symbol}"]
+    assert (
+        'quantsaas_requests_denied_total{code="credentials-required",status="401"} 4.0' in metrics
+    )

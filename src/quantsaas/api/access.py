@@ -27,11 +27,15 @@ class Access:
     """Only a signed-in user (key or session), not an anonymous caller, even with a demo tier."""
     limited: bool = True
     """False only for probes: no credentials looked at, no rate limit."""
+    audit_anonymous: bool = True
+    """False where a 401 is the normal answer to "am I signed in?" (the dashboard asks on every
+    page load): logged and counted, but no audit row."""
 
 
 PUBLIC = Access(public=True)
 PROBE = Access(public=True, limited=False)
 SIGNED_IN = Access(user=True)
+SESSION_PROBE = Access(user=True, audit_anonymous=False)
 LOGIN = Access(public=True, anonymous_quota="login")
 
 ROUTES: Mapping[str, Access] = {
@@ -49,11 +53,11 @@ ROUTES: Mapping[str, Access] = {
     "/api/v1/auth/signup": LOGIN,
     "/api/v1/auth/login": LOGIN,
     "/api/v1/auth/logout": PUBLIC,
-    "/api/v1/account": SIGNED_IN,
-    "/api/v1/limits": SIGNED_IN,
+    "/api/v1/account": SESSION_PROBE,
+    "/api/v1/limits": SESSION_PROBE,
     "/api/v1/keys": SIGNED_IN,
     "/api/v1/keys/{key_id}": SIGNED_IN,
-    "/api/v1/ws-ticket": SIGNED_IN,
+    "/api/v1/ws-ticket": SESSION_PROBE,
     "/api/v1/admin/audit": Access(user=True, admin=True),
     # market data, by the tier feature each one serves
     "/api/v1/book/{venue}/{symbol}": Access(family="book"),

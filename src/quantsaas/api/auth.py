@@ -137,6 +137,7 @@ class Guard:
         path: str,
         principal: Principal | None = None,
         headers: Mapping[str, str] | None = None,
+        audit: bool = True,
     ) -> Problem:
         """Log (and now and then audit) a refused request; the caller raises the result."""
         self.denied[(status, code)] += 1
@@ -145,7 +146,7 @@ class Guard:
             "denied %s %s: %s", status, path, code, extra={"ip": ip, "who": who, "code": code}
         )
         now = time.monotonic()
-        if now - self._denials.get((ip, code), float("-inf")) >= DENIAL_AUDIT_EVERY_S:
+        if audit and now - self._denials.get((ip, code), float("-inf")) >= DENIAL_AUDIT_EVERY_S:
             self._denials[(ip, code)] = now
             if len(self._denials) > 10_000:
                 self._denials.clear()
@@ -215,6 +216,7 @@ async def guard_request(request: Request) -> None:
             f"send an API key in {API_KEY_HEADER} or Authorization: Bearer",
             ip,
             template,
+            audit=access.audit_anonymous,
         )
     if principal is not None and not access.public:
         await _check_tier(guard, request, principal, access, ip, template)

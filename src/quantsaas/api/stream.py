@@ -19,9 +19,11 @@ invalid ones.
 Access (api/auth.py): the handshake carries `X-API-Key` (or `Authorization: Bearer`), or
 `?ticket=` from POST /api/v1/ws-ticket for browsers; a browser's Origin must be allowed. A refused
 handshake gets an `error` message and close code 4401 (credentials), 4403 (origin) or 4429 (too
-many connections or handshakes). Each subscription is checked against the caller's tier (an
-`error` with code `tier_required`); a tier with `book_interval_ms` gets a book `snapshot` at most
-that often instead of deltas. Revoking the key (or disabling the user) closes the socket with 4001.
+many connections or handshakes). Each subscription is checked against the caller's tier: what
+the tier includes is subscribed, the rest is named in an `error` with code `tier_required` (its
+`streams`, and the `channel`/`venue`/`symbol` of the first). A tier with `book_interval_ms`
+gets a book `snapshot` at most that often instead of deltas. Revoking the key (or disabling the
+user) closes the socket with 4001.
 """
 
 from __future__ import annotations
@@ -246,12 +248,31 @@ class StreamSession:
         if op == "ping":
             self.reply({"type": "pong", "server_time": now_ns(), **reply_id})
         elif op == "subscribe":
-            topics = self._topics(request)
+            topics, denied = self._entitled(self._topics(request))
             if len(self.subscription.topics | set(topics)) > self.max_topics:
                 raise RequestError("too_many_subscriptions", f"at most {self.max_topics} streams")
-            self._subscribe(topics, reply_id)
+            if topics:
+                self._subscribe(topics, reply_id)
+            if denied:
+                (channel, venue, symbol), reason = denied[0]
+                error = RequestError(
+                    "tier_required", reason, channel=channel, venue=venue, symbol=symbol
+                )
+                if not topics:
+                    raise error
+                # the rest was subscribed: not a bad message, an answer about part of it
+                self.reply(
+                    {
+                        "type": "error",
+                        "code": error.code,
+                        "message": error.message,
+                        **error.fields,
+                        "streams": [list(topic) for topic, _ in denied],
+                        **reply_id,
+                    }
+                )
         elif op == "unsubscribe":
-            topics = self._topics(request, check_tier=False)
+            topics = self._topics(request)
             self.subscription.remove(topics)
             for topic in topics:
                 self._snapshot_seq.pop(topic, None)
@@ -259,7 +280,7 @@ class StreamSession:
         else:
             raise RequestError("unknown_op", f"unknown op {op!r}; use subscribe, unsubscribe, ping")
 
-    def _topics(self, request: JSON, check_tier: bool = True) -> list[Topic]:
+    def _topics(self, request: JSON) -> list[Topic]:
         channels = _string_list(request, "channels")
         known = self.engine.channels
         unknown = [channel for channel in channels if channel not in known]
@@ -276,15 +297,22 @@ class StreamSession:
                     keys.extend(i.key for i in self.engine.resolve(symbol, venue))
                 except UnknownInstrument as exc:
                     raise RequestError("unknown_symbol", str(exc)) from None
-        topics = [(channel, *key) for channel in channels for key in dict.fromkeys(keys)]
-        if self.tier is not None and check_tier:
-            for channel, venue, symbol in topics:
-                denial = tier_denial(self.tier, channel, venue, [symbol])
-                if denial is not None:
-                    raise RequestError(
-                        "tier_required", denial, channel=channel, venue=venue, symbol=symbol
-                    )
-        return topics
+        return [(channel, *key) for channel in channels for key in dict.fromkeys(keys)]
+
+    def _entitled(self, topics: list[Topic]) -> tuple[list[Topic], list[tuple[Topic, str]]]:
+        """The topics the caller's tier includes, and the others with the reason."""
+        if self.tier is None:
+            return topics, []
+        allowed: list[Topic] = []
+        denied: list[tuple[Topic, str]] = []
+        for topic in topics:
+            channel, venue, symbol = topic
+            reason = tier_denial(self.tier, channel, venue, [symbol])
+            if reason is None:
+                allowed.append(topic)
+            else:
+                denied.append((topic, reason))
+        return allowed, denied
 
     def _subscribe(self, topics: list[Topic], reply_id: JSON) -> None:
         fresh = [topic for topic in topics if topic not in self.subscription.topics]

@@ -1,7 +1,7 @@
 """Cost of access control (auth + rate limit) per request on /api/market_data, against no
 access control at all, measured side by side in one run (issue 8: target < 10% overhead).
 
-    .venv/bin/python bench/bench_auth.py [--quick] [--repeats 5] [--connections 16]
+    .venv/bin/python bench/bench_auth.py [--quick] [--repeats 7] [--connections 16]
         [--rate 500] [--duration S] [--guard-calls N] [--profile]
 
 Four servers (bench/benchserver.py `--kind quantsaas`: Engine + create_app + uvicorn on uvloop,
@@ -631,7 +631,7 @@ def main() -> None:
 
         uvloop.run(closed_main(opts))
         return
-    opts.repeats = opts.repeats or (2 if opts.quick else 5)
+    opts.repeats = opts.repeats or (2 if opts.quick else 7)
     opts.duration = opts.duration or (1.0 if opts.quick else 3.0)
     opts.warm = opts.warm if opts.warm is not None else (0.3 if opts.quick else 1.0)
     opts.guard_calls = opts.guard_calls or (5_000 if opts.quick else 50_000)

@@ -22,7 +22,8 @@ from urllib.parse import urlsplit
 from fastapi import Request
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from quantsaas.accounts.service import Accounts, Principal, Revocation
@@ -34,7 +35,7 @@ from quantsaas.config import Settings
 
 API_KEY_HEADER = "X-API-Key"
 SESSION_COOKIE = "qs_session"
-LIMIT_HEADERS_STATE = "limit_headers"
+LIMIT_DECISION_STATE = "limit_decision"
 DENIAL_AUDIT_EVERY_S = 10.0
 """At most one audit row per client and reason this often; the log gets every denial."""
 
@@ -100,16 +101,16 @@ class Guard:
     def tier_of(self, principal: Principal) -> Tier:
         return self.tiers[principal.tier]
 
-    async def identify(self, headers: Headers, cookies: Mapping[str, str]) -> Principal | None:
+    async def identify(self, connection: HTTPConnection) -> Principal | None:
         """The caller's principal; None when anonymous without an anonymous tier.
         A key that is presented but unknown or revoked is a 401, never anonymous."""
-        key = presented_key(headers)
+        key = presented_key(connection.headers)
         if key is not None:
             principal = await self.accounts.resolve_key(key)
             if principal is None:
                 raise Problem(401, "key-invalid", "unknown or revoked API key")
             return principal
-        token = cookies.get(SESSION_COOKIE)
+        token = connection.cookies.get(SESSION_COOKIE)  # parsed only without a key
         if token:
             principal = await self.accounts.resolve_session(token)
             if principal is not None:
@@ -190,7 +191,7 @@ async def guard_request(request: Request) -> None:
     """The dependency every API route runs (create_app installs it app-wide)."""
     guard: Guard | None = getattr(request.app.state, "guard", None)
     route = request.scope.get("route")
-    template: str = getattr(route, "path", request.url.path)
+    template: str = route.path if route is not None else request.scope["path"]
     access = access_for(template)
     if template in DOCS_PATHS or not access.limited:
         return
@@ -198,7 +199,7 @@ async def guard_request(request: Request) -> None:
         raise Problem(503, "service-unavailable", "accounts are not available")
     ip = client_ip(request.client)
     try:
-        principal = await guard.identify(request.headers, request.cookies)
+        principal = await guard.identify(request)
     except Problem as problem:
         raise await guard.deny(problem.status, problem.code, problem.detail, ip, template) from None
     except SQLAlchemyError as exc:
@@ -222,7 +223,7 @@ async def guard_request(request: Request) -> None:
         await _check_tier(guard, request, principal, access, ip, template)
     cost = guard.weights.get(template, 1)
     decision = await guard.charge(principal, access, ip, template, cost)
-    request.state.limit_headers = limit_headers(decision)
+    request.state.limit_decision = decision
 
 
 async def _check_tier(
@@ -369,6 +370,13 @@ async def admit_websocket(guard: Guard, principal: Principal, ip: str, session: 
     return owner
 
 
+def raw_headers(decision: Decision) -> list[tuple[bytes, bytes]]:
+    return [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in limit_headers(decision).items()
+    ]
+
+
 class LimitHeadersMiddleware:
     """Adds the rate-limit headers guard_request computed to whatever the route answered,
     errors included (FastAPI drops a dependency's headers when an exception handler answers)."""
@@ -382,13 +390,11 @@ class LimitHeadersMiddleware:
             return
 
         async def send_with_limits(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                extra = scope.get("state", {}).get(LIMIT_HEADERS_STATE)
-                if extra:
-                    headers = MutableHeaders(scope=message)
-                    for name, value in extra.items():
-                        if name not in headers:
-                            headers[name] = value
+            if message["type"] == "http.response.start" and message["status"] != 429:
+                # a 429 carries the headers of the quota that refused it
+                decision = scope.get("state", {}).get(LIMIT_DECISION_STATE)
+                if decision is not None:
+                    message["headers"] = [*message.get("headers", ()), *raw_headers(decision)]
             await send(message)
 
         await self.app(scope, receive, send_with_limits)

@@ -12,6 +12,7 @@ with `anonymous_tier` set (the demo command), which gives anonymous callers that
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -370,10 +371,27 @@ async def admit_websocket(guard: Guard, principal: Principal, ip: str, session: 
     return owner
 
 
+_POLICY_HEADERS: dict[Quota, list[tuple[bytes, bytes]]] = {}
+
+
 def raw_headers(decision: Decision) -> list[tuple[bytes, bytes]]:
+    """limit_headers(decision) for an allowed request, as raw ASGI headers; the parts that
+    only depend on the quota are encoded once per quota (this runs on every request)."""
+    quota = decision.quota
+    fixed = _POLICY_HEADERS.get(quota)
+    if fixed is None:
+        every = limit_headers(decision)
+        fixed = _POLICY_HEADERS[quota] = [
+            (b"ratelimit-policy", every["RateLimit-Policy"].encode()),
+            (b"x-ratelimit-limit", every["X-RateLimit-Limit"].encode()),
+        ]
+    remaining = max(0, decision.remaining)
+    reset = max(0, math.ceil(decision.reset_s))
     return [
-        (name.lower().encode("latin-1"), value.encode("latin-1"))
-        for name, value in limit_headers(decision).items()
+        *fixed,
+        (b"ratelimit", b'"%s";r=%d;t=%d' % (quota.name.encode(), remaining, reset)),
+        (b"x-ratelimit-remaining", b"%d" % remaining),
+        (b"x-ratelimit-reset", b"%d" % reset),
     ]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -228,12 +227,9 @@ async def test_resolving_a_cached_key_runs_no_sql(accounts: Accounts) -> None:
     assert await accounts.resolve_key(text) is not None
     first_lookup = len(statements)
     assert any("api_keys" in s for s in statements)  # the first one read the database
-    started = time.perf_counter()
     for _ in range(1000):
         assert await accounts.resolve_key(text) is not None
-    per_call = (time.perf_counter() - started) / 1000
-    assert len(statements) == first_lookup
-    assert per_call < 200e-6, f"{per_call * 1e6:.1f} us per cached resolve"
+    assert len(statements) == first_lookup  # (its speed: bench/README.md, not a timed test)
 
 
 @pytest.mark.asyncio

@@ -32,6 +32,9 @@ rate the ingest process published times the clients (`delivery ratio`, 1.00 when
 lost anything), and RSS end / RSS after warm-up.
 
 tests/test_soak.py runs the same code (`run(Options(...))`) small and short.
+
+The load generator (`--role client`) is bench/soak_clients.py; redis-server, the `serve`
+processes and their /metrics are bench/soak_cluster.py.
 """
 
 from __future__ import annotations
@@ -41,7 +44,6 @@ import asyncio
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -49,240 +51,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 import benchlib
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the scale-out test's redis-server and serve helpers
-from helpers import RedisServer  # noqa: E402
-from test_scale_out import Served, serve, wait_ready  # noqa: E402
-
-SYMBOLS = ["BTC/USD", "ETH/USD", "SOL/USD", "ADA/USD"]
-CHANNELS = ["trades", "book", "ticker"]
-DATA_TYPES = {b"tra", b"del", b"tic", b"sna"}
-"""First three letters of `type` of data messages: trade, delta, ticker, snapshot."""
-SERVE_ENV = {"QUANTSAAS_ANONYMOUS_TIER": "demo"}
-"""Set for every `quantsaas serve` started here: anonymous clients get the demo tier."""
-LOAD_LIMITS = {"ws_connections": 100_000, "requests": 10_000_000}
-"""The demo tier's per-caller limits, raised for the load test (`load_tiers`): every client
-connects from 127.0.0.1, so the per-IP limits of a public demo would refuse all but a few."""
-
-
-def _toml_value(value: object) -> str:
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return json.dumps(value)  # str, int and float are written alike in TOML and JSON
-
-
-def load_tiers(directory: Path) -> Path | None:
-    """A tiers file (`QUANTSAAS_TIERS_FILE`): the packaged tiers with the demo tier's
-    `LOAD_LIMITS` raised; None when this version of the service has no tiers."""
-    import tomllib
-    from importlib import resources
-
-    try:
-        text = resources.files("quantsaas.accounts").joinpath("tiers.toml").read_text("utf-8")
-    except (ModuleNotFoundError, OSError):
-        return None
-    tables = tomllib.loads(text)
-    tables["tiers"]["demo"].update(LOAD_LIMITS)
-    lines: list[str] = []
-    for name, tier in tables["tiers"].items():
-        lines.append(f"[tiers.{name}]")
-        lines += [f"{key} = {_toml_value(value)}" for key, value in tier.items()]
-    for section, table in tables.items():
-        if section != "tiers":
-            lines.append(f"[{section}]")
-            lines += [f"{json.dumps(key)} = {_toml_value(value)}" for key, value in table.items()]
-    path = directory / "tiers.toml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-# ------------------------------------------------------------------------------ load generator
-
-
-@dataclass
-class Tally:
-    count: int = 0
-    gaps: int = 0
-    seq_errors: int = 0
-    missing: int = 0
-    """Messages skipped over by seq jumps."""
-    resnapshots: int = 0
-    errors: int = 0
-    subscribed: int = 0
-    connected: int = 0
-    disconnected: int = 0
-    latencies_ns: list[int] = field(default_factory=list)
-
-
-async def client_main(args: argparse.Namespace) -> None:
-    from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
-
-    subscribe = json.dumps({"op": "subscribe", "channels": CHANNELS, "symbols": SYMBOLS}).encode()
-    tally = Tally()
-    time_ns = time.time_ns
-    text = WSMsgType.TEXT
-    book_key = b'"channel":"book"'
-    listeners: list[Any] = []
-
-    class Listener(WSListener):
-        def __init__(self, sample: bool) -> None:
-            self.sample = sample
-            self.total = 0
-            self.interval = 0
-            self.seqs: dict[bytes, int] = {}
-
-        def on_ws_connected(self, transport: WSTransport) -> None:
-            tally.connected += 1
-
-        def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-            if frame.msg_type is not text:
-                if frame.msg_type is WSMsgType.CLOSE:
-                    transport.disconnect()
-                return
-            payload = frame.get_payload_as_bytes()
-            kind = payload[9:12]
-            if kind in DATA_TYPES:
-                tally.count += 1
-                self.interval += 1
-                at = payload.find(b'"seq":', 20)
-                seq = int(payload[at + 6 : payload.find(b",", at)])
-                key = payload[payload.find(b'"channel":', 9) : at]
-                last = self.seqs.get(key)
-                if kind == b"sna":
-                    if last is not None:
-                        tally.resnapshots += 1  # only ever sent after a gap
-                elif last is None:
-                    if key.startswith(book_key):
-                        tally.seq_errors += 1  # a book stream must start with its snapshot
-                elif seq != last + 1:
-                    tally.seq_errors += 1
-                    tally.missing += max(0, seq - last - 1)
-                self.seqs[key] = seq
-                if self.sample and kind != b"sna":
-                    at = payload.find(b'"ts_recv":', at)
-                    tally.latencies_ns.append(time_ns() - int(payload[at + 10 : at + 29]))
-            elif kind == b"gap":
-                tally.gaps += 1
-            elif kind == b"sub":
-                tally.subscribed += 1
-            elif kind == b"err":
-                tally.errors += 1
-
-        def on_ws_disconnected(self, transport: WSTransport) -> None:
-            tally.disconnected += 1
-
-    transports: list[WSTransport] = []
-    urls: list[str] = args.urls.split(",")
-    failed = 0
-
-    async def connect(index: int) -> None:
-        nonlocal failed
-        listener = Listener(index % args.sample_every == 0)
-        url = urls[index % len(urls)]
-        try:
-            transport, _ = await ws_connect(lambda: listener, url, websocket_handshake_timeout=30)
-        except Exception as exc:  # counted: READY then reports fewer subscribed clients
-            failed += 1
-            print(f"connect {url} failed: {exc!r}", file=sys.stderr, flush=True)
-            return
-        listeners.append(listener)
-        transports.append(transport)
-
-    # every client connects first, then all subscribe: under a heavy stream, handshakes made
-    # while earlier clients already receive data would only measure the handshake queue
-    batch = 50
-    first, last = args.first, args.first + args.clients
-    for start in range(first, last, batch):
-        await asyncio.gather(*(connect(i) for i in range(start, min(start + batch, last))))
-    for transport in transports:
-        transport.send(text, subscribe)
-    deadline = time.monotonic() + 60
-    while tally.subscribed < args.clients and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    print(f"READY {tally.subscribed}", flush=True)
-
-    loop = asyncio.get_running_loop()
-    while True:
-        line = (await loop.run_in_executor(None, sys.stdin.readline)).strip()
-        if line in ("", "quit"):
-            break
-        if line == "report":
-            counts = [listener.interval for listener in listeners]
-            report = {
-                "count": tally.count,
-                "gaps": tally.gaps,
-                "seq_errors": tally.seq_errors,
-                "missing": tally.missing,
-                "resnapshots": tally.resnapshots,
-                "errors": tally.errors,
-                "disconnected": tally.disconnected,
-                "silent": sum(1 for count in counts if count == 0),
-                "never": sum(
-                    1 for listener in listeners if listener.total + listener.interval == 0
-                ),
-                "latencies_us": [ns // 1000 for ns in tally.latencies_ns],
-            }
-            tally.latencies_ns = []
-            for listener in listeners:
-                listener.total += listener.interval
-                listener.interval = 0
-            print(json.dumps(report), flush=True)
-    for transport in transports:
-        transport.disconnect()
-
+from soak_clients import Proc as Proc
+from soak_clients import client_main
+from soak_cluster import SERVE_ENV as SERVE_ENV
+from soak_cluster import Cluster as Cluster
+from soak_cluster import bus_messages
+from soak_cluster import load_tiers as load_tiers
+from soak_cluster import scrape as scrape
 
 # -------------------------------------------------------------------------------- orchestrator
-
-
-class Proc:
-    """A load-generator process spoken to by lines on stdin/stdout."""
-
-    def __init__(self, process: asyncio.subprocess.Process, name: str) -> None:
-        self.process = process
-        self.name = name
-
-    @classmethod
-    async def start(cls, name: str, *argv: str, log: Path | None = None) -> Proc:
-        with open(log or os.devnull, "wb") as stderr:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                *argv,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=stderr,
-                limit=1 << 26,
-            )
-        return cls(process, name)
-
-    async def line(self, timeout: float = 60) -> str:
-        assert self.process.stdout is not None
-        raw = await asyncio.wait_for(self.process.stdout.readline(), timeout)
-        if not raw:
-            raise RuntimeError(f"{self.name} exited (code {self.process.returncode})")
-        return raw.decode().strip()
-
-    async def ask(self, command: str, timeout: float = 60) -> str:
-        assert self.process.stdin is not None
-        self.process.stdin.write(command.encode() + b"\n")
-        await self.process.stdin.drain()
-        return await self.line(timeout)
-
-    async def stop(self) -> None:
-        if self.process.returncode is None:
-            try:
-                assert self.process.stdin is not None
-                self.process.stdin.write(b"quit\n")
-                await self.process.stdin.drain()
-                await asyncio.wait_for(self.process.wait(), 8)
-            except (TimeoutError, ConnectionError):
-                self.process.kill()
-                await self.process.wait()
 
 
 @dataclass
@@ -374,107 +153,6 @@ def _slope(points: list[tuple[float, float]]) -> float:
     var = sum((x - mean_x) ** 2 for x, _ in points)
     cov = sum((x - mean_x) * (y - mean_y) for x, y in points)
     return cov / var if var else 0.0
-
-
-METRICS = {
-    "quantsaas_bus_published_messages_total": "bus_published",
-    "quantsaas_ws_clients": "ws_clients",
-    "quantsaas_ws_messages_sent_total": "ws_sent",
-    "quantsaas_bus_dropped_messages_total": "bus_dropped",
-    "quantsaas_redis_connected": "redis_connected",
-    "quantsaas_redis_reconnects_total": "redis_reconnects",
-    "quantsaas_redis_pending_messages": "redis_pending",
-    "quantsaas_redis_relay_lag_seconds": "redis_relay_lag_s",
-}
-
-
-def scrape(client: httpx.Client, served: Served) -> dict[str, float]:
-    """The `METRICS` values of one process (labelled series summed) plus the stream counts."""
-    text = client.get(f"{served.base}/metrics", timeout=10).text
-    values: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            name = METRICS.get(sample.name)
-            if name is not None:
-                values[name] = values.get(name, 0.0) + sample.value
-            elif sample.name == "quantsaas_redis_entries_published_total":
-                values[f"redis_published_{sample.labels['kind']}"] = sample.value
-            elif sample.name == "quantsaas_redis_entries_relayed_total":
-                values[f"redis_relayed_{sample.labels['kind']}"] = sample.value
-    return values
-
-
-def bus_messages(text: str) -> int:
-    """Messages published on the bus, all channels (option tickers and analytics included)."""
-    total = 0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "quantsaas_bus_published_messages_total":
-                total += int(sample.value)
-    return total
-
-
-class Cluster:
-    """redis-server, one ingest and `apis` API processes of `quantsaas serve`."""
-
-    def __init__(self, tmp: Path, opts: Options) -> None:
-        self.tmp = tmp
-        self.opts = opts
-        self.redis = RedisServer(tmp)
-        self.ingest: Served | None = None
-        self.apis: list[Served] = []
-
-    def start(self) -> None:
-        self.redis.start()
-        env = {**SERVE_ENV, **self.opts.serve_env}
-        tiers = load_tiers(self.tmp)
-        if tiers is not None:
-            env["QUANTSAAS_TIERS_FILE"] = str(tiers)
-        feed = ("--rate", str(self.opts.rate), "--seed", "11", "--log-level", "warning")
-        bus = ("--bus", self.redis.url)
-        names = ["ingest", *(f"api{i}" for i in range(self.opts.apis))]
-        started = [self._serve(name, env, *bus, *feed) for name in names]
-        self.ingest, *self.apis = started
-        for served in self.servers:
-            served.wait_url()
-        for served in self.servers:
-            wait_ready(served, 200, 30)
-
-    def _serve(self, name: str, env: dict[str, str], *args: str) -> Served:
-        """`quantsaas serve --role ingest|api` (test_scale_out.serve) with `env` added and its
-        own accounts database in the temporary directory."""
-        role = "ingest" if name == "ingest" else "api"
-        saved = dict(os.environ)
-        os.environ.update(env)
-        os.environ["QUANTSAAS_ACCOUNTS_URL"] = f"sqlite+aiosqlite:///{self.tmp}/{name}.db"
-        try:
-            return serve(self.tmp, name, "--role", role, *args)
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-
-    @property
-    def servers(self) -> list[Served]:
-        return [server for server in [self.ingest, *self.apis] if server is not None]
-
-    def pids(self) -> dict[str, int]:
-        pids = {"ingest": self.ingest.process.pid} if self.ingest else {}
-        pids.update({f"api{i}": api.process.pid for i, api in enumerate(self.apis)})
-        if self.redis.process is not None:
-            pids["redis"] = self.redis.process.pid
-        return pids
-
-    def stop(self) -> None:
-        for served in self.servers:
-            if served.process.poll() is None:
-                served.process.terminate()
-        for served in self.servers:
-            try:
-                served.process.wait(timeout=15)
-            except Exception:
-                served.process.kill()
-                served.process.wait()
-        self.redis.stop()
 
 
 def _rss(pid: int) -> int:

@@ -152,13 +152,16 @@ class Guard:
             self._denials[(ip, code)] = now
             if len(self._denials) > 10_000:
                 self._denials.clear()
-            await self.accounts.audit(
-                "request.denied",
-                user_id=principal.user_id if principal is not None else None,
-                key_id=principal.key_id if principal is not None else None,
-                ip=ip,
-                detail=f"{status} {code} {path}",
-            )
+            try:
+                await self.accounts.audit(
+                    "request.denied",
+                    user_id=principal.user_id if principal is not None else None,
+                    key_id=principal.key_id if principal is not None else None,
+                    ip=ip,
+                    detail=f"{status} {code} {path}",
+                )
+            except SQLAlchemyError as exc:  # the refusal stands; the log line above has it
+                log.warning("audit row not written: %s", exc)
         return Problem(status, code, detail, headers=headers)
 
     async def charge(

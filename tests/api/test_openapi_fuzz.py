@@ -5,6 +5,7 @@ once anonymous and once with a pro key, so the 401/403/429 paths are held to the
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,10 @@ from quantsaas.feeds.simulator import SimulatorFeed
 from secured import PASSWORD, TEST_TIERS
 
 FUZZ_EXAMPLES = 20
+DERANDOMIZE = "FUZZ_RANDOM" not in os.environ
+"""The same examples on every CI run (a clean clone must pass or fail alike); `FUZZ_RANDOM=1`
+explores new ones (random runs found the schema gaps and the one 500 fixed so far: a history
+time written in Unicode digits)."""
 FUZZ_EXAMPLES_HASHING = 6
 """Signup and login hash passwords (argon2, ~0.1 s each): fewer examples there."""
 
@@ -78,6 +83,7 @@ def fuzz_operation(operation: Any, headers: dict[str, str]) -> None:
         deadline=None,
         suppress_health_check=list(HealthCheck),
         database=None,
+        derandomize=DERANDOMIZE,
     )
     def check(case: schemathesis.Case[Any]) -> None:
         case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance])

@@ -6,6 +6,8 @@ import itertools
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from helpers import record_simulator
 from quantsaas.errors import ConfigError, StorageError, UnknownInstrument
@@ -35,6 +37,20 @@ def test_parse_time_iso_and_ns() -> None:
     assert parse_time("2024-01-01T00:00:01.5") == 1_704_067_201_500_000_000
     with pytest.raises(ConfigError):
         parse_time("yesterday")
+
+
+@given(st.text(max_size=40))
+def test_query_parsers_answer_a_value_or_a_config_error(text: str) -> None:
+    """Whatever a client sends ("9³" is a digit string to str.isdigit, not to int) ends in a
+    value or ConfigError (a 400), never another exception (a 500)."""
+    for parse in (parse_time, parse_cursor, parse_interval):
+        try:
+            parse(text)
+        except ConfigError:
+            pass
+    for unicode_digits in ("9³", "²_1", "1_²"):
+        with pytest.raises(ConfigError):
+            parse_cursor(unicode_digits) if "_" in unicode_digits else parse_time(unicode_digits)
 
 
 @pytest.fixture(scope="module")

@@ -55,10 +55,15 @@ def parse_interval(text: str) -> int:
     return width
 
 
+def _ascii_digits(text: str) -> bool:
+    """Only 0-9 (`str.isdigit` also accepts "9³", which `int` refuses)."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_time(text: str) -> int:
     """Integer nanoseconds since the epoch, or ISO 8601 (`2026-11-25T17:00:00Z`, naive = UTC)."""
     body = text.strip()
-    if body.isdigit():
+    if _ascii_digits(body):
         return int(body)
     try:
         moment = dt.datetime.fromisoformat(body.replace("Z", "+00:00"))
@@ -79,7 +84,7 @@ class TradePage:
 
 def parse_cursor(text: str) -> tuple[int, int]:
     ts, sep, rec = text.partition("_")
-    if not sep or not ts.isdigit() or not rec.isdigit():
+    if not sep or not _ascii_digits(ts) or not _ascii_digits(rec):
         raise ConfigError(f"bad cursor {text!r}")
     return int(ts), int(rec)
 

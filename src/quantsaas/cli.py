@@ -66,6 +66,10 @@ def parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--accounts-url", help="accounts database (SQLAlchemy async URL)")
     serve.add_argument(
+        "--forwarded-allow-ips",
+        help="proxies trusted for X-Forwarded-For/-Proto (default 127.0.0.1; CIDRs allowed)",
+    )
+    serve.add_argument(
         "--rate-limit-bus", help="memory (default) or redis://... to share limits between processes"
     )
     serve.add_argument(
@@ -106,6 +110,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
             ("anonymous_tier", getattr(args, "anonymous_tier", None)),
             ("accounts_url", getattr(args, "accounts_url", None)),
             ("rate_limit_bus", getattr(args, "rate_limit_bus", None)),
+            ("forwarded_allow_ips", getattr(args, "forwarded_allow_ips", None)),
             ("log_format", getattr(args, "log_format", None)),
         )
         if value is not None
@@ -129,6 +134,8 @@ def server_config(app: Any, settings: Settings, log_level: str) -> uvicorn.Confi
         ws_max_size=settings.ws_max_message_bytes,
         # compression costs ~4x server CPU per message per client (bench/README.md)
         ws_per_message_deflate=settings.ws_compression,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         log_level=log_level,
         # logging is ours (logs.py): uvicorn's loggers propagate to it; the access log is
         # written by RequestIdMiddleware (with request ids, without query strings)

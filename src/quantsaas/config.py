@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     signup_tier: str = "free"
     bootstrap_admin: bool = True
     """On the first start (no users yet) create admin@localhost and print its password once."""
+    forwarded_allow_ips: str = "127.0.0.1"
+    """Proxies trusted for X-Forwarded-For/-Proto (comma-separated IPs or CIDRs, `*` for any):
+    behind them the client IP (per-IP limits, audit) and https (Secure cookies) are the real
+    ones. Never list addresses clients can reach directly."""
     log_format: Literal["text", "json"] = "text"
     """`json`: one JSON object per line (production); `text`: readable lines (a terminal)."""
     accounts_url: str = ""

@@ -10,19 +10,34 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
+import uvicorn
 import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from helpers import PostgresServer, RedisServer, delta, snapshot, trade
+from helpers import (
+    PostgresServer,
+    RedisServer,
+    ScriptedFeed,
+    delta,
+    make_instrument,
+    snapshot,
+    trade,
+)
 from quantsaas.accounts.service import Accounts
 from quantsaas.accounts.tiers import load_tiers
 from quantsaas.api.access import access_for
+from quantsaas.api.app import create_app
+from quantsaas.api.auth import Guard
 from quantsaas.api.public_market import DelayedMarket
+from quantsaas.cli import server_config
+from quantsaas.config import Settings
+from quantsaas.engine import Engine
 from quantsaas.model import now_ns
-from secured import PASSWORD, Secured, secured_service
+from secured import PASSWORD, TEST_TIERS, Secured, secured_service
 
 PATH_VALUES = {"venue": "test", "symbol": "BTC-USD", "currency": "BTC", "key_id": "nokey"}
 
@@ -489,3 +504,43 @@ async def test_am_i_signed_in_probes_are_not_audited_as_attacks(secured: Secured
     assert (
         'quantsaas_requests_denied_total{code="credentials-required",status="401"} 4.0' in metrics
     )
+
+
+@pytest.mark.parametrize(
+    ("trusted", "seen_ip"), [("127.0.0.1", "203.0.113.5"), ("10.9.9.9", "127.0.0.1")]
+)
+@pytest.mark.asyncio
+async def test_the_client_ip_comes_from_trusted_proxies_only(
+    tmp_path: Path, trusted: str, seen_ip: str
+) -> None:
+    """`serve`'s uvicorn config: X-Forwarded-For counts only from `forwarded_allow_ips`."""
+    tiers = tmp_path / "tiers.toml"
+    tiers.write_text(TEST_TIERS)
+    settings = Settings(
+        web_dist=None,
+        anonymous_tier=None,
+        accounts_url=f"sqlite+aiosqlite:///{tmp_path}/accounts.db",
+        tiers_file=tiers,
+        bootstrap_admin=False,
+        forwarded_allow_ips=trusted,
+        host="127.0.0.1",
+        port=0,
+    )
+    app = create_app(settings, Engine([ScriptedFeed([make_instrument()])]))
+    server = uvicorn.Server(server_config(app, settings, "warning"))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            forwarded = {"X-Forwarded-For": "203.0.113.5"}
+            assert (
+                await http.get("/api/v1/trades/test/BTC-USD", headers=forwarded)
+            ).status_code == 401
+        guard: Guard = app.state.guard
+        [event] = await guard.accounts.audit_events(10)
+        assert event.ip == seen_ip
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)

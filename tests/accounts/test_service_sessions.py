@@ -207,6 +207,24 @@ async def test_polling_applies_tier_changes_and_logouts_of_other_processes(
 
 
 @pytest.mark.asyncio
+async def test_a_password_change_ends_sessions_in_every_process(
+    accounts: Accounts, other: Accounts
+) -> None:
+    user = await accounts.add_user("a@b.c", "password123")
+    text, _ = await accounts.create_key(user.id, "k")
+    token = await accounts.create_session(user.id)
+    assert (await accounts.resolve_session(token)) is not None  # cached here
+    assert not await other.change_password(user.id, "wrong password", "new password 1")
+    assert await other.change_password(user.id, "password123", "new password 1")
+    assert await accounts.poll_changes() == 1
+    assert await accounts.resolve_session(token) is None
+    assert await accounts.resolve_key(text) is not None  # keys are not sessions
+    assert await accounts.authenticate("a@b.c", "password123") is None
+    assert await accounts.authenticate("a@b.c", "new password 1") is not None
+    assert await count(accounts, Session) == 0
+
+
+@pytest.mark.asyncio
 async def test_a_new_process_does_not_replay_old_revocations(
     accounts_url: str, accounts: Accounts
 ) -> None:

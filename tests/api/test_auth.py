@@ -544,3 +544,28 @@ async def test_the_client_ip_comes_from_trusted_proxies_only(
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
+
+
+@pytest.mark.asyncio
+async def test_changing_the_password_ends_every_other_session(secured: Secured) -> None:
+    key = await secured.user_key("mover@example.com", "pro")
+    login = {"email": "mover@example.com", "password": PASSWORD}
+    async with secured.client() as here, secured.client() as elsewhere:
+        assert (await here.post("/api/v1/auth/login", json=login)).status_code == 200
+        assert (await elsewhere.post("/api/v1/auth/login", json=login)).status_code == 200
+        change = {"current_password": "not the password", "new_password": "a new long password"}
+        wrong = await here.post("/api/v1/account/password", json=change)
+        assert wrong.status_code == 403 and wrong.json()["code"] == "password-wrong"
+        weak = {"current_password": PASSWORD, "new_password": "short"}
+        assert (await here.post("/api/v1/account/password", json=weak)).status_code == 422
+        change["current_password"] = PASSWORD
+        changed = await here.post("/api/v1/account/password", json=change)
+        assert changed.status_code == 204 and "qs_session=" in changed.headers["set-cookie"]
+        assert (await here.get("/api/v1/limits")).status_code == 200  # the fresh cookie
+        assert (await elsewhere.get("/api/v1/limits")).status_code == 401  # ended
+        old = await elsewhere.post("/api/v1/auth/login", json=login)
+        assert old.status_code == 401
+        new = {"email": "mover@example.com", "password": "a new long password"}
+        assert (await elsewhere.post("/api/v1/auth/login", json=new)).status_code == 200
+        as_key = await here.get("/api/v1/account", headers={"X-API-Key": key})
+        assert as_key.status_code == 200  # keys are not sessions: they stay valid

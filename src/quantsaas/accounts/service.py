@@ -24,9 +24,10 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from quantsaas.accounts import passwords
+from quantsaas.accounts.audit import read_events, write_event
 from quantsaas.accounts.cache import CredentialCache
 from quantsaas.accounts.keys import digests_match, generate_key, key_digest, parse_key
-from quantsaas.accounts.models import AccountChange, ApiKey, AuditEvent, Session, User, WsTicket
+from quantsaas.accounts.models import AccountChange, ApiKey, Session, User, WsTicket
 from quantsaas.accounts.store import IMMEDIATE, make_engine, migrate, safe_url
 from quantsaas.accounts.tiers import Tier
 from quantsaas.accounts.views import (
@@ -250,6 +251,26 @@ class Accounts:
             await self._record(conn, "tier", user.id)
         self._cache.forget_user(user.id)
         return await self.find_user(email)
+
+    async def change_password(self, user_id: int, current: str, new: str) -> bool:
+        """A new password if `current` is right (False if not). Every session and ticket of
+        the user ends, in every process; API keys stay valid."""
+        async with self._engine.connect() as conn:
+            user = (await conn.execute(select(User).where(User.id == user_id))).first()
+        if user is None or user.disabled:
+            return False
+        ok, _ = await asyncio.to_thread(passwords.verify_password, current, user.password_hash)
+        if not ok:
+            return False
+        hashed = await asyncio.to_thread(passwords.hash_password, new)  # WeakPassword
+        async with self._writer.begin() as conn:
+            changed = {"password_hash": hashed, "password_changed_at": _now()}
+            await conn.execute(update(User).where(User.id == user_id).values(**changed))
+            await conn.execute(delete(Session).where(Session.user_id == user_id))
+            await conn.execute(delete(WsTicket).where(WsTicket.user_id == user_id))
+            await self._record(conn, "password", user_id)
+        self._cache.forget_user(user_id)
+        return True
 
     # -- API keys -----------------------------------------------------------------------------
 
@@ -511,7 +532,7 @@ class Accounts:
             elif change.kind == "user" and change.user_id is not None:
                 self._cache.forget_user(change.user_id)
                 self._fire(Revocation(None, change.user_id))
-            elif change.kind == "tier" and change.user_id is not None:
+            elif change.kind in ("tier", "password") and change.user_id is not None:
                 self._cache.forget_user(change.user_id)
             elif change.kind == "session" and change.subject is not None:
                 self._cache.forget_session(change.subject)
@@ -552,27 +573,11 @@ class Accounts:
         ip: str | None = None,
         detail: str = "",
     ) -> None:
-        async with self._writer.begin() as conn:
-            await conn.execute(
-                insert(AuditEvent).values(
-                    at=_now(),
-                    event=event[:64],
-                    user_id=user_id,
-                    key_id=key_id,
-                    ip=None if ip is None else ip[:64],
-                    detail=detail[:2000],
-                )
-            )
+        await write_event(self._writer, event, user_id, key_id, ip, detail)
 
     async def audit_events(self, limit: int = 100) -> list[AuditView]:
         """The newest `limit` events, newest first."""
-        async with self._engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(AuditEvent).order_by(AuditEvent.id.desc()).limit(max(1, limit))
-                )
-            ).all()
-        return [AuditView(r.id, r.at, r.event, r.user_id, r.key_id, r.ip, r.detail) for r in rows]
+        return await read_events(self._engine, limit)
 
     async def bootstrap_admin(self) -> tuple[str, str] | None:
         """On an empty database: create admin@localhost with a random password and return

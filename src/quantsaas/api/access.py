@@ -54,6 +54,8 @@ ROUTES: Mapping[str, Access] = {
     "/api/v1/auth/login": LOGIN,
     "/api/v1/auth/logout": PUBLIC,
     "/api/v1/account": SESSION_PROBE,
+    # checks the current password: the login budget per IP guards it against guessing
+    "/api/v1/account/password": Access(user=True, anonymous_quota="login"),
     "/api/v1/limits": SESSION_PROBE,
     "/api/v1/keys": SIGNED_IN,
     "/api/v1/keys/{key_id}": SIGNED_IN,

@@ -233,6 +233,40 @@ async def account(request: Request) -> Account:
     )
 
 
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    current_password: Annotated[str, Field(min_length=1, max_length=1024)]
+    new_password: Annotated[str, Field(min_length=MIN_LENGTH, max_length=MAX_LENGTH)]
+
+
+@router.post(
+    "/api/v1/account/password",
+    status_code=204,
+    summary="Change your password: every session ends; this one gets a fresh cookie",
+    responses=_problem_doc(403, 422),
+)
+async def change_password(body: PasswordChange, request: Request) -> Response:
+    guard = _guard(request)
+    principal = _user_principal(request)
+    user_id = principal.user_id or 0
+    ip = client_ip(request.client)
+    try:
+        changed = await guard.accounts.change_password(
+            user_id, body.current_password, body.new_password
+        )
+    except WeakPassword as exc:
+        raise Problem(422, "validation-error", str(exc)) from None
+    if not changed:
+        await guard.accounts.audit("user.password_change_failed", user_id=user_id, ip=ip)
+        raise Problem(403, "password-wrong", "the current password is not right")
+    await guard.accounts.audit("user.password_changed", user_id=user_id, ip=ip)
+    response = Response(status_code=204)
+    if principal.session:
+        token = await guard.accounts.create_session(user_id)
+        _set_session_cookie(request, response, token, int(guard.settings.session_ttl_s))
+    return response
+
+
 @router.get("/api/v1/limits", summary="Your tier, its limits, route weights and current usage")
 async def limits(request: Request) -> dict[str, Any]:
     guard = _guard(request)

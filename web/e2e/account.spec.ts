@@ -113,6 +113,17 @@ test('sign up, free tier, create and revoke a key, stream as the user, sign out'
   expect(again).toHaveLength(2);
   expect(new Set(again).size).toBe(2); // a fresh ticket for every connect
   expect(tickets).toBeGreaterThanOrEqual(again.length);
+
+  // change the password: this session continues, the old password no longer signs in
+  await panel.getByText('Change password', { exact: true }).first().click();
+  const pw = panel.getByTestId('password-form');
+  await pw.getByLabel('Current password').fill('correct horse battery staple');
+  await pw.getByLabel('New password').fill('another long passphrase');
+  await pw.getByRole('button', { name: 'Change password' }).click();
+  await expect(pw.getByRole('status')).toContainText('Other sessions were signed out');
+  expect((await page.request.get('/api/v1/limits')).status()).toBe(200);
+  const oldLogin = await request.post('/api/v1/auth/login', { data: { email, password: 'correct horse battery staple' } });
+  expect(oldLogin.status()).toBe(401);
   expect(errors).toEqual([]);
 });
 

@@ -90,6 +90,8 @@ export const accountsApi = {
   keys: () => call<{ data: ApiKey[] }>('/api/v1/keys'),
   createKey: (name: string) => call<CreatedKey>('/api/v1/keys', 'POST', { name }),
   revokeKey: (keyId: string) => call<null>(`/api/v1/keys/${encodeURIComponent(keyId)}`, 'DELETE'),
+  changePassword: (current: string, next: string) =>
+    call<null>('/api/v1/account/password', 'POST', { current_password: current, new_password: next }),
 };
 
 /** What to tell the user about a failed call. */

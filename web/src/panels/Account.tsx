@@ -218,6 +218,51 @@ function SignIn({ features, onUser }: { features: AuthFeatures; onUser: (u: User
   );
 }
 
+/** Change the password: the server ends every other session; this one continues. */
+function ChangePassword() {
+  const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: FormEvent<HTMLFormElement>) => {
+    e.preventDefault();
+    const form = e.currentTarget;
+    const data = new FormData(form);
+    setMessage(null);
+    setBusy(true);
+    try {
+      await accountsApi.changePassword(String(data.get('current') ?? ''), String(data.get('next') ?? ''));
+      form.reset();
+      setMessage({ ok: true, text: 'Password changed. Other sessions were signed out.' });
+    } catch (err) {
+      setMessage({ ok: false, text: errorText(err) });
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <details className="password">
+      <summary className="mlabel">Change password</summary>
+      <form className="form" onSubmit={(e) => void submit(e)} data-testid="password-form">
+        {message && (
+          <p className={message.ok ? 'muted' : 'down'} role={message.ok ? 'status' : 'alert'}>
+            {message.text}
+          </p>
+        )}
+        <label>
+          Current password
+          <input name="current" type="password" required autoComplete="current-password" />
+        </label>
+        <label>
+          New password
+          <input name="next" type="password" required minLength={8} autoComplete="new-password" />
+        </label>
+        <button type="submit" disabled={busy}>
+          Change password
+        </button>
+      </form>
+    </details>
+  );
+}
+
 export function Account({
   features,
   user,
@@ -326,6 +371,7 @@ export function Account({
               Sign out
             </button>
           </div>
+          <ChangePassword />
           {limits && (
             <section>
               <div className="mlabel section-head">

@@ -61,6 +61,10 @@ function fakeServer() {
       return new Response(null, { status: 204 });
     },
     '/api/v1/limits': () => ok(LIMITS),
+    '/api/v1/account/password': (_m, b) => {
+      if (b?.current_password !== 'correct horse') return problem(403, 'password-wrong', 'the current password is not right');
+      return new Response(null, { status: 204 });
+    },
     '/api/v1/keys': (m, b) => {
       if (m === 'GET') return ok({ data: state.keys });
       if (state.keys.filter((k) => !k.revoked_at).length >= 2) return problem(403, 'key-limit', 'the free tier allows 2 keys');
@@ -154,6 +158,23 @@ describe('Account', () => {
     expect(changes).toHaveBeenLastCalledWith(null);
     expect(server.calls).toContain('POST /api/v1/auth/logout');
     expect(server.session).toBe(false);
+  });
+
+  it('changes the password, and says why when the server refuses', async () => {
+    const server = fakeServer();
+    server.session = true;
+    render(<Harness initial={USER} changes={vi.fn()} />);
+    fireEvent.click(screen.getByText('Change password', { selector: 'summary' }));
+    const form = screen.getByTestId('password-form');
+    type('Current password', 'wrong one');
+    type('New password', 'a brand new password');
+    fireEvent.click(within(form).getByRole('button', { name: 'Change password' }));
+    expect(await within(form).findByRole('alert')).toHaveTextContent('the current password is not right');
+    type('Current password', 'correct horse');
+    type('New password', 'a brand new password');
+    fireEvent.click(within(form).getByRole('button', { name: 'Change password' }));
+    expect(await within(form).findByRole('status')).toHaveTextContent('Other sessions were signed out');
+    expect(server.bodies).toContainEqual({ current_password: 'correct horse', new_password: 'a brand new password' });
   });
 
   it('creates an account, and shows the server\'s reasons when it cannot', async () => {

@@ -60,7 +60,7 @@ from pathlib import Path
 
 import benchlib
 from bench_auth_inprocess import ROUTE, in_process, med, rotated
-from bench_http import HERE, Result, Server, load
+from bench_http import HERE, Result, Server, get_status, load
 from bench_ratelimit import redis_server
 
 VARIANTS = ("off", "open", "key", "key+redis")
@@ -94,11 +94,8 @@ async def closed_main(opts: argparse.Namespace) -> None:
             nonlocal errors
             while clock() < stop_at:
                 began = clock()
-                try:
-                    async with session.get(opts.url) as response:
-                        await response.read()
-                        status = response.status
-                except (aiohttp.ClientError, TimeoutError):
+                status = await get_status(session, opts.url)
+                if status is None:
                     errors += 1
                     continue
                 if measuring:

@@ -110,6 +110,21 @@ async def request_factory(app: Any, key: str | None) -> Callable[[], Any]:
     route = seen["route"]
     if getattr(route, "path", None) != ROUTE:
         raise RuntimeError(f"no route {ROUTE} found: {route!r}")
+    base = {
+        **http_scope(key),
+        "app": app,
+        "route": route,
+        "path_params": {},
+    }
+
+    def make() -> Any:
+        return Request({**base, "state": {}})
+
+    return make
+
+
+def http_scope(key: str | None) -> dict[str, Any]:
+    """The ASGI scope of GET ROUTE as uvicorn builds it for the load generator's requests."""
     headers = [
         (b"host", b"127.0.0.1:8000"),
         (b"user-agent", b"Python/3.11 aiohttp/3"),
@@ -118,7 +133,7 @@ async def request_factory(app: Any, key: str | None) -> Callable[[], Any]:
     ]
     if key is not None:
         headers.append((b"x-api-key", key.encode()))
-    base = {
+    return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
         "http_version": "1.1",
@@ -131,15 +146,7 @@ async def request_factory(app: Any, key: str | None) -> Callable[[], Any]:
         "headers": headers,
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
-        "app": app,
-        "route": route,
-        "path_params": {},
     }
-
-    def make() -> Any:
-        return Request({**base, "state": {}})
-
-    return make
 
 
 async def per_call(one: Callable[[], Awaitable[None]], calls: int) -> tuple[float, float]:
@@ -154,28 +161,7 @@ async def per_call(one: Callable[[], Awaitable[None]], calls: int) -> tuple[floa
 def asgi_request(app: Any, key: str | None) -> Callable[[], Awaitable[None]]:
     """One whole GET /api/market_data through the app's ASGI stack (middlewares, routing, the
     guard, the route, the JSON body), as uvicorn would call it, minus HTTP parsing and sockets."""
-    headers = [
-        (b"host", b"127.0.0.1:8000"),
-        (b"user-agent", b"Python/3.11 aiohttp/3"),
-        (b"accept", b"*/*"),
-        (b"accept-encoding", b"gzip, deflate"),
-    ]
-    if key is not None:
-        headers.append((b"x-api-key", key.encode()))
-    base = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": ROUTE,
-        "raw_path": ROUTE.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
+    base = http_scope(key)
     request_message = {"type": "http.request", "body": b"", "more_body": False}
 
     async def receive() -> dict[str, Any]:

@@ -65,6 +65,19 @@ with a tier whose limits are far above the offered load."""
 # ----------------------------------------------------------------------------- load generator
 
 
+async def get_status(session: Any, url: str) -> int | None:
+    """GET `url`, read the body: the status, or None when the request failed (counted apart)."""
+    import aiohttp
+
+    try:
+        async with session.get(url) as response:
+            await response.read()
+            status: int = response.status
+            return status
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+
+
 async def load_main(opts: argparse.Namespace) -> None:
     import aiohttp
 
@@ -88,11 +101,8 @@ async def load_main(opts: argparse.Namespace) -> None:
 
         async def one(offset: float) -> None:
             nonlocal errors
-            try:
-                async with session.get(opts.url) as response:
-                    await response.read()
-                    status = response.status
-            except (aiohttp.ClientError, TimeoutError):
+            status = await get_status(session, opts.url)
+            if status is None:
                 errors += 1
                 return
             if offset >= measured_from:

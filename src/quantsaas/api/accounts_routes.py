@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from quantsaas.accounts.passwords import MAX_LENGTH, MIN_LENGTH
-from quantsaas.accounts.service import KeyView, Principal, UserView
+from quantsaas.accounts.service import Principal
 from quantsaas.api.auth import SESSION_COOKIE, Guard, client_ip, request_principal
 from quantsaas.api.problems import PROBLEM_JSON, Problem
 from quantsaas.api.ratelimit import Quota, limit_headers
@@ -63,39 +63,25 @@ class NewKey(BaseModel):
 
 
 class User(BaseModel):
+    """Read from accounts.views.UserView (never its password hash: not a field here)."""
+
+    model_config = ConfigDict(from_attributes=True)
     id: int
     email: str
     tier: str
     is_admin: bool
     created_at: datetime
 
-    @classmethod
-    def of(cls, user: UserView) -> User:
-        return cls(
-            id=user.id,
-            email=user.email,
-            tier=user.tier,
-            is_admin=user.is_admin,
-            created_at=user.created_at,
-        )
-
 
 class ApiKey(BaseModel):
+    """Read from accounts.views.KeyView (never its digest: not a field here)."""
+
+    model_config = ConfigDict(from_attributes=True)
     key_id: str
     name: str
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
-
-    @classmethod
-    def of(cls, key: KeyView) -> ApiKey:
-        return cls(
-            key_id=key.key_id,
-            name=key.name,
-            created_at=key.created_at,
-            last_used_at=key.last_used_at,
-            revoked_at=key.revoked_at,
-        )
 
 
 class CreatedKey(ApiKey):
@@ -118,6 +104,7 @@ class Ticket(BaseModel):
 
 
 class AuditEvent(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
     id: int
     at: datetime
     event: str
@@ -177,7 +164,7 @@ async def signup(body: NewAccount, request: Request, response: Response) -> User
     await guard.accounts.audit("user.signup", user_id=user.id, ip=ip)
     token = await guard.accounts.create_session(user.id)
     _set_session_cookie(request, response, token, int(guard.settings.session_ttl_s))
-    return User.of(user)
+    return User.model_validate(user)
 
 
 @router.post(
@@ -207,7 +194,7 @@ async def login(body: Credentials, request: Request, response: Response) -> User
     await guard.accounts.audit("user.login", user_id=user.id, ip=ip)
     token = await guard.accounts.create_session(user.id)
     _set_session_cookie(request, response, token, int(guard.settings.session_ttl_s))
-    return User.of(user)
+    return User.model_validate(user)
 
 
 @router.post("/api/v1/auth/logout", status_code=204, summary="End the dashboard session")
@@ -227,7 +214,7 @@ async def account(request: Request) -> Account:
     if user is None:
         raise Problem(401, "credentials-required", "the account no longer exists")
     return Account(
-        user=User.of(user),
+        user=User.model_validate(user),
         authenticated_by="key" if principal.key_id is not None else "session",
         key_id=principal.key_id,
     )
@@ -303,7 +290,7 @@ async def limits(request: Request) -> dict[str, Any]:
 async def list_keys(request: Request) -> KeyList:
     principal = _user_principal(request)
     keys = await _guard(request).accounts.list_keys(principal.user_id or 0)
-    return KeyList(data=[ApiKey.of(key) for key in keys])
+    return KeyList(data=[ApiKey.model_validate(key) for key in keys])
 
 
 @router.post(
@@ -323,7 +310,7 @@ async def create_key(body: NewKey, request: Request) -> CreatedKey:
     await guard.accounts.audit(
         "key.created", user_id=user_id, key_id=key.key_id, ip=client_ip(request.client)
     )
-    return CreatedKey(key=text, **ApiKey.of(key).model_dump())
+    return CreatedKey(key=text, **ApiKey.model_validate(key).model_dump())
 
 
 @router.delete(
@@ -359,20 +346,7 @@ async def ws_ticket(request: Request) -> Ticket:
 @router.get("/api/v1/admin/audit", summary="Audit log: logins, keys, denied requests (admins)")
 async def audit(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> AuditList:
     events = await _guard(request).accounts.audit_events(limit)
-    return AuditList(
-        data=[
-            AuditEvent(
-                id=e.id,
-                at=e.at,
-                event=e.event,
-                user_id=e.user_id,
-                key_id=e.key_id,
-                ip=e.ip,
-                detail=e.detail,
-            )
-            for e in events
-        ]
-    )
+    return AuditList(data=[AuditEvent.model_validate(event) for event in events])
 
 
 @router.get("/api/v1/time", tags=["service"], summary="Server time in ms since the epoch (UTC)")

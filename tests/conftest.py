@@ -6,17 +6,31 @@ import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from fastapi import FastAPI
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
-from helpers import POSTGRES_BIN, REDIS_SERVER, PostgresServer, RedisServer
+from helpers import (
+    POSTGRES_BIN,
+    REDIS_SERVER,
+    PostgresServer,
+    RedisServer,
+    ScriptedFeed,
+    make_instrument,
+    serve_in_loop,
+)
 from quantsaas.accounts import passwords
 from quantsaas.accounts.service import Accounts
 from quantsaas.accounts.tiers import load_tiers
+from quantsaas.api.app import create_app
+from quantsaas.config import Settings
+from quantsaas.engine import Engine
+from quantsaas.model import Instrument
 
 OPEN_ACCESS = {
     "QUANTSAAS_ANONYMOUS_TIER": "open",
@@ -91,3 +105,32 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@dataclass
+class Service:
+    address: str
+    engine: Engine
+    feed: ScriptedFeed
+    btc: Instrument
+    eth: Instrument
+    app: FastAPI
+
+    @property
+    def http(self) -> str:
+        return f"http://{self.address}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://{self.address}/ws"
+
+
+@pytest_asyncio.fixture
+async def service() -> AsyncIterator[Service]:
+    btc, eth = make_instrument(), make_instrument("ETH")
+    feed = ScriptedFeed([btc, eth])
+    engine = Engine([feed])
+    settings = Settings(ws_queue_size=64, ws_max_lag_s=0.2, ws_max_bad_messages=5)
+    app = create_app(settings, engine)
+    async with serve_in_loop(app, ws_max_size=settings.ws_max_message_bytes) as address:
+        yield Service(address, engine, feed, btc, eth, app)

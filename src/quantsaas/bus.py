@@ -1,4 +1,17 @@
-"""In-process publish/subscribe of market events by (channel, venue, symbol).
+"""The one fan-out: publish/subscribe of market events by topic (channel, venue, symbol).
+
+Everything downstream of the engine is a bus consumer, in one of two explicit delivery modes:
+
+- a `Subscription` (the WebSocket clients): a bounded queue read by its own task, under the
+  slow-subscriber rule below; it may lose messages, and is told so.
+- a `Consumer` (in-process services declared at the composition root: the recorder, analytics,
+  the consolidated market): its handler is called with each envelope of its channels, in publish
+  order, at publish time. It never loses an event (nothing is queued for it), so the state it
+  reads beside the event (the engine's book after that very update) is exact. What it derives
+  it publishes back on the bus; publishes made while a message is being delivered are delivered
+  after it, in order (FIFO), so every consumer and subscriber sees one sequence. A handler that
+  raises is counted on its `Consumer` (errors, last_error: /health shows them at once) and gets
+  the next event as usual: the consumer restarts at the next message.
 
 `Bus.publish` never blocks and never waits for a subscriber: it stamps the message with the next
 sequence number of its topic and offers it to each subscriber's bounded queue.
@@ -17,25 +30,31 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import TypeAlias, cast
 
-from quantsaas.errors import SubscriptionClosed
-from quantsaas.model import Stamped
+from quantsaas.errors import SubscriptionClosed, quote
+from quantsaas.model import Stamped, now_ns
+from quantsaas.wire import event_text
+
+log = logging.getLogger(__name__)
 
 Topic: TypeAlias = tuple[str, str, str]
 """(channel, venue, symbol)."""
 
 SLOW_CONSUMER = "slow consumer"
+FAILING_WINDOW_S = 10.0
+"""A consumer that failed this recently is shown failing in /health and fails /readyz."""
 
 
 class Envelope:
     """A published event with its topic and per-topic sequence number.
 
-    `wire` is a cache slot for the encoded form, so the API encodes a message once per topic,
-    not once per client.
+    `wire` is a cache slot for the encoded form (`text()`), so a message is encoded once, not
+    once per client.
     """
 
     __slots__ = ("topic", "seq", "event", "wire")
@@ -45,6 +64,13 @@ class Envelope:
         self.seq = seq
         self.event = event
         self.wire: str | None = None
+
+    def text(self) -> str:
+        """The encoded message, made once and shared by every client and the Redis bus."""
+        wire = self.wire
+        if wire is None:
+            wire = self.wire = event_text(self.topic[0], self.seq, self.event)
+        return wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +194,65 @@ class Subscription:
         return self.closed_reason or "closed"
 
 
+Handler = Callable[[Envelope], None]
+
+
+class Consumer:
+    """An in-process service fed synchronously with every envelope of its channels (lossless).
+
+    Its counters are the consumer's health: `errors` and `last_error` (shown at once in /health
+    and /readyz), `delivered`, and the time spent in the handler (`busy_ns`, for /metrics).
+    """
+
+    __slots__ = (
+        "name",
+        "channels",
+        "handler",
+        "delivered",
+        "errors",
+        "last_error",
+        "last_error_ns",
+        "busy_ns",
+    )
+
+    def __init__(self, name: str, channels: Collection[str], handler: Handler) -> None:
+        self.name = name
+        self.channels = frozenset(channels)
+        self.handler = handler
+        self.delivered = 0
+        self.errors = 0
+        self.last_error: str | None = None
+        self.last_error_ns: int | None = None
+        self.busy_ns = 0
+
+    def deliver(self, envelope: Envelope) -> None:
+        started = now_ns()
+        try:
+            self.handler(envelope)
+        except Exception as exc:  # one bad event must not stop the service or the feed
+            self.errors += 1
+            self.last_error = f"{type(exc).__name__}: {quote(str(exc))}"
+            self.last_error_ns = started
+            log.exception("consumer %s failed on %s; it goes on", self.name, envelope.topic)
+        self.delivered += 1
+        self.busy_ns += now_ns() - started
+
+    def failing(self, at_ns: int, window_s: float = FAILING_WINDOW_S) -> bool:
+        """Failed within the last `window_s`: not ready (readiness follows the current state)."""
+        failed = self.last_error_ns
+        return failed is not None and at_ns - failed < window_s * 1e9
+
+    def health(self, at_ns: int) -> dict[str, object]:
+        failed = self.last_error_ns
+        return {
+            "ok": not self.failing(at_ns),
+            "delivered": self.delivered,
+            "errors": self.errors,
+            "last_error": self.last_error,
+            "last_error_age_s": None if failed is None else round((at_ns - failed) / 1e9, 3),
+        }
+
+
 class Bus:
     """Topic-addressed fan-out with per-topic sequence numbers."""
 
@@ -180,17 +265,51 @@ class Bus:
         """Messages dropped for slow subscribers, over the bus's lifetime."""
         self.subscriptions: set[Subscription] = set()
         """Open subscriptions (for queue-depth metrics)."""
+        self.consumers: list[Consumer] = []
+        self._consumers_of: dict[str, tuple[Consumer, ...]] = {}
+        self._backlog: collections.deque[Envelope] = collections.deque()
+        self._delivering = False
+
+    def consume(self, name: str, channels: Collection[str], handler: Handler) -> Consumer:
+        """Declare an in-process consumer of every topic of `channels` (composition root only)."""
+        consumer = Consumer(name, channels, handler)
+        self.consumers.append(consumer)
+        for channel in consumer.channels:
+            self._consumers_of[channel] = (*self._consumers_of.get(channel, ()), consumer)
+        return consumer
 
     def publish(self, topic: Topic, event: Stamped) -> Envelope:
         seq = self._sequences.get(topic, 0) + 1
         self._sequences[topic] = seq
         envelope = Envelope(topic, seq, event)
         self.published += 1
+        self._deliver(envelope)
+        return envelope
+
+    def _deliver(self, envelope: Envelope) -> None:
+        if self._delivering:  # published by a consumer: after the message being delivered
+            self._backlog.append(envelope)
+            return
+        self._delivering = True
+        try:
+            while True:
+                self._fan_out(envelope)
+                if not self._backlog:
+                    break
+                envelope = self._backlog.popleft()
+        finally:
+            self._delivering = False
+
+    def _fan_out(self, envelope: Envelope) -> None:
+        topic = envelope.topic
+        consumers = self._consumers_of.get(topic[0])
+        if consumers:
+            for consumer in consumers:
+                consumer.deliver(envelope)
         subscribers = self._subscribers.get(topic)
         if subscribers:
             for subscription in tuple(subscribers):
                 subscription._offer(envelope)
-        return envelope
 
     def relay(self, topic: Topic, seq: int, wire: str) -> bool:
         """Deliver a message numbered and encoded elsewhere (an API process behind Redis, see
@@ -204,10 +323,7 @@ class Bus:
         envelope = Envelope(topic, seq, cast(Stamped, None))
         envelope.wire = wire
         self.published += 1
-        subscribers = self._subscribers.get(topic)
-        if subscribers:
-            for subscription in tuple(subscribers):
-                subscription._offer(envelope)
+        self._deliver(envelope)
         return True
 
     def advance(self, topic: Topic, seq: int) -> bool:

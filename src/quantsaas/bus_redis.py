@@ -8,17 +8,21 @@ empty loses what it held, and clients see a gap and a fresh snapshot). One strea
 every topic, so all API processes see one global order.
 
 Entries: `k` kind (`m` a bus message, `s` a book snapshot), `c`/`v`/`s` the topic, `q` the
-ingest process's per-topic seq, `w` the encoded wire JSON (`encode_envelope`), byte-identical
-for every client of every API process.
+ingest process's per-topic seq, `w` the encoded wire JSON (`Envelope.text`), byte-identical
+for every client of every API process. Beside the stream, the key `CATALOG` holds what the ingest
+process serves (its instruments, exactly, and its stream channels), written on every connect, so
+an API process knows them without building a feed.
 
-- `RedisPublisher` (ingest/all roles) queues every published message (bounded; while Redis is
+- `MirroredBus` (ingest role) is the in-process bus plus a copy of every message for Redis.
+- `RedisPublisher` queues every published message (bounded; while Redis is
   down the queue holds up to `MAX_PENDING` messages, later ones are dropped and become gaps),
   writes them in pipelined batches, adds a snapshot of every valid book every `snapshot_s` and
   after each (re)connect, and reconnects with exponential backoff.
 - `RedisSubscriber` (api role) reads from the newest entry on, re-publishes each message on its
   local `RelayBus` with the ingest's seq (`Bus.relay`), and keeps the latest book snapshot plus the
-  deltas after it, so a new book subscriber gets snapshot + deltas up to the current seq. A seq
-  jump (messages lost) is a `gap` for clients and a book stream is re-snapshotted.
+  deltas after it, so a new book subscriber gets snapshot + deltas up to the current seq
+  (`RelayReadModel`, the api role's read model). A seq jump (messages lost) is a `gap` for
+  clients and a book stream is re-snapshotted.
 
 Both keep plain counters for /metrics (api/metrics.py reads them at scrape time): `connected`,
 `reconnects`; the publisher's entries written per kind, `pending` and `dropped`; the subscriber's
@@ -33,17 +37,25 @@ import collections
 import contextlib
 import logging
 import time
+from collections.abc import Collection, Mapping
+from dataclasses import asdict
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from quantsaas.api.wire import encode, encode_envelope, event_message
+from quantsaas.book import L2Book
 from quantsaas.bus import Bus, Envelope, Topic
-from quantsaas.engine import BOOK, WAITING, Engine
-from quantsaas.model import Stamped, now_ns
+from quantsaas.channels import BOOK
+from quantsaas.errors import BusError
+from quantsaas.market import InstrumentState
+from quantsaas.model import Instrument, OptionSpec, Stamped, now_ns
+from quantsaas.readmodel import Initial, LocalReadModel
+from quantsaas.wire import event_text
 
 STREAM = "quantsaas:bus"
+CATALOG = "quantsaas:catalog"
 MAXLEN = 100_000
 MAX_PENDING = 100_000
 BATCH = 500
@@ -104,31 +116,66 @@ class _Link:
         raise NotImplementedError
 
 
-class PublishingBus(Bus):
-    """The in-process bus, plus a copy of every message for Redis."""
+class MirroredBus(Bus):
+    """The in-process bus, plus a copy of every message for Redis (the ingest role)."""
 
     publisher: RedisPublisher | None = None
 
     def publish(self, topic: Topic, event: Stamped) -> Envelope:
         envelope = super().publish(topic, event)
         if self.publisher is not None:
-            self.publisher.enqueue((b"m", topic, envelope.seq, encode_envelope(envelope)))
+            self.publisher.enqueue((b"m", topic, envelope.seq, envelope.text()))
         return envelope
 
 
 class RelayBus(Bus):
-    """An API process's bus: only relayed messages reach clients. Local services (analytics,
-    consolidated) see no events there, and anything they publish would clash with the ingest
-    process's seq numbers, so it is dropped."""
+    """An API process's bus: only messages relayed from Redis reach its clients. The api role
+    installs no producers, so a publish here is a wiring mistake."""
 
     def publish(self, topic: Topic, event: Stamped) -> Envelope:
-        return Envelope(topic, self.last_seq(topic), event)
+        raise BusError(f"the api role publishes nothing (got {topic})")
+
+
+def catalog_json(instruments: Collection[Instrument], channels: Collection[str]) -> bytes:
+    """What an ingest process serves, exactly (instrument grids and option specs)."""
+    return orjson.dumps(
+        {
+            "instruments": [
+                {
+                    "venue": i.venue,
+                    "base": i.base,
+                    "quote": i.quote,
+                    "native_symbol": i.native_symbol,
+                    "price_scale": i.price_scale,
+                    "size_scale": i.size_scale,
+                    "tick_size": i.tick_size,
+                    "lot_size": i.lot_size,
+                    "option": None if i.option is None else asdict(i.option),
+                }
+                for i in instruments
+            ],
+            "channels": sorted(channels),
+        }
+    )
+
+
+def catalog_from_json(data: bytes) -> tuple[dict[tuple[str, str], Instrument], list[str]]:
+    body: Any = orjson.loads(data)
+    instruments: dict[tuple[str, str], Instrument] = {}
+    for item in body["instruments"]:
+        option = item.pop("option")
+        instrument = Instrument(**item, option=None if option is None else OptionSpec(**option))
+        instruments[instrument.key] = instrument
+    return instruments, list(body["channels"])
 
 
 class RedisPublisher(_Link):
-    def __init__(self, url: str, engine: Engine, snapshot_s: float = 1.0) -> None:
+    def __init__(
+        self, url: str, bus: Bus, read_model: LocalReadModel, snapshot_s: float = 1.0
+    ) -> None:
         super().__init__(url)
-        self.engine = engine
+        self.bus = bus
+        self.read_model = read_model
         self.snapshot_s = snapshot_s
         self.pending: collections.deque[Item] = collections.deque()
         self.dropped = 0
@@ -144,18 +191,21 @@ class RedisPublisher(_Link):
         self._wake.set()
 
     def queue_snapshots(self) -> None:
-        engine = self.engine
-        for key, book in engine.books.items():
-            if book.valid:
+        read_model = self.read_model
+        for key in read_model.instruments():
+            book = read_model.book(key)
+            if book is not None and book.valid:
                 topic: Topic = (BOOK, *key)
-                seq = engine.bus.last_seq(topic)
-                wire = encode(event_message(BOOK, seq, book.to_snapshot()))
-                self.enqueue((b"s", topic, seq, wire))
+                seq = self.bus.last_seq(topic)
+                self.enqueue((b"s", topic, seq, event_text(BOOK, seq, book.to_snapshot())))
 
     def ready_checks(self) -> dict[str, bool]:
         return {"redis_ok": self.connected}
 
     async def _session(self, client: Redis) -> None:
+        read_model = self.read_model
+        catalog = catalog_json(read_model.instruments().values(), read_model.channels())
+        await client.set(CATALOG, catalog)
         self.queue_snapshots()  # resync every API process's books after an outage
         next_snapshot = time.monotonic() + self.snapshot_s
         pending = self.pending
@@ -193,10 +243,12 @@ class RedisPublisher(_Link):
 
 
 class RedisSubscriber(_Link):
-    def __init__(self, url: str, engine: Engine) -> None:
+    def __init__(self, url: str, bus: Bus) -> None:
         super().__init__(url)
-        self.engine = engine
-        self.bus: Bus = engine.bus
+        self.bus = bus
+        self.read_model = RelayReadModel(self)
+        self.instruments: dict[tuple[str, str], Instrument] = {}
+        self.channels: list[str] = []
         self.last_id: bytes | None = None
         self.last_message_ns: int | None = None
         self.read_entries = 0
@@ -205,27 +257,34 @@ class RedisSubscriber(_Link):
         """Age of the newest entry of the last read, when it was read."""
         self.snapshots: dict[Topic, tuple[int, str]] = {}
         self.deltas: dict[Topic, list[str]] = {}
-        engine.relayed_state = self.relayed_state
 
-    def relayed_state(self, topic: Topic) -> tuple[int, list[str]] | None:
+    def initial(self, topic: Topic) -> Initial | None:
         snapshot = self.snapshots.get(topic)
         if snapshot is None:
-            return (WAITING, []) if topic[0] == BOOK else None
+            return Initial(0, pending=True) if topic[0] == BOOK else None
         deltas = self.deltas.get(topic, [])
-        return snapshot[0] + len(deltas), [snapshot[1], *deltas]
+        return Initial(snapshot[0] + len(deltas), [snapshot[1], *deltas])
 
     def ready_checks(self) -> dict[str, bool]:
         last = self.last_message_ns
         fresh = last is not None and (now_ns() - last) / 1e9 < STALE_AFTER_S
         return {"redis_ok": self.connected, "data_live": fresh}
 
+    async def _catalog(self, client: Redis) -> None:
+        data: Any = await client.get(CATALOG)
+        if data:
+            self.instruments, self.channels = catalog_from_json(data)
+
     async def _session(self, client: Redis) -> None:
+        await self._catalog(client)
         if self.last_id is None:
             newest: Any = await client.xrevrange(STREAM, count=1)
             self.last_id = newest[0][0] if newest else b"0-0"
         while True:
             streams: Any = {STREAM: self.last_id}
             reply: Any = await client.xread(streams, count=BATCH, block=READ_BLOCK_MS)
+            if not self.instruments:  # the ingest process had not announced itself yet
+                await self._catalog(client)
             for _stream, entries in reply:
                 for entry_id, fields in entries:
                     self.last_id = entry_id
@@ -257,3 +316,25 @@ class RedisSubscriber(_Link):
             del self.snapshots[topic]  # not contiguous: wait for the next snapshot
             return
         deltas.append(wire)
+
+
+class RelayReadModel:
+    """The api role's read model: the ingest process's catalog and the relayed book state."""
+
+    def __init__(self, link: RedisSubscriber) -> None:
+        self._link = link
+
+    def instruments(self) -> Mapping[tuple[str, str], Instrument]:
+        return self._link.instruments
+
+    def channels(self) -> Collection[str]:
+        return self._link.channels
+
+    def initial(self, topic: Topic) -> Initial | None:
+        return self._link.initial(topic)
+
+    def book(self, key: tuple[str, str]) -> L2Book | None:
+        return None  # books live in the ingest process; clients get them on the stream
+
+    def state(self, key: tuple[str, str]) -> InstrumentState | None:
+        return None

@@ -15,13 +15,11 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
 
-from quantsaas import __version__
+from quantsaas import __version__, runtime
 from quantsaas.accounts import cli as accounts_cli
 from quantsaas.api.app import create_app
 from quantsaas.config import Settings
-from quantsaas.engine import Engine
 from quantsaas.errors import ConfigError, StorageError, UnknownInstrument
-from quantsaas.feeds.registry import build_feeds
 from quantsaas.logs import configure_logging
 from quantsaas.store import cli as store_cli
 from quantsaas.venue_cli import COMMANDS as VENUE_COMMANDS
@@ -190,29 +188,6 @@ async def _serve(server: uvicorn.Server, settings: Settings, app: FastAPI) -> No
     await task
 
 
-def build_engine(settings: Settings, role: str, bus: str) -> tuple[Engine, Any]:
-    """The engine for a role, and its Redis link (None on the in-process bus)."""
-    if bus == "memory":
-        if role != "all":
-            raise ConfigError(f"--role {role} needs --bus redis://host:port/db")
-        return Engine(build_feeds(settings)), None
-    if not bus.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(f"--bus must be memory or redis://host:port/db, not {bus!r}")
-    from quantsaas import bus_redis
-
-    link: bus_redis.RedisPublisher | bus_redis.RedisSubscriber
-    if role == "api":
-        engine = Engine(build_feeds(settings), bus_redis.RelayBus())
-        engine.feeds = ()  # the instruments are known, the feeds run in the ingest process
-        link = bus_redis.RedisSubscriber(bus, engine)
-    else:
-        publishing = bus_redis.PublishingBus()
-        engine = Engine(build_feeds(settings), publishing)
-        link = publishing.publisher = bus_redis.RedisPublisher(bus, engine)
-    engine.add_background(link.run)
-    return engine, link
-
-
 def serve(settings: Settings, log_level: str, role: str = "all", bus: str = "memory") -> int:
     configure_logging(log_level, settings.log_format)
     if role == "api":
@@ -220,10 +195,7 @@ def serve(settings: Settings, log_level: str, role: str = "all", bus: str = "mem
     if bus != "memory" and settings.rate_limit_bus == "memory":
         # several processes serve clients: they must share one budget per key
         settings = settings.model_copy(update={"rate_limit_bus": bus})
-    engine, link = build_engine(settings, role, bus)
-    app = create_app(settings, engine)
-    app.state.bus_link = link
-    app.state.recorder = store_cli.start_recording(settings, engine)
+    app = create_app(runtime.build(settings, role, bus_url=bus, record=settings.record))
     config = server_config(app, settings, log_level)
     server = uvicorn.Server(config)
     # uvicorn re-raises the signal that stopped it once it has shut down; with these handlers

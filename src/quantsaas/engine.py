@@ -4,21 +4,27 @@ Every event from every feed passes through `Engine.on_event`, on the event loop,
 Book events are applied to that instrument's `L2Book` first and published only if the book
 accepted them, so no crossed or unsynchronised book ever reaches a subscriber. When a book
 rejects an update the engine flags it invalid, drops deltas until the feed's fresh snapshot
-arrives, and asks the feed to resync.
+arrives, and asks the feed to resync. A feed that lost its connection or sequence says so with
+a `BooksStale` event: those books stop being served until fresh snapshots.
+
+The engine knows nothing downstream: it publishes to the `publish` callable it is given (the
+bus), and tells the clock each accepted event's receive time. Everything else is wired at the
+composition root (runtime.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from quantsaas.book import L2Book
-from quantsaas.bus import Bus, Topic
-from quantsaas.errors import BookError, BookNotReady, UnknownInstrument
-from quantsaas.feeds.base import Feed
-from quantsaas.market import InstrumentState, MarketState
+from quantsaas.bus import Topic
+from quantsaas.channels import BOOK, OPTIONS, TICKER, TRADES
+from quantsaas.clock import Clock, WallClock
+from quantsaas.errors import BookError, BookNotReady
+from quantsaas.feeds.base import BooksStale, Feed
+from quantsaas.market import MarketState
 from quantsaas.model import (
     BookDelta,
     BookSnapshot,
@@ -28,47 +34,25 @@ from quantsaas.model import (
     Stamped,
     Ticker,
     Trade,
-    symbol_from_text,
 )
 
 log = logging.getLogger(__name__)
 
-TRADES = "trades"
-BOOK = "book"
-TICKER = "ticker"
-OPTIONS = "options"
-"""Option tickers, published under their underlying: topic (options, venue, BTC/USD); the
-analytics service registers the channel."""
-CHANNELS = (TRADES, BOOK, TICKER)
-
-Listener = Callable[[MarketEvent], None]
-"""Called with every event the engine accepted, after it was published."""
-InitialState = Callable[[Instrument], Stamped | None]
-"""What a new subscriber of a channel receives first (the book's snapshot, the open candle)."""
-RelayedState = Callable[[Topic], tuple[int, list[str]] | None]
-"""In an API process behind Redis: a topic's encoded initial messages and the seq they reach
-(WAITING: none yet, send the topic's messages only once there are)."""
-WAITING = -1
+Publish = Callable[[Topic, Stamped], object]
+"""Where the engine sends what it accepted: the bus (`Bus.publish`)."""
 
 
 class Engine:
     """Owns the books and market state of every instrument the feeds serve."""
 
-    def __init__(self, feeds: Sequence[Feed], bus: Bus | None = None) -> None:
+    def __init__(self, feeds: Sequence[Feed], publish: Publish, clock: Clock | None = None) -> None:
         self.feeds = tuple(feeds)
-        self.bus = bus or Bus()
+        self._publish = publish
+        self._observe = (clock or WallClock()).observe
         self.market = MarketState()
         self.instruments: dict[tuple[str, str], Instrument] = {}
         self.books: dict[tuple[str, str], L2Book] = {}
         self._feed_of: dict[tuple[str, str], Feed] = {}
-        self.listeners: list[Listener] = []
-        self.channels: dict[str, InitialState | None] = {
-            TRADES: None,
-            BOOK: self._book_snapshot,
-            TICKER: None,
-        }
-        self._background: list[Callable[[], Coroutine[Any, Any, None]]] = []
-        self.relayed_state: RelayedState | None = None
         self.rejected_deltas = 0
         self.resyncs_requested = 0
         for feed in self.feeds:
@@ -77,23 +61,12 @@ class Engine:
                 self.books[instrument.key] = L2Book(instrument)
                 self.market.register(instrument)
                 self._feed_of[instrument.key] = feed
-            feed.on_books_stale = self._books_stale
-
-    def register_channel(self, name: str, initial: InitialState | None = None) -> None:
-        """Make `name` subscribable on the stream (derived data published by a service)."""
-        self.channels[name] = initial
-
-    def add_background(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Run `job()` beside the feeds for the engine's lifetime."""
-        self._background.append(job)
 
     async def run(self) -> None:
         """Run every feed until cancelled; a feed that crashes is logged, the others go on."""
         async with asyncio.TaskGroup() as group:
             for feed in self.feeds:
                 group.create_task(self._run_feed(feed), name=f"feed:{feed.venue}")
-            for job in self._background:
-                group.create_task(job(), name=f"job:{getattr(job, '__name__', 'job')}")
 
     async def _run_feed(self, feed: Feed) -> None:
         try:
@@ -103,7 +76,12 @@ class Engine:
         except Exception:
             log.exception("feed %s stopped with an error", feed.venue, extra={"venue": feed.venue})
 
-    def on_event(self, event: MarketEvent) -> None:
+    def on_event(self, event: MarketEvent | BooksStale) -> None:
+        if isinstance(event, BooksStale):
+            self._books_stale(event.instruments, event.reason)
+            return
+        self._observe(event.ts_recv)
+        publish = self._publish
         instrument = event.instrument
         key = instrument.key
         if isinstance(event, BookDelta):
@@ -116,10 +94,10 @@ class Engine:
             except BookError as exc:
                 self._resync(book, str(exc))
                 return
-            self.bus.publish((BOOK, *key), event)
+            publish((BOOK, *key), event)
         elif isinstance(event, Trade):
             self.market.on_trade(event)
-            self.bus.publish((TRADES, *key), event)
+            publish((TRADES, *key), event)
         elif isinstance(event, BookSnapshot):
             book = self.books[key]
             try:
@@ -127,10 +105,10 @@ class Engine:
             except BookError as exc:
                 self._resync(book, str(exc))
                 return
-            self.bus.publish((BOOK, *key), event)
+            publish((BOOK, *key), event)
         elif isinstance(event, Ticker):
             self.market.on_ticker(event)
-            self.bus.publish((TICKER, *key), event)
+            publish((TICKER, *key), event)
         elif isinstance(event, OptionTicker):
             option = instrument.option
             if option is None:
@@ -140,9 +118,7 @@ class Engine:
                     extra={"venue": key[0], "symbol": key[1]},
                 )
                 return
-            self.bus.publish((OPTIONS, instrument.venue, option.underlying), event)
-        for listener in self.listeners:
-            listener(event)
+            publish((OPTIONS, instrument.venue, option.underlying), event)
 
     def _books_stale(self, instruments: Sequence[Instrument], reason: str) -> None:
         """A feed lost its connection or sequence: stop serving these books until new snapshots."""
@@ -160,29 +136,3 @@ class Engine:
             extra={"venue": venue, "symbol": symbol},
         )
         self._feed_of[book.instrument.key].request_resync(book.instrument, reason)
-
-    def resolve(self, symbol: str, venue: str | None = None) -> list[Instrument]:
-        """Instruments matching a symbol (any accepted spelling), optionally on one venue."""
-        canonical = symbol_from_text(symbol)
-        found = [
-            instrument
-            for (inst_venue, inst_symbol), instrument in self.instruments.items()
-            if inst_symbol == canonical and (venue is None or inst_venue == venue)
-        ]
-        if not found:
-            where = f" on venue {venue!r}" if venue else ""
-            raise UnknownInstrument(f"unknown symbol {symbol!r}{where}")
-        return found
-
-    def instrument(self, venue: str, symbol: str) -> Instrument:
-        return self.resolve(symbol, venue)[0]
-
-    def state(self, instrument: Instrument) -> InstrumentState:
-        return self.market.register(instrument)
-
-    def book_topic(self, instrument: Instrument) -> Topic:
-        return (BOOK, *instrument.key)
-
-    def _book_snapshot(self, instrument: Instrument) -> Stamped | None:
-        book = self.books[instrument.key]
-        return book.to_snapshot() if book.valid else None

@@ -125,3 +125,16 @@ class SequenceGap(VenueError):
 
 class ChecksumMismatch(VenueError):
     """The venue's book checksum disagrees with the local book."""
+
+
+QUOTE_LIMIT = 100
+"""At most this many characters of any outside input are quoted in a message."""
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """`repr` of outside input, cut to `limit` characters (a 100 kB symbol must not become a
+    100 kB log line, /health body or CLI error)."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}… ({len(text):,} chars)"

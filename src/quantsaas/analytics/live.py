@@ -1,8 +1,9 @@
 """The live analytics service: candles, VWAP, OFI, VPIN and option greeks on the engine's streams.
 
-Installed on an engine (`install_analytics`), it listens to every accepted event and publishes
-derived events on its channels, all under the topic (channel, venue, symbol) of the instrument
-they describe (options under their underlying, e.g. (greeks, sim, BTC/USD)):
+A bus consumer declared at the composition root (runtime.py): it is handed every published
+trade, book and option-ticker envelope (`on_envelope`) and publishes derived events back on the
+bus, all under the topic (channel, venue, symbol) of the instrument they describe (options under
+their underlying, e.g. (greeks, sim, BTC/USD)):
 
 * `candles`: the open candle of every interval at most every `publish_s`, and each candle once
   more when it closes (a trade in a later interval, or the clock past its end);
@@ -14,6 +15,10 @@ they describe (options under their underlying, e.g. (greeks, sim, BTC/USD)):
 VPIN needs a bucket size V in raw size units: `vpin_bucket_volume` per symbol, else one tenth
 of the volume of the first `VPIN_CALIBRATION_TRADES` trades (those trades are then replayed,
 so nothing is lost). Nothing here may break the feed: a failing update is logged and skipped.
+
+Time comes from the injected clock: wall time live (a background job ticks every `publish_s`),
+event time on replay (`event_time=True`: the ticks are taken in-band, before each event, at the
+same `publish_s` steps of recorded time), so a replayed day gives the live numbers.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from quantsaas.analytics.candles import (
@@ -30,10 +36,14 @@ from quantsaas.analytics.candles import (
     RollingVwap,
     SessionVwap,
 )
-from quantsaas.analytics.greeks import VenueGreeks, option_greeks
+from quantsaas.analytics.events import OfiUpdate, OptionGreeks, VpinUpdate
+from quantsaas.analytics.greeks import option_greeks
 from quantsaas.analytics.ofi import BookState, OfiBucket, OfiStream
-from quantsaas.analytics.vpin import VpinBucket, VpinConfig, VpinStream
-from quantsaas.engine import OPTIONS, Engine
+from quantsaas.analytics.vpin import VpinConfig, VpinStream
+from quantsaas.book import L2Book
+from quantsaas.bus import Envelope, Topic
+from quantsaas.channels import BOOK, OPTIONS, TRADES
+from quantsaas.clock import Clock, WallClock
 from quantsaas.model import (
     BookDelta,
     BookSnapshot,
@@ -43,12 +53,15 @@ from quantsaas.model import (
     Side,
     Stamped,
     Trade,
-    now_ns,
 )
 
 log = logging.getLogger(__name__)
 
 CANDLES, OFI, VPIN, GREEKS = "candles", "ofi", "vpin", "greeks"
+INPUTS = (TRADES, BOOK, OPTIONS)
+"""The channels the service consumes."""
+Publish = Callable[[Topic, Stamped], object]
+InitialState = Callable[[Instrument], Stamped | None]
 NS = 1_000_000_000
 VPIN_CALIBRATION_TRADES = 100
 HISTORY = 1000
@@ -64,35 +77,6 @@ class AnalyticsConfig:
     """Raw size units per symbol (`BTC/USD`); others are calibrated from their first trades."""
     vwap_windows_s: tuple[int, ...] = (60, 300, 3600)
     publish_s: float = 0.5
-
-
-@dataclass(frozen=True, slots=True)
-class OfiUpdate:
-    instrument: Instrument
-    bucket: OfiBucket
-    ts_event: int
-    ts_recv: int
-
-
-@dataclass(frozen=True, slots=True)
-class VpinUpdate:
-    instrument: Instrument
-    bucket: VpinBucket
-    bucket_volume: int
-    window: int
-    ts_event: int
-    ts_recv: int
-
-
-@dataclass(frozen=True, slots=True)
-class OptionGreeks:
-    """Our greeks of one option ticker (`ours`), computed from its mark IV, beside the venue's."""
-
-    instrument: Instrument
-    ticker: OptionTicker
-    ours: VenueGreeks
-    ts_event: int
-    ts_recv: int
 
 
 class InstrumentAnalytics:
@@ -118,26 +102,52 @@ class InstrumentAnalytics:
 
 
 class AnalyticsService:
-    def __init__(self, engine: Engine, config: AnalyticsConfig | None = None) -> None:
-        self.engine = engine
+    """Analytics of `instruments`; reads the engine's books (exact at delivery, see bus.py)."""
+
+    def __init__(
+        self,
+        instruments: Mapping[tuple[str, str], Instrument],
+        books: Mapping[tuple[str, str], L2Book],
+        publish: Publish,
+        config: AnalyticsConfig | None = None,
+        clock: Clock | None = None,
+        event_time: bool = False,
+    ) -> None:
         self.config = config or AnalyticsConfig()
+        self.books = books
+        self.publish = publish
+        self.clock = clock or WallClock()
+        self.event_time = event_time
+        self._tick_ns = max(1, round(self.config.publish_s * NS))
+        self._next_tick: int | None = None
         self.instruments: dict[tuple[str, str], InstrumentAnalytics] = {
             key: InstrumentAnalytics(instrument, self.config)
-            for key, instrument in engine.instruments.items()
+            for key, instrument in instruments.items()
         }
         self.options: dict[tuple[str, str], dict[str, OptionGreeks]] = {}
         """(venue, underlying) -> option name -> latest ticker with our greeks."""
         self.errors = 0
 
-    def install(self) -> None:
-        engine = self.engine
-        engine.register_channel(CANDLES, self._open_candle)
-        engine.register_channel(OFI, self._last_ofi)
-        engine.register_channel(VPIN, self._last_vpin)
-        engine.register_channel(GREEKS)
-        engine.register_channel(OPTIONS)
-        engine.listeners.append(self.on_event)
-        engine.add_background(self.run_clock)
+    def channels(self) -> dict[str, InitialState | None]:
+        """The stream channels this service serves, with each one's initial state."""
+        return {
+            CANDLES: self._open_candle,
+            OFI: self._last_ofi,
+            VPIN: self._last_vpin,
+            GREEKS: None,
+            OPTIONS: None,
+        }
+
+    def on_envelope(self, envelope: Envelope) -> None:
+        if self.event_time:
+            now = self.clock.now_ns()
+            due = self._next_tick
+            if due is None:
+                self._next_tick = now + self._tick_ns
+            elif now >= due:
+                self.tick(due)
+                self._next_tick = due + self._tick_ns * max(1, (now - due) // self._tick_ns)
+        self.on_event(envelope.event)  # type: ignore[arg-type]
 
     def on_event(self, event: MarketEvent) -> None:
         try:
@@ -152,7 +162,7 @@ class AnalyticsService:
             log.exception("analytics update failed on %s", type(event).__name__)
 
     def _publish(self, channel: str, instrument: Instrument, event: Stamped) -> None:
-        self.engine.bus.publish((channel, *instrument.key), event)
+        self.publish((channel, *instrument.key), event)
 
     def _on_trade(self, trade: Trade) -> None:
         state = self.instruments.get(trade.instrument.key)
@@ -201,7 +211,7 @@ class AnalyticsService:
             return
         if isinstance(event, BookSnapshot):
             state.ofi.reset()
-        book = self.engine.books[event.instrument.key]
+        book = self.books[event.instrument.key]
         levels = state.ofi.levels
         book_state = BookState.from_levels(book.bids(levels), book.asks(levels), levels)
         closed = state.ofi.on_state(book_state, event.ts_event)
@@ -232,7 +242,7 @@ class AnalyticsService:
         venue = ticker.instrument.venue
         chain = self.options.setdefault((venue, option.underlying), {})
         chain[ticker.instrument.symbol] = greeks
-        self.engine.bus.publish((GREEKS, venue, option.underlying), greeks)
+        self.publish((GREEKS, venue, option.underlying), greeks)
 
     def tick(self, now: int) -> None:
         """Publish changed open candles; close candles and OFI buckets whose time is over."""
@@ -262,10 +272,11 @@ class AnalyticsService:
                 del chain[name]
 
     async def run_clock(self) -> None:
+        """Background job (live): tick every `publish_s` of wall time."""
         while True:
             await asyncio.sleep(self.config.publish_s)
             try:
-                self.tick(now_ns())
+                self.tick(self.clock.now_ns())
             except Exception:
                 self.errors += 1
                 log.exception("analytics clock failed")
@@ -284,10 +295,3 @@ class AnalyticsService:
     def _last_vpin(self, instrument: Instrument) -> Stamped | None:
         state = self.instruments.get(instrument.key)
         return state.vpin_buckets[-1] if state and state.vpin_buckets else None
-
-
-def install_analytics(engine: Engine, config: AnalyticsConfig | None = None) -> AnalyticsService:
-    """Create the service for `engine` and hook it in (channels, listener, clock)."""
-    service = AnalyticsService(engine, config)
-    service.install()
-    return service

@@ -1,6 +1,6 @@
 """REST routes of the analytics: candles, VWAP, OFI, VPIN per instrument; option chain and smile.
 
-Live state comes from the engine's `AnalyticsService` (`app.state.analytics`). Candles are kept
+Live state comes from the `AnalyticsService` bus consumer (`app.state.analytics`). Candles are kept
 in memory (the last 1000 closed per interval, plus the open one); `source=trades` recomputes
 them from the recent stored trades instead, with the same code path as history will use.
 Ranges (`start`, `end`, ms) filter what is held; a persistent history arrives with its issue.
@@ -15,19 +15,25 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 
 from quantsaas.analytics.candles import INTERVALS, candles_from_trades
-from quantsaas.analytics.live import AnalyticsService, InstrumentAnalytics, OptionGreeks
+from quantsaas.analytics.events import OptionGreeks
+from quantsaas.analytics.live import AnalyticsService, InstrumentAnalytics
 from quantsaas.analytics.smile import smile_summary
-from quantsaas.api.analytics_wire import (
+from quantsaas.api.problems import PROBLEM_RESPONSES, Problem
+from quantsaas.errors import quote
+from quantsaas.market import InstrumentState
+from quantsaas.model import Instrument, now_ns, symbol_from_text
+from quantsaas.readmodel import resolve
+from quantsaas.runtime import Runtime
+from quantsaas.wire import (
+    JSON,
     candle_data,
     decimal_text,
+    iso_from_ns,
     number,
     ofi_data,
     option_greeks_data,
     vpin_data,
 )
-from quantsaas.api.problems import PROBLEM_RESPONSES, Problem
-from quantsaas.api.wire import JSON, iso_from_ns
-from quantsaas.model import Instrument, now_ns, symbol_from_text
 
 router = APIRouter(tags=["analytics"], responses=PROBLEM_RESPONSES)
 
@@ -44,9 +50,18 @@ def _service(request: Request) -> AnalyticsService:
 def _target(request: Request, venue: str, symbol: str) -> tuple[Instrument, InstrumentAnalytics]:
     service = _service(request)
     if "-" not in symbol and "/" not in symbol:
-        raise Problem(404, "unknown-instrument", f"no symbol {symbol!r}: symbols look like BTC-USD")
-    instrument = service.engine.instrument(venue, symbol_from_text(symbol))
+        raise Problem(
+            404, "unknown-instrument", f"no symbol {quote(symbol)}: symbols look like BTC-USD"
+        )
+    runtime: Runtime = request.app.state.runtime
+    instrument = resolve(runtime.read_model.instruments(), symbol_from_text(symbol), venue)[0]
     return instrument, service.state(instrument)
+
+
+def _market(request: Request, instrument: Instrument) -> InstrumentState:
+    runtime: Runtime = request.app.state.runtime
+    state = runtime.read_model.state(instrument.key)
+    return state if state is not None else InstrumentState(instrument)
 
 
 def _head(instrument: Instrument) -> JSON:
@@ -71,7 +86,7 @@ def candles(
     if interval not in INTERVALS:
         raise Problem(400, "bad-request", f"unknown interval {interval!r}; use {list(INTERVALS)}")
     if source == "trades":
-        trades = list(_service(request).engine.state(instrument).trades)
+        trades = list(_market(request, instrument).trades)
         held = candles_from_trades(trades, interval, until_ns=now_ns()) if trades else []
     else:
         held = list(state.closed[interval])

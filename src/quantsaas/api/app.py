@@ -1,4 +1,5 @@
-"""The FastAPI application: REST routes, the /ws stream, problem+json errors, engine lifecycle."""
+"""The FastAPI application around a runtime: REST routes, the /ws stream, problem+json errors;
+the lifespan runs the runtime (feeds, consumers' jobs, Redis link) for the app's lifetime."""
 
 from __future__ import annotations
 
@@ -13,13 +14,13 @@ from fastapi.openapi.utils import get_openapi
 from quantsaas import __version__
 from quantsaas.accounts.service import Accounts
 from quantsaas.accounts.tiers import load_tiers, load_weights
-from quantsaas.analytics.live import install_analytics
-from quantsaas.api import consolidated_routes, problems
+from quantsaas.api import problems
 from quantsaas.api.access import openapi_security
 from quantsaas.api.access_metrics import AccessCollector
 from quantsaas.api.accounts_routes import router as accounts_router
 from quantsaas.api.analytics_routes import router as analytics_router
 from quantsaas.api.auth import Guard, LimitHeadersMiddleware, guard_request
+from quantsaas.api.consolidated_routes import router as consolidated_router
 from quantsaas.api.history_routes import router as history_router
 from quantsaas.api.metrics import HttpMetricsMiddleware, Metrics
 from quantsaas.api.ops_routes import router as ops_router
@@ -29,8 +30,8 @@ from quantsaas.api.routes import market_summary, router
 from quantsaas.api.stream import StreamCounters, websocket_endpoint
 from quantsaas.api.web import DashboardMiddleware, dashboard_dist
 from quantsaas.config import Settings
-from quantsaas.engine import Engine
 from quantsaas.logs import RequestIdMiddleware
+from quantsaas.runtime import Runtime
 
 DESCRIPTION = """
 Real-time crypto market data: exact L2 order books, trades and tickers per venue.
@@ -63,13 +64,13 @@ async def open_guard(
 
 
 def create_app(
-    settings: Settings,
-    engine: Engine,
+    runtime: Runtime,
     accounts: Accounts | None = None,
     limiter: Limiter | None = None,
 ) -> FastAPI:
-    """Build the API around an engine; the engine's feeds run for the app's lifetime.
+    """Build the API around a runtime (runtime.py), which runs for the app's lifetime.
     Accounts and the limiter open from the settings unless given (tests share them)."""
+    settings = runtime.settings
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,7 +82,7 @@ def create_app(
             app.state.first_login = await guard.accounts.bootstrap_admin()
         app.state.guard = guard
         tasks = [
-            asyncio.create_task(engine.run(), name="engine"),
+            asyncio.create_task(runtime.run(), name="runtime"),
             asyncio.create_task(guard.accounts.watch_revocations(), name="revocations"),
             asyncio.create_task(app.state.delayed_market.run(), name="delayed-market"),
         ]
@@ -104,26 +105,33 @@ def create_app(
         lifespan=lifespan,
         dependencies=[Depends(guard_request)],
     )
-    app.state.engine = engine
+    app.state.runtime = runtime
+    app.state.engine = runtime.engine
+    app.state.analytics = runtime.analytics
+    app.state.consolidated = runtime.consolidated
+    app.state.recorder = runtime.recorder
+    app.state.bus_link = runtime.link
     app.state.settings = settings
     app.state.guard = None
     app.state.first_login = None
     app.state.delayed_market = DelayedMarket(
-        lambda: {key: market_summary(engine, i) for key, i in engine.instruments.items()},
+        lambda: {
+            key: market_summary(runtime.read_model, instrument)
+            for key, instrument in runtime.read_model.instruments().items()
+        },
         settings.public_market_data_delay_s,
     )
     problems.install(app)
     app.include_router(router)
-    app.state.analytics = install_analytics(engine)
     app.include_router(analytics_router)
-    consolidated_routes.install(app)
+    app.include_router(consolidated_router)
     app.include_router(history_router)
     app.include_router(ops_router)
     app.include_router(accounts_router)
     # a plain Starlette route: the app-wide HTTP dependency does not apply; /ws checks itself
     app.router.add_websocket_route("/ws", websocket_endpoint)
     app.state.stream_counters = StreamCounters()
-    app.state.metrics = Metrics(engine, app.state.stream_counters, app.state)
+    app.state.metrics = Metrics(runtime, app.state.stream_counters, app.state)
     app.state.metrics.registry.register(AccessCollector(app.state))
     dist = dashboard_dist(settings.web_dist)
     if dist is not None:

@@ -1,7 +1,7 @@
 """Consolidated markets over REST (`/api/v1/consolidated/...`) and their stream encoders.
 
-`install(app)` (one line in `create_app`) installs the consolidated service on the app's engine
-(channels `bbo`, `consolidated_book`, `tape` on the pseudo venue `consolidated`) and this router.
+The service is a bus consumer built by the composition root (runtime.py); these routes read it
+(`app.state.consolidated`, absent in the api role: 404 there).
 Prices and amounts are decimal strings at the market's scale; every level and both BBO sides
 name their venue.
 """
@@ -10,79 +10,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Query, Request
 
 from quantsaas.api.problems import PROBLEM_RESPONSES, Problem
-from quantsaas.api.wire import JSON, iso_from_ns, register_encoder
-from quantsaas.book.consolidated import (
-    Bbo,
-    ConsolidatedBook,
-    QuoteEquivalence,
-    TapeTrade,
-    VenueLevel,
-)
-from quantsaas.book.consolidated_live import (
-    ConsolidatedConfig,
-    ConsolidatedService,
-    MarketState,
-    install_consolidated,
-)
-from quantsaas.config import Settings
-from quantsaas.model import Instrument, symbol_from_text
+from quantsaas.book.consolidated_live import ConsolidatedService, MarketState
+from quantsaas.model import symbol_from_text
+from quantsaas.wire import JSON, bbo_data, consolidated_book_data, tape_data
 
 router = APIRouter(prefix="/api/v1/consolidated", tags=["consolidated"])
 
 
-def _level(inst: Instrument, level: VenueLevel | None) -> list[str] | None:
-    if level is None:
-        return None
-    return [inst.format_price(level.price), inst.format_size(level.size), level.venue]
-
-
-def bbo_data(bbo: Bbo) -> JSON:
-    inst = bbo.instrument
-    spread = bbo.spread
-    return {
-        "bid": _level(inst, bbo.bid),
-        "ask": _level(inst, bbo.ask),
-        "bid_venue": None if bbo.bid is None else bbo.bid.venue,
-        "ask_venue": None if bbo.ask is None else bbo.ask.venue,
-        "spread": None if spread is None else inst.format_price(spread),
-        "crossed": bbo.crossed,
-        "locked": bbo.locked,
-        "venues": list(bbo.venues),
-    }
-
-
-def book_data(book: ConsolidatedBook) -> JSON:
-    inst = book.instrument
-    return {
-        "bids": [_level(inst, level) for level in book.bids],
-        "asks": [_level(inst, level) for level in book.asks],
-        "venues": list(book.venues),
-    }
-
-
-def tape_data(tape: TapeTrade) -> JSON:
-    inst = tape.instrument
-    return {
-        "id": tape.trade.trade_id,
-        "venue": tape.venue,
-        "price": inst.format_price(tape.price),
-        "amount": inst.format_size(tape.size),
-        "side": tape.trade.side.value,
-        "timestamp": tape.ts_event // 1_000_000,
-        "datetime": iso_from_ns(tape.ts_event),
-    }
-
-
-register_encoder(Bbo, "bbo", bbo_data)
-register_encoder(ConsolidatedBook, "consolidated_book", book_data)
-register_encoder(TapeTrade, "tape", tape_data)
-
-
 def _service(request: Request) -> ConsolidatedService:
-    service: ConsolidatedService = request.app.state.consolidated
+    service: ConsolidatedService | None = request.app.state.consolidated
+    if service is None:
+        raise Problem(404, "unknown-instrument", "no consolidated markets in this process")
     return service
 
 
@@ -145,7 +86,7 @@ def bbo(request: Request, symbol: str) -> JSON:
 def book(request: Request, symbol: str, depth: Annotated[int, Query(ge=1, le=1000)] = 20) -> JSON:
     state = _state(request, symbol)
     merged = state.market.book(depth)
-    return {**_envelope(state, merged.ts_event, merged.ts_recv), **book_data(merged)}
+    return {**_envelope(state, merged.ts_event, merged.ts_recv), **consolidated_book_data(merged)}
 
 
 @router.get(
@@ -155,15 +96,3 @@ def tape(request: Request, symbol: str, limit: Annotated[int, Query(ge=1, le=100
     state = _state(request, symbol)
     recent = list(state.tape)[-limit:]
     return {"symbol": state.market.pair, "data": [tape_data(t) for t in recent]}
-
-
-def install(app: FastAPI) -> ConsolidatedService:
-    """Install the consolidated service on `app.state.engine` and mount the routes."""
-    settings: Settings = app.state.settings
-    config = ConsolidatedConfig(
-        QuoteEquivalence.of(settings.consolidated_quote_equivalence), settings.consolidated_depth
-    )
-    service = install_consolidated(app.state.engine, config)
-    app.state.consolidated = service
-    app.include_router(router)
-    return service

@@ -18,15 +18,14 @@ import pyarrow.parquet as pq
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from quantsaas.api.analytics_wire import candle_data
 from quantsaas.api.auth import request_tier
 from quantsaas.api.problems import PROBLEM_RESPONSES, Problem, check_at_most
-from quantsaas.api.wire import JSON, iso_from_ns, levels_json, trade_data
 from quantsaas.config import Settings
 from quantsaas.errors import ConfigError, StorageError
 from quantsaas.model import Instrument, now_ns
 from quantsaas.store.history import HistoryStore, parse_cursor, parse_interval, parse_time
 from quantsaas.store.layout import NS, with_instrument
+from quantsaas.wire import JSON, candle_data, iso_from_ns, levels_json, trade_data
 
 router = APIRouter(prefix="/api/v1/history", tags=["history"])
 

@@ -19,12 +19,12 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from quantsaas.api.stream import StreamCounters
-from quantsaas.bus_redis import RedisPublisher, RedisSubscriber
-from quantsaas.engine import Engine
 from quantsaas.feeds.base import FeedState
 from quantsaas.model import now_ns
+from quantsaas.runtime import Runtime
 
 if TYPE_CHECKING:
+    from quantsaas.bus_redis import RedisPublisher, RedisSubscriber
     from quantsaas.store.recorder import Recorder
 
 # counters and histograms would otherwise add a `_created` series each (doubling the count)
@@ -47,8 +47,8 @@ def _gauge(name: str, doc: str, labels: Iterable[str] = ()) -> GaugeMetricFamily
 class ServiceCollector(Collector):
     """Feeds, books, bus, stream and recorder, computed from their state at scrape time."""
 
-    def __init__(self, engine: Engine, stream: StreamCounters, app_state: Any) -> None:
-        self.engine = engine
+    def __init__(self, runtime: Runtime, stream: StreamCounters, app_state: Any) -> None:
+        self.runtime = runtime
         self.stream = stream
         self.app_state = app_state
 
@@ -56,11 +56,12 @@ class ServiceCollector(Collector):
         yield from self._feeds()
         yield from self._books()
         yield from self._bus()
+        yield from self._consumers()
         yield from self._stream()
-        recorder: Recorder | None = getattr(self.app_state, "recorder", None)
+        recorder: Recorder | None = self.runtime.recorder
         if recorder is not None:
             yield from self._recorder(recorder)
-        link: RedisPublisher | RedisSubscriber | None = getattr(self.app_state, "bus_link", None)
+        link: RedisPublisher | RedisSubscriber | None = self.runtime.link
         if link is not None:
             yield from self._redis(link)
 
@@ -75,7 +76,7 @@ class ServiceCollector(Collector):
         malformed = _counter("feed_malformed_messages", "Frames that could not be parsed", venue)
         live = _gauge("feed_live", "1 when the feed state is live", venue)
         age = _gauge("feed_last_message_age_seconds", "Time since the last message", venue)
-        for feed in self.engine.feeds:
+        for feed in self.runtime.feeds:
             stats, labels = feed.stats, [feed.venue]
             messages.add_metric(labels, stats.messages)
             size.add_metric(labels, stats.bytes)
@@ -88,7 +89,9 @@ class ServiceCollector(Collector):
             if seconds is not None:
                 age.add_metric(labels, seconds)
         yield from (messages, size, gaps, resyncs, reconnects, malformed, live, age)
-        engine = self.engine
+        engine = self.runtime.engine
+        if engine is None:
+            return
         requested = _counter("engine_resyncs_requested", "Books rejected by the engine")
         requested.add_metric([], engine.resyncs_requested)
         rejected = _counter("engine_rejected_deltas", "Deltas dropped while a book was not ready")
@@ -100,14 +103,18 @@ class ServiceCollector(Collector):
         labels = ["venue", "symbol"]
         age = _gauge("book_age_seconds", "Time since the book last changed (receive time)", labels)
         valid = _gauge("book_valid", "1 while the book is synchronised and served", labels)
-        for (venue, symbol), book in self.engine.books.items():
+        read_model = self.runtime.read_model
+        for venue, symbol in read_model.instruments():
+            book = read_model.book((venue, symbol))
+            if book is None:
+                continue
             valid.add_metric([venue, symbol], 1 if book.valid else 0)
             if book.ts_recv:
                 age.add_metric([venue, symbol], max(0.0, (at_ns - book.ts_recv) / 1e9))
         yield from (age, valid)
 
     def _bus(self) -> Iterator[Metric]:
-        bus = self.engine.bus
+        bus = self.runtime.bus
         published = _counter("bus_published_messages", "Messages published on the bus")
         published.add_metric([], bus.published)
         dropped = _counter("bus_dropped_messages", "Messages dropped for slow subscribers")
@@ -120,6 +127,19 @@ class ServiceCollector(Collector):
         deepest = _gauge("bus_queue_depth_max", "Longest subscriber queue")
         deepest.add_metric([], max(depths, default=0))
         yield from (published, dropped, subscribers, queued, deepest)
+
+    def _consumers(self) -> Iterator[Metric]:
+        labels = ["consumer"]
+        delivered = _counter(
+            "consumer_delivered_messages", "Messages handed to a bus consumer", labels
+        )
+        errors = _counter("consumer_errors", "Messages a bus consumer failed on", labels)
+        busy = _counter("consumer_busy_seconds", "Time spent in a bus consumer", labels)
+        for consumer in self.runtime.bus.consumers:
+            delivered.add_metric([consumer.name], consumer.delivered)
+            errors.add_metric([consumer.name], consumer.errors)
+            busy.add_metric([consumer.name], consumer.busy_ns / 1e9)
+        yield from (delivered, errors, busy)
 
     def _stream(self) -> Iterator[Metric]:
         stream = self.stream
@@ -183,9 +203,9 @@ class ServiceCollector(Collector):
 class Metrics:
     """The app's own registry: several apps in one process never share series."""
 
-    def __init__(self, engine: Engine, stream: StreamCounters, app_state: Any) -> None:
+    def __init__(self, runtime: Runtime, stream: StreamCounters, app_state: Any) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(ServiceCollector(engine, stream, app_state))
+        self.registry.register(ServiceCollector(runtime, stream, app_state))
         self.http_latency = Histogram(
             f"{PREFIX}_http_request_duration_seconds",
             "HTTP request latency by route template",

@@ -8,8 +8,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from quantsaas.api.metrics import Metrics
 from quantsaas.api.routes import feed_is_live
-from quantsaas.engine import Engine
 from quantsaas.model import now_ns
+from quantsaas.runtime import Runtime
 
 router = APIRouter(tags=["operations"])
 
@@ -31,12 +31,12 @@ async def livez() -> dict[str, str]:
     responses={503: {"description": "Not ready"}},
 )
 async def readyz(request: Request) -> JSONResponse:
-    engine: Engine = request.app.state.engine
+    runtime: Runtime = request.app.state.runtime
     at_ns = now_ns()
-    live = [feed.venue for feed in engine.feeds if feed_is_live(feed, at_ns)]
+    live = [feed.venue for feed in runtime.feeds if feed_is_live(feed, at_ns)]
     checks: dict[str, bool] = {}
-    link = getattr(request.app.state, "bus_link", None)
-    if engine.feeds or link is None:
+    link = runtime.link
+    if runtime.feeds or link is None:
         checks["feed_live"] = bool(live)
     if link is not None:
         checks.update(link.ready_checks())  # Redis reachable (and, api role, data arriving)
@@ -45,6 +45,8 @@ async def readyz(request: Request) -> JSONResponse:
     recorder = getattr(request.app.state, "recorder", None)
     if recorder is not None:
         checks["recorder_ok"] = recorder.status.last_error is None
+    for consumer in runtime.bus.consumers:  # failed within the last few seconds: not ready
+        checks[f"consumer_{consumer.name}_ok"] = not consumer.failing(at_ns)
     ready = all(checks.values())
     body = {"status": "ready" if ready else "not ready", "checks": checks, "live_feeds": live}
     return JSONResponse(body, status_code=200 if ready else 503)

@@ -6,8 +6,8 @@ import asyncio
 from collections import deque
 from collections.abc import Callable, Mapping
 
-from quantsaas.api.wire import JSON
 from quantsaas.model import now_ns
+from quantsaas.wire import JSON
 
 SAMPLE_EVERY_S = 1.0
 

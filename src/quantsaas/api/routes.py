@@ -13,20 +13,25 @@ from quantsaas.api.access import tier_denial
 from quantsaas.api.auth import request_tier
 from quantsaas.api.problems import PROBLEM_RESPONSES, Problem, check_at_most
 from quantsaas.api.public_market import DelayedMarket
-from quantsaas.api.wire import JSON, instrument_json, iso_from_ns, levels_json, trade_data
+from quantsaas.book import L2Book
+from quantsaas.channels import BOOK
 from quantsaas.config import Settings
-from quantsaas.engine import Engine
+from quantsaas.errors import quote
 from quantsaas.feeds.base import Feed, FeedState
+from quantsaas.market import InstrumentState
 from quantsaas.model import Instrument, now_ns, symbol_from_text
+from quantsaas.readmodel import ReadModel, resolve
+from quantsaas.runtime import Runtime
+from quantsaas.wire import JSON, instrument_json, iso_from_ns, levels_json, trade_data
 
 STALE_AFTER_S = 10.0
 
 router = APIRouter()
 
 
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
 def _settings(request: Request) -> Settings:
@@ -36,13 +41,14 @@ def _settings(request: Request) -> Settings:
 
 @router.get("/", tags=["service"], summary="Service information")
 async def service_info(request: Request) -> JSON:
-    engine = _engine(request)
+    runtime = _runtime(request)
+    instruments = runtime.read_model.instruments()
     return {
         "service": "quant-saas",
         "version": __version__,
-        "venues": sorted({feed.venue for feed in engine.feeds}),
-        "symbols": sorted({symbol for _, symbol in engine.instruments}),
-        "channels": sorted(engine.channels),
+        "venues": sorted({feed.venue for feed in runtime.feeds}),
+        "symbols": sorted({symbol for _, symbol in instruments}),
+        "channels": sorted(runtime.read_model.channels()),
         "links": {
             "health": "/health",
             "market_data": "/api/market_data",
@@ -92,18 +98,21 @@ def _feed_health(feed: Feed, at_ns: int) -> JSON:
     responses={503: {"description": "No feed is live"}},
 )
 async def health(request: Request) -> JSONResponse:
-    engine = _engine(request)
+    runtime = _runtime(request)
+    engine, bus = runtime.engine, runtime.bus
     at_ns = now_ns()
-    feeds = [_feed_health(feed, at_ns) for feed in engine.feeds]
+    feeds = [_feed_health(feed, at_ns) for feed in runtime.feeds]
     live = sum(1 for feed in feeds if feed["live"])
     status = "ok" if live == len(feeds) else "degraded" if live else "down"
-    books_valid = sum(1 for book in engine.books.values() if book.valid)
+    read_model = runtime.read_model
+    books = [b for key in read_model.instruments() if (b := read_model.book(key)) is not None]
     body = {
         "status": status,
         "feeds": feeds,
-        "books": {"total": len(engine.books), "valid": books_valid},
-        "resyncs_requested": engine.resyncs_requested,
-        "bus": {"published": engine.bus.published, "subscribers": engine.bus.subscriber_count()},
+        "books": {"total": len(books), "valid": sum(1 for book in books if book.valid)},
+        "resyncs_requested": 0 if engine is None else engine.resyncs_requested,
+        "bus": {"published": bus.published, "subscribers": bus.subscriber_count()},
+        "consumers": {c.name: c.health(at_ns) for c in bus.consumers},
         "server_time": at_ns,
     }
     recorder = getattr(request.app.state, "recorder", None)
@@ -118,9 +127,9 @@ def _decimal_text(value: Decimal) -> str:
     )
 
 
-def market_summary(engine: Engine, instrument: Instrument) -> JSON:
-    book = engine.books[instrument.key]
-    state = engine.state(instrument)
+def market_summary(read_model: ReadModel, instrument: Instrument) -> JSON:
+    book = read_model.book(instrument.key) or L2Book(instrument)
+    state = read_model.state(instrument.key) or InstrumentState(instrument)
     price, size = instrument.format_price, instrument.format_size
     best_bid = book.best_bid() if book.valid else None
     best_ask = book.best_ask() if book.valid else None
@@ -173,18 +182,19 @@ async def market_data(
     ] = None,
     venue: Annotated[str | None, Query(max_length=64)] = None,
 ) -> JSON:
-    engine = _engine(request)
+    read_model = _runtime(request).read_model
+    known = read_model.instruments()
     if symbols:
         wanted = [part for part in symbols.split(",") if part.strip()]
-        instruments = [found for text in wanted for found in engine.resolve(text, venue)]
+        instruments = [found for text in wanted for found in resolve(known, text, venue)]
     else:
         instruments = [
             instrument
-            for instrument in engine.instruments.values()
+            for instrument in known.values()
             if venue is None or instrument.venue == venue
         ]
         if venue is not None and not instruments:
-            raise Problem(404, "unknown-instrument", f"unknown venue {venue!r}")
+            raise Problem(404, "unknown-instrument", f"unknown venue {quote(venue)}")
     tier = request_tier(request)
     if tier is None:  # anonymous: the public, delayed view
         delayed: DelayedMarket = request.app.state.delayed_market
@@ -196,7 +206,7 @@ async def market_data(
     return {
         "delay_s": 0,
         "data": [
-            market_summary(engine, instrument)
+            market_summary(read_model, instrument)
             for instrument in instruments
             if tier_denial(tier, None, instrument.venue, [instrument.symbol]) is None
         ],
@@ -205,14 +215,24 @@ async def market_data(
 
 @router.get("/api/v1/instruments", tags=["market data"], summary="Every instrument served")
 async def instruments(request: Request) -> JSON:
-    engine = _engine(request)
-    return {"data": [instrument_json(instrument) for instrument in engine.instruments.values()]}
+    known = _runtime(request).read_model.instruments()
+    return {"data": [instrument_json(instrument) for instrument in known.values()]}
 
 
-def _path_instrument(engine: Engine, venue: str, symbol: str) -> Instrument:
+def _path_instrument(read_model: ReadModel, venue: str, symbol: str) -> Instrument:
     if "-" not in symbol and "/" not in symbol:
-        raise Problem(404, "unknown-instrument", f"no symbol {symbol!r}: symbols look like BTC-USD")
-    return engine.instrument(venue, symbol_from_text(symbol))
+        raise Problem(
+            404, "unknown-instrument", f"no symbol {quote(symbol)}: symbols look like BTC-USD"
+        )
+    return resolve(read_model.instruments(), symbol_from_text(symbol), venue)[0]
+
+
+def _served(found: L2Book | InstrumentState | None) -> L2Book | InstrumentState:
+    if found is None:
+        raise Problem(
+            503, "not-served-here", "this API process serves the stream only (role api): use /ws"
+        )
+    return found
 
 
 @router.get(
@@ -227,17 +247,18 @@ async def book(
     symbol: str,
     depth: Annotated[int, Query(ge=1, description="Levels per side")] = 50,
 ) -> JSON:
-    engine = _engine(request)
+    runtime = _runtime(request)
     check_at_most("depth", depth, _settings(request).max_book_depth)
-    instrument = _path_instrument(engine, venue, symbol)
-    l2 = engine.books[instrument.key]
+    instrument = _path_instrument(runtime.read_model, venue, symbol)
+    l2 = _served(runtime.read_model.book(instrument.key))
+    assert isinstance(l2, L2Book)
     snapshot = l2.to_snapshot(depth)
     mid = l2.mid()
     spread = l2.spread()
     return {
         "venue": instrument.venue,
         "symbol": instrument.symbol,
-        "seq": engine.bus.last_seq(engine.book_topic(instrument)),
+        "seq": runtime.bus.last_seq((BOOK, *instrument.key)),
         "nonce": snapshot.sequence,
         "version": l2.version,
         "timestamp": snapshot.ts_event // 1_000_000,
@@ -263,9 +284,11 @@ async def trades(
     symbol: str,
     limit: Annotated[int, Query(ge=1)] = 100,
 ) -> JSON:
-    engine = _engine(request)
+    read_model = _runtime(request).read_model
     check_at_most("limit", limit, _settings(request).max_trades_limit)
-    instrument = _path_instrument(engine, venue, symbol)
-    recent = list(engine.state(instrument).trades)[-limit:]
+    instrument = _path_instrument(read_model, venue, symbol)
+    state = _served(read_model.state(instrument.key))
+    assert isinstance(state, InstrumentState)
+    recent = list(state.trades)[-limit:]
     data: list[dict[str, Any]] = [trade_data(trade) for trade in recent]
     return {"venue": instrument.venue, "symbol": instrument.symbol, "data": data}

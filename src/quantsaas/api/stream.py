@@ -42,12 +42,12 @@ from quantsaas.accounts.tiers import Tier
 from quantsaas.api.access import tier_denial
 from quantsaas.api.auth import admit_websocket, authenticate_websocket, client_ip
 from quantsaas.api.problems import Problem
-from quantsaas.api.wire import JSON, encode, encode_envelope, event_message, gap_message
-from quantsaas.bus import SLOW_CONSUMER, BusLimits, Envelope, Gap, Subscription, Topic
+from quantsaas.bus import SLOW_CONSUMER, Bus, BusLimits, Envelope, Gap, Subscription, Topic
 from quantsaas.config import Settings
-from quantsaas.engine import WAITING, Engine
 from quantsaas.errors import SubscriptionClosed, UnknownInstrument
 from quantsaas.model import now_ns
+from quantsaas.readmodel import ReadModel, resolve
+from quantsaas.wire import JSON, encode, gap_message
 
 CLOSE_POLICY = 1008
 CLOSE_INTERNAL_ERROR = 1011
@@ -94,19 +94,25 @@ class StreamCounters:
 
 
 class StreamSession:
-    """One client connection: parses requests, owns a bus subscription, sends in order."""
+    """One client connection: parses requests, owns a bus subscription, sends in order.
+
+    It sees the process only through the bus (its subscription) and the read model (the
+    instruments, the channels and each topic's initial state).
+    """
 
     def __init__(
         self,
         websocket: WebSocket,
-        engine: Engine,
+        bus: Bus,
+        read_model: ReadModel,
         settings: Settings,
         counters: StreamCounters | None = None,
         principal: Principal | None = None,
         tier: Tier | None = None,
     ) -> None:
         self.websocket = websocket
-        self.engine = engine
+        self.bus = bus
+        self.read_model = read_model
         self.settings = settings
         self.counters = counters or StreamCounters()
         self.principal = principal or Principal(None, None, "", False, None)
@@ -124,8 +130,9 @@ class StreamSession:
             max_lag_s=settings.ws_max_lag_s,
             max_drops=settings.ws_queue_size * 16,
         )
-        self.subscription: Subscription = engine.bus.subscribe(limits=limits)
+        self.subscription: Subscription = bus.subscribe(limits=limits)
         self._snapshot_seq: dict[Topic, int] = {}
+        self._pending: set[Topic] = set()
         self._bad_messages = 0
         self._window_start = time.monotonic()
         self._window_count = 0
@@ -145,9 +152,9 @@ class StreamSession:
             {
                 "type": "info",
                 "server_time": now_ns(),
-                "channels": sorted(self.engine.channels),
-                "symbols": sorted({symbol for _, symbol in self.engine.instruments}),
-                "venues": sorted({venue for venue, _ in self.engine.instruments}),
+                "channels": sorted(self.read_model.channels()),
+                "symbols": sorted({symbol for _, symbol in self.read_model.instruments()}),
+                "venues": sorted({venue for venue, _ in self.read_model.instruments()}),
             }
         )
         receiver = asyncio.create_task(self._receive_loop(), name="ws-receiver")
@@ -276,13 +283,14 @@ class StreamSession:
             self.subscription.remove(topics)
             for topic in topics:
                 self._snapshot_seq.pop(topic, None)
+                self._pending.discard(topic)
             self.reply({"type": "unsubscribed", "streams": [list(t) for t in topics], **reply_id})
         else:
             raise RequestError("unknown_op", f"unknown op {op!r}; use subscribe, unsubscribe, ping")
 
     def _topics(self, request: JSON) -> list[Topic]:
         channels = _string_list(request, "channels")
-        known = self.engine.channels
+        known = self.read_model.channels()
         unknown = [channel for channel in channels if channel not in known]
         if unknown:
             raise RequestError(
@@ -294,7 +302,8 @@ class StreamSession:
         for symbol in symbols:
             for venue in venues:
                 try:
-                    keys.extend(i.key for i in self.engine.resolve(symbol, venue))
+                    found = resolve(self.read_model.instruments(), symbol, venue)
+                    keys.extend(instrument.key for instrument in found)
                 except UnknownInstrument as exc:
                     raise RequestError("unknown_symbol", str(exc)) from None
         return [(channel, *key) for channel in channels for key in dict.fromkeys(keys)]
@@ -324,25 +333,19 @@ class StreamSession:
             self._queue_initial_state(topic)
 
     def _queue_initial_state(self, topic: Topic) -> None:
-        """Queue the channel's current state (a book snapshot) at the stream's current seq;
-        published messages up to that seq are then skipped for this client."""
-        relayed = self.engine.relayed_state
-        found = None if relayed is None else relayed(topic)
-        if found is not None:
-            self._snapshot_seq[topic], messages = found
-            for message in messages:
-                self.subscription.put_local(message)
-            return
-        channel, venue, symbol = topic
-        initial = self.engine.channels.get(channel)
+        """Queue the topic's current state (a book snapshot) at the stream's current seq;
+        published messages up to that seq are then skipped for this client. A state still
+        pending (a relayed book before its first snapshot) holds the topic's messages back."""
+        initial = self.read_model.initial(topic)
         if initial is None:
-            return
-        state = initial(self.engine.instruments[(venue, symbol)])
-        if state is None:
             return  # nothing yet: the first published message will start the stream
-        seq = self.engine.bus.last_seq(topic)
-        self._snapshot_seq[topic] = seq
-        self.subscription.put_local(encode(event_message(channel, seq, state)))
+        if initial.pending:
+            self._pending.add(topic)
+            return
+        self._pending.discard(topic)
+        self._snapshot_seq[topic] = initial.seq
+        for message in initial.messages:
+            self.subscription.put_local(message)
 
     async def _send_loop(self) -> None:
         subscription = self.subscription
@@ -370,17 +373,18 @@ class StreamSession:
             if self.book_interval_ns and topic[0] == "book":
                 self._sample_book(topic)
                 return None
-            floor = self._snapshot_seq.get(topic)
-            if floor == WAITING:  # relayed book without a snapshot yet: look again
+            if topic in self._pending:  # no initial state yet: look again
                 self._queue_initial_state(topic)
-                floor = self._snapshot_seq.get(topic)
-            if floor is not None and (floor == WAITING or item.seq <= floor):
+                if topic in self._pending:
+                    return None
+            floor = self._snapshot_seq.get(topic)
+            if floor is not None and item.seq <= floor:
                 return None
-            return encode_envelope(item)
+            return item.text()
         if isinstance(item, Gap):
             if item.topic in self.subscription.topics:
                 self._queue_initial_state(item.topic)
-            return encode(gap_message(item))
+            return encode(gap_message(item.topic, item.missed))
         return item
 
     def _sample_book(self, topic: Topic) -> None:
@@ -425,8 +429,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await refuse(websocket, problem)
         return
     tier = guard.tier_of(principal)
+    runtime = app.state.runtime
     session = StreamSession(
-        websocket, app.state.engine, app.state.settings, counters, principal, tier
+        websocket, runtime.bus, runtime.read_model, app.state.settings, counters, principal, tier
     )
     try:
         owner = await admit_websocket(guard, principal, ip, session)

@@ -1,9 +1,10 @@
 """The consolidated markets on a running engine: channels `bbo`, `consolidated_book`, `tape`.
 
-Installed on an engine (`install_consolidated`): each consolidated market gets an instrument on
-the pseudo venue `consolidated` (so `/ws` subscriptions resolve `BTC/USD` there), and an engine
-listener that, for every accepted book event of a member venue, recomputes the BBO (O(venues))
-and publishes it when it changed, and puts each trade on the tape at once. The merged book is
+A bus consumer declared at the composition root (runtime.py): each consolidated market gets an
+instrument on the pseudo venue `consolidated` (the root adds them and their merged `L2Book`s to
+the read model, so `/ws` subscriptions and the per-venue REST routes resolve `BTC/USD` there);
+for every book envelope of a member venue it recomputes the BBO (O(venues)) and publishes it when
+it changed, and puts each trade on the tape at once. The merged book is
 published at most every `publish_s` while it changes. A background job also republishes when a
 venue's book becomes invalid or valid again without an event (a venue going down removes its
 levels at once). Nothing here may break the feed: a failing update is logged and skipped.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from quantsaas.book.consolidated import (
@@ -27,7 +29,8 @@ from quantsaas.book.consolidated import (
     build_markets,
 )
 from quantsaas.book.l2 import L2Book
-from quantsaas.engine import BOOK, Engine
+from quantsaas.bus import Envelope, Topic
+from quantsaas.channels import BOOK, TRADES
 from quantsaas.errors import BookError
 from quantsaas.model import (
     BookDelta,
@@ -42,6 +45,10 @@ from quantsaas.model import (
 log = logging.getLogger(__name__)
 
 BBO, CONSOLIDATED_BOOK, TAPE = "bbo", "consolidated_book", "tape"
+INPUTS = (TRADES, BOOK)
+"""The channels the service consumes."""
+Publish = Callable[[Topic, Stamped], object]
+InitialState = Callable[[Instrument], Stamped | None]
 TAPE_HISTORY = 1000
 
 
@@ -65,10 +72,12 @@ class MarketState:
 
 
 class ConsolidatedService:
-    def __init__(self, engine: Engine, config: ConsolidatedConfig) -> None:
-        self.engine = engine
+    def __init__(
+        self, books: Iterable[L2Book], publish: Publish, config: ConsolidatedConfig
+    ) -> None:
+        self.publish = publish
         self.config = config
-        markets = build_markets(engine.books.values(), config.equivalence)
+        markets = build_markets(books, config.equivalence)
         self.markets = {
             pair: MarketState(market)
             for pair, market in markets.items()
@@ -78,12 +87,12 @@ class ConsolidatedService:
         for state in self.markets.values():
             for member in state.market.members:
                 self._of[member.book.instrument.key] = state
-            inst = state.market.instrument
-            # the pseudo venue: resolvable on the stream and by the per-venue REST routes; its
-            # L2Book holds the merged levels (sizes summed per price), invalid while crossed
-            engine.instruments.setdefault(inst.key, inst)
-            engine.books.setdefault(inst.key, L2Book(inst))
-            engine.market.register(inst)
+        # the pseudo venue: resolvable on the stream and by the per-venue REST routes; its
+        # L2Book holds the merged levels (sizes summed per price), invalid while crossed
+        self.books: dict[tuple[str, str], L2Book] = {
+            state.market.instrument.key: L2Book(state.market.instrument)
+            for state in self.markets.values()
+        }
         self.failures = 0
         self.sequence = 0
 
@@ -91,6 +100,13 @@ class ConsolidatedService:
         if instrument.venue == CONSOLIDATED:
             return self.markets.get(instrument.symbol)
         return self._of.get(instrument.key)
+
+    def channels(self) -> dict[str, InitialState | None]:
+        """The stream channels this service serves, with each one's initial state."""
+        return {BBO: self.initial_bbo, CONSOLIDATED_BOOK: self.initial_book, TAPE: None}
+
+    def on_envelope(self, envelope: Envelope) -> None:
+        self.on_event(envelope.event)  # type: ignore[arg-type]
 
     def on_event(self, event: MarketEvent) -> None:
         state = self._of.get(event.instrument.key)
@@ -104,7 +120,7 @@ class ConsolidatedService:
                 tape = state.market.tape(event)
                 if tape is not None:
                     state.tape.append(tape)
-                    self.engine.bus.publish((TAPE, *tape.instrument.key), tape)
+                    self.publish((TAPE, *tape.instrument.key), tape)
         except Exception:  # never break the feed
             self.failures += 1
             log.exception("consolidated update failed")
@@ -118,7 +134,7 @@ class ConsolidatedService:
         state.bbo = bbo
         if bbo.crossed and not (previous is not None and previous.crossed):
             state.crossed_events += 1
-        self.engine.bus.publish((BBO, *bbo.instrument.key), bbo)
+        self.publish((BBO, *bbo.instrument.key), bbo)
 
     def book(self, state: MarketState, depth: int | None = None) -> ConsolidatedBook:
         return state.market.book(self.config.depth if depth is None else depth)
@@ -135,7 +151,7 @@ class ConsolidatedService:
                     if state.book_dirty:
                         state.book_dirty = False
                         book = self.book(state)
-                        self.engine.bus.publish((CONSOLIDATED_BOOK, *book.instrument.key), book)
+                        self.publish((CONSOLIDATED_BOOK, *book.instrument.key), book)
                         self._summed(state, book)
                 except Exception:
                     self.failures += 1
@@ -153,12 +169,12 @@ class ConsolidatedService:
             book.ts_event,
             book.ts_recv,
         )
-        l2 = self.engine.books[book.instrument.key]
+        l2 = self.books[book.instrument.key]
         try:
             l2.apply_snapshot(snapshot)
         except BookError:
             return
-        self.engine.bus.publish((BOOK, *book.instrument.key), snapshot)
+        self.publish((BOOK, *book.instrument.key), snapshot)
 
     def initial_bbo(self, instrument: Instrument) -> Stamped | None:
         state = self.markets.get(instrument.symbol) if instrument.venue == CONSOLIDATED else None
@@ -167,16 +183,6 @@ class ConsolidatedService:
     def initial_book(self, instrument: Instrument) -> Stamped | None:
         state = self.markets.get(instrument.symbol) if instrument.venue == CONSOLIDATED else None
         return None if state is None else self.book(state)
-
-
-def install_consolidated(engine: Engine, config: ConsolidatedConfig) -> ConsolidatedService:
-    service = ConsolidatedService(engine, config)
-    engine.listeners.append(service.on_event)
-    engine.register_channel(BBO, service.initial_bbo)
-    engine.register_channel(CONSOLIDATED_BOOK, service.initial_book)
-    engine.register_channel(TAPE)
-    engine.add_background(service.run)
-    return service
 
 
 def _summed(levels: tuple[VenueLevel, ...]) -> tuple[Level, ...]:

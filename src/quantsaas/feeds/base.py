@@ -2,7 +2,9 @@
 
 A feed turns a source (the simulator, a venue WebSocket, a recorded file) into model events and
 hands each one to a sink. The engine owns the books: when a book rejects an update it calls
-`request_resync`, and the feed must answer with a fresh `BookSnapshot` for that instrument.
+`request_resync`, and the feed must answer with a fresh `BookSnapshot` for that instrument. A
+feed that loses its connection or sequence tells the sink with a `BooksStale` item, so the last
+books are not served as current until fresh snapshots arrive.
 """
 
 from __future__ import annotations
@@ -15,9 +17,16 @@ from dataclasses import dataclass, field
 
 from quantsaas.model import Instrument, MarketEvent, now_ns
 
-EventSink = Callable[[MarketEvent], None]
-StaleHook = Callable[[Sequence[Instrument], str], None]
-"""Told which instruments' books went stale (connection lost, gap) and why."""
+
+@dataclass(frozen=True, slots=True)
+class BooksStale:
+    """These instruments' books went stale (connection lost, gap), and why."""
+
+    instruments: tuple[Instrument, ...]
+    reason: str
+
+
+EventSink = Callable[[MarketEvent | BooksStale], None]
 
 RATE_WINDOW_NS = 10_000_000_000
 
@@ -87,13 +96,12 @@ class Feed(abc.ABC):
     def __init__(self, instruments: Sequence[Instrument]) -> None:
         self.instruments = tuple(instruments)
         self.stats = FeedStats()
-        self.on_books_stale: StaleHook | None = None
-        """Set by the owner of the books: a venue feed calls it when a connection drops or a
-        gap is found, so the last books are not served as current until fresh snapshots."""
+        self.sink: EventSink | None = None
+        """Where `run` sends events (set by `run`), so protocol code can report stale books."""
 
     def books_stale(self, instruments: Sequence[Instrument], reason: str) -> None:
-        if self.on_books_stale is not None:
-            self.on_books_stale(instruments, reason)
+        if self.sink is not None:
+            self.sink(BooksStale(tuple(instruments), reason))
 
     @abc.abstractmethod
     async def run(self, sink: EventSink) -> None:

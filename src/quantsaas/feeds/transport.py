@@ -125,6 +125,7 @@ class WsFeed(Feed, abc.ABC):
     # -- transport -------------------------------------------------------------------------
 
     async def run(self, sink: EventSink) -> None:
+        self.sink = sink
         attempt = 0
         try:
             while True:

@@ -10,7 +10,7 @@ import csv
 import logging
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +18,18 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from quantsaas.analytics.live import install_analytics
+from quantsaas import runtime
 from quantsaas.config import Settings
-from quantsaas.engine import Engine
 from quantsaas.errors import ConfigError
 from quantsaas.feeds.base import Feed
-from quantsaas.feeds.registry import FEED_FACTORIES, build_feeds
+from quantsaas.feeds.registry import FEED_FACTORIES
 from quantsaas.feeds.transport import WsFeed
 from quantsaas.model import symbol_from_text
 from quantsaas.store.history import HistoryStore, parse_interval, parse_time
 from quantsaas.store.layout import DAY_NS, with_instrument
 from quantsaas.store.progress import ProgressBar
 from quantsaas.store.rawlog import raw_files
-from quantsaas.store.recorder import Recorder, RecorderConfig
-from quantsaas.store.replay import RawFeed, StoredFeed, stored_feeds
+from quantsaas.store.replay import RawFeed, StoredFeed, _Replaying, stored_feeds
 
 log = logging.getLogger("quantsaas")
 FAR_FUTURE = 4_102_444_800 * 1_000_000_000  # 2100-01-01
@@ -62,31 +60,10 @@ def with_store_options(settings: Settings, args: argparse.Namespace) -> Settings
         raise ConfigError(str(exc)) from None
 
 
-def recorder_for(settings: Settings) -> Recorder:
-    return Recorder(
-        RecorderConfig(
-            root=settings.data_dir,
-            flush_s=settings.record_flush_s,
-            snapshot_s=settings.record_snapshot_s,
-            retention_days=settings.retention_days,
-            raw=settings.record_raw,
-        )
-    )
-
-
 def recording_note(settings: Settings) -> str:
     if not settings.record:
         return "not recorded (--no-record)"
     return f"recording into {settings.data_dir.resolve()} (/api/v1/history/...)"
-
-
-def start_recording(settings: Settings, engine: Engine) -> Recorder | None:
-    """The recorder `serve` runs beside the engine (None when recording is off)."""
-    if not settings.record:
-        return None
-    recorder = recorder_for(settings)
-    recorder.attach(engine)
-    return recorder
 
 
 def add_commands(commands: Any, serve: argparse.ArgumentParser) -> None:
@@ -131,17 +108,17 @@ def record(settings: Settings, args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    engine = Engine(build_feeds(settings))
-    recorder = recorder_for(settings)
-    recorder.attach(engine)
+    recording = runtime.build(settings, "all", record=True)
+    recorder = recording.recorder
+    assert recorder is not None
     print(f"recording {', '.join(settings.feeds)} into {settings.data_dir}", flush=True)
-    asyncio.run(_record(engine, args.duration))
+    asyncio.run(_record(recording, args.duration))
     print(orjson.dumps(recorder.health()).decode(), flush=True)
     return 0 if recorder.status.last_error is None else 1
 
 
-async def _record(engine: Engine, duration: float | None) -> None:
-    task = asyncio.create_task(engine.run())
+async def _record(recording: runtime.Runtime, duration: float | None) -> None:
+    task = asyncio.create_task(recording.run())
     loop = asyncio.get_running_loop()
     for stop in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(stop, task.cancel)
@@ -220,36 +197,39 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
     )
     if not feeds:
         raise ConfigError(f"nothing recorded in {settings.data_dir} for that selection")
-    engine = Engine(feeds)
-    install_analytics(engine)
-    asyncio.run(run_replay(engine, feeds))
+    replaying = runtime.build(settings, "replay", feeds=feeds)
+    asyncio.run(run_replay(replaying, feeds))
     bar.close()
-    print(orjson.dumps(replay_summary(engine, args.depth), option=orjson.OPT_INDENT_2).decode())
+    print(orjson.dumps(replay_summary(replaying, args.depth), option=orjson.OPT_INDENT_2).decode())
     return 0
 
 
-async def run_replay(engine: Engine, feeds: list[StoredFeed | RawFeed]) -> None:
-    """Run `engine` until every replaying feed has delivered its last event."""
-    task = asyncio.create_task(engine.run())
+async def run_replay(replaying: runtime.Runtime, feeds: Sequence[Feed]) -> None:
+    """Run the replay runtime until every replaying feed has delivered its last event."""
+    task = asyncio.create_task(replaying.run())
     try:
-        await asyncio.gather(*(feed.finished.wait() for feed in feeds))
+        await asyncio.gather(
+            *(feed.finished.wait() for feed in feeds if isinstance(feed, _Replaying))
+        )
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
 
-def replay_summary(engine: Engine, depth: int) -> dict[str, Any]:
+def replay_summary(replaying: runtime.Runtime, depth: int) -> dict[str, Any]:
+    engine = replaying.engine
+    assert engine is not None
     out: dict[str, Any] = {}
     for key, book in sorted(engine.books.items()):
         instrument = book.instrument
         fmt_p, fmt_s = instrument.format_price, instrument.format_size
         out[f"{key[0]}:{key[1]}"] = {
-            "trades": engine.state(instrument).trade_count,
+            "trades": engine.market.register(instrument).trade_count,
             "book_valid": book.valid,
             "bids": [[fmt_p(p), fmt_s(s)] for p, s in book.bids(depth)],
             "asks": [[fmt_p(p), fmt_s(s)] for p, s in book.asks(depth)],
         }
-    return {"events": engine.bus.published, "instruments": out}
+    return {"events": replaying.bus.published, "instruments": out}
 
 
 # -- export ----------------------------------------------------------------------------------

@@ -1,11 +1,14 @@
 """The recorder: every accepted event and every raw venue frame, to disk, off the event loop.
 
-On the event loop the recorder only appends the event object to a deque (`on_event`, an engine
-listener; `on_raw`, a WsFeed tap) and, when a book is due for one, a checkpoint snapshot of the
-engine's book. A writer thread wakes every `flush_s`, drains the deques, converts them to Arrow
-columns (raw int64 prices and sizes) and writes one new Parquet file per (kind, venue, symbol,
-date) and flush (layout.py), plus one appended zstd frame per venue and hour of raw frames
-(rawlog.py). A SIGKILL therefore loses at most what arrived since the last flush.
+On the event loop the recorder only appends the event object to a deque (`on_envelope`, a bus
+consumer of the engine's trades and books, declared at the composition root: lossless, as every
+bus consumer is; `on_raw`, a WsFeed raw-frame tap) and, when a book is due for one, a checkpoint
+snapshot of the engine's book. The deques are bounded (`max_pending`): past it, events are counted
+as dropped in /health and /metrics, never silently. A writer thread wakes every `flush_s`,
+drains the deques, converts them to Arrow columns (raw int64 prices and sizes) and writes one
+new Parquet file per (kind, venue, symbol, date) and flush (layout.py), plus one appended zstd
+frame per venue and hour of raw frames (rawlog.py). A SIGKILL therefore loses at most what
+arrived since the last flush.
 
 A failed write (disk full, permissions) is logged, counted in `RecorderStatus` (shown in
 /health) and its events dropped; the live service is never affected. Compaction of finished
@@ -22,9 +25,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from quantsaas.book import L2Book
+from quantsaas.bus import Envelope
+from quantsaas.channels import BOOK, TRADES
 from quantsaas.errors import BookNotReady
 from quantsaas.model import BookDelta, BookSnapshot, MarketEvent, Trade, now_ns
 from quantsaas.store import maintenance
@@ -41,11 +46,10 @@ from quantsaas.store.layout import (
 )
 from quantsaas.store.rawlog import RawFrame, append_frames, raw_path
 
-if TYPE_CHECKING:
-    from quantsaas.engine import Engine
-
 log = logging.getLogger(__name__)
 
+INPUTS = (TRADES, BOOK)
+"""The channels the recorder consumes."""
 MAINTENANCE_S = 60.0
 ERROR_LOG_S = 30.0
 
@@ -116,6 +120,12 @@ class Recorder:
 
     # -- hot path (event loop) ---------------------------------------------------------------
 
+    def on_envelope(self, envelope: Envelope) -> None:
+        """Bus consumer: the engine's own instruments only (not the consolidated pseudo venue)."""
+        books = self._books
+        if books is None or envelope.topic[1:] in books:
+            self.on_event(envelope.event)  # type: ignore[arg-type]
+
     def on_event(self, event: MarketEvent) -> None:
         kind = type(event)
         if kind is not Trade and kind is not BookDelta and kind is not BookSnapshot:
@@ -154,20 +164,8 @@ class Recorder:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def attach(self, engine: Engine) -> None:
-        """Record every event `engine` accepts and every raw frame of its venue feeds."""
-        from quantsaas.feeds.transport import WsFeed
-
-        self._books = engine.books
-        engine.listeners.append(self.on_event)
-        if self.config.raw:
-            for feed in engine.feeds:
-                if isinstance(feed, WsFeed):
-                    feed.taps.append(self.on_raw)
-        engine.add_background(self.run)
-
     async def run(self) -> None:
-        """Engine background job: the writer thread lives as long as this coroutine."""
+        """Background job: the writer thread lives as long as this coroutine."""
         self.start()
         try:
             await asyncio.Event().wait()

@@ -1,0 +1,215 @@
+"""The composition root: the one place that builds and wires the parts of each role.
+
+    role    feeds           engine  bus               consumers                  read model
+    all     from settings   yes     memory            analytics, consolidated,   local
+                                                      recorder (serve, record)
+    ingest  from settings   yes     memory + Redis    the same                   local
+                                    mirror
+    api     none            none    relay of Redis    none (no producers)        relayed
+    replay  a recorded day  yes     memory            analytics, consolidated    local
+            (event time: the clock follows the replayed receive times)
+
+Everything downstream of the engine is a bus consumer declared here (`Bus.consume`); what a
+consumer derives it publishes back on the bus; the channels it serves, with their initial state,
+are registered here on the read model. Nothing else constructs these parts or changes another
+part's state. `Runtime.run()` runs the feeds and every background job until cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from quantsaas.analytics.live import INPUTS as ANALYTICS_INPUTS
+from quantsaas.analytics.live import AnalyticsService
+from quantsaas.book.consolidated import QuoteEquivalence
+from quantsaas.book.consolidated_live import INPUTS as CONSOLIDATED_INPUTS
+from quantsaas.book.consolidated_live import ConsolidatedConfig, ConsolidatedService
+from quantsaas.bus import Bus
+from quantsaas.channels import BOOK, CHANNELS
+from quantsaas.clock import Clock, EventClock, WallClock
+from quantsaas.config import Settings
+from quantsaas.engine import Engine
+from quantsaas.errors import ConfigError, quote
+from quantsaas.feeds.base import Feed
+from quantsaas.readmodel import LocalReadModel, ReadModel
+from quantsaas.store.recorder import INPUTS as RECORDER_INPUTS
+from quantsaas.store.recorder import Recorder, RecorderConfig
+
+log = logging.getLogger(__name__)
+
+ROLES = ("all", "ingest", "api", "replay")
+Job = Callable[[], Coroutine[Any, Any, None]]
+
+
+@dataclass
+class Runtime:
+    """The parts of one process, as built for its role."""
+
+    role: str
+    settings: Settings
+    bus: Bus
+    read_model: ReadModel
+    clock: Clock
+    feeds: tuple[Feed, ...] = ()
+    engine: Engine | None = None
+    analytics: AnalyticsService | None = None
+    consolidated: ConsolidatedService | None = None
+    recorder: Recorder | None = None
+    link: Any = None
+    """The Redis link (`bus_redis.RedisPublisher` or `RedisSubscriber`), None on memory."""
+    jobs: list[Job] = field(default_factory=list)
+
+    def parts(self) -> set[str]:
+        """Names of the parts this runtime has (what a role builds is tested by name)."""
+        names = {"bus", "read_model"}
+        for name in ("engine", "analytics", "consolidated", "recorder", "link"):
+            if getattr(self, name) is not None:
+                names.add(name)
+        if self.feeds:
+            names.add("feeds")
+        return names
+
+    async def run(self) -> None:
+        """Run the feeds and every background job until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            if self.engine is not None:
+                group.create_task(self.engine.run(), name="engine")
+            for job in self.jobs:
+                group.create_task(job(), name=f"job:{getattr(job, '__qualname__', 'job')}")
+
+
+def build(
+    settings: Settings,
+    role: str = "all",
+    *,
+    feeds: Sequence[Feed] | None = None,
+    bus_url: str = "memory",
+    clock: Clock | None = None,
+    record: bool = False,
+) -> Runtime:
+    """Build the runtime of `role`. `feeds` default to the settings' (`feeds.registry`); a
+    replay passes the recorded day's feeds. `record` adds the recorder (serve, record)."""
+    if role not in ROLES:
+        raise ConfigError(f"unknown role {quote(role)}; use one of {', '.join(ROLES)}")
+    if role in ("ingest", "api") and bus_url == "memory":
+        raise ConfigError(f"--role {role} needs --bus redis://host:port/db")
+    if bus_url != "memory" and not bus_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"--bus must be memory or redis://host:port/db, not {quote(bus_url)}")
+    if role == "api":
+        return _api(settings, bus_url)
+    if role == "replay":
+        clock = clock or EventClock()
+    clock = clock or WallClock()
+    if feeds is None:
+        from quantsaas.feeds.registry import build_feeds
+
+        feeds = build_feeds(settings)
+    link: Any = None
+    bus: Bus
+    if bus_url == "memory":
+        bus = Bus()
+    else:
+        from quantsaas import bus_redis
+
+        bus = bus_redis.MirroredBus()
+    engine = Engine(feeds, bus.publish, clock)
+    read_model = LocalReadModel(bus, engine.books, engine.market)
+    runtime = Runtime(role, settings, bus, read_model, clock, tuple(feeds), engine)
+    for channel in CHANNELS:
+        read_model.register_channel(channel, _book_snapshot(engine) if channel == BOOK else None)
+    _analytics(runtime, read_model, event_time=isinstance(clock, EventClock))
+    _consolidated(runtime, read_model)
+    if record and role != "replay":
+        _recorder(runtime)
+    if bus_url != "memory":
+        from quantsaas import bus_redis
+
+        assert isinstance(bus, bus_redis.MirroredBus)
+        link = bus.publisher = bus_redis.RedisPublisher(bus_url, bus, read_model)
+        runtime.link = link
+        runtime.jobs.append(link.run)
+    return runtime
+
+
+def _book_snapshot(engine: Engine) -> Callable[[Any], Any]:
+    books = engine.books
+
+    def initial(instrument: Any) -> Any:
+        book = books[instrument.key]
+        return book.to_snapshot() if book.valid else None
+
+    return initial
+
+
+def _analytics(runtime: Runtime, read_model: LocalReadModel, event_time: bool) -> None:
+    engine = runtime.engine
+    assert engine is not None
+    service = AnalyticsService(
+        dict(engine.instruments),
+        engine.books,
+        runtime.bus.publish,
+        clock=runtime.clock,
+        event_time=event_time,
+    )
+    runtime.bus.consume("analytics", ANALYTICS_INPUTS, service.on_envelope)
+    for name, initial in service.channels().items():
+        read_model.register_channel(name, initial)
+    if not event_time:
+        runtime.jobs.append(service.run_clock)
+    runtime.analytics = service
+
+
+def _consolidated(runtime: Runtime, read_model: LocalReadModel) -> None:
+    engine, settings = runtime.engine, runtime.settings
+    assert engine is not None
+    config = ConsolidatedConfig(
+        QuoteEquivalence.of(settings.consolidated_quote_equivalence), settings.consolidated_depth
+    )
+    service = ConsolidatedService(engine.books.values(), runtime.bus.publish, config)
+    for book in service.books.values():
+        read_model.add_instrument(book.instrument, book)
+        engine.market.register(book.instrument)
+    runtime.bus.consume("consolidated", CONSOLIDATED_INPUTS, service.on_envelope)
+    for name, initial in service.channels().items():
+        read_model.register_channel(name, initial)
+    runtime.jobs.append(service.run)
+    runtime.consolidated = service
+
+
+def _recorder(runtime: Runtime) -> None:
+    from quantsaas.feeds.transport import WsFeed
+
+    settings, engine = runtime.settings, runtime.engine
+    assert engine is not None
+    recorder = Recorder(recorder_config(settings), engine.books)
+    runtime.bus.consume("recorder", RECORDER_INPUTS, recorder.on_envelope)
+    if settings.record_raw:
+        for feed in runtime.feeds:
+            if isinstance(feed, WsFeed):
+                feed.taps.append(recorder.on_raw)
+    runtime.jobs.append(recorder.run)
+    runtime.recorder = recorder
+
+
+def recorder_config(settings: Settings) -> RecorderConfig:
+    return RecorderConfig(
+        root=settings.data_dir,
+        flush_s=settings.record_flush_s,
+        snapshot_s=settings.record_snapshot_s,
+        retention_days=settings.retention_days,
+        raw=settings.record_raw,
+    )
+
+
+def _api(settings: Settings, bus_url: str) -> Runtime:
+    from quantsaas import bus_redis
+
+    bus = bus_redis.RelayBus()
+    link = bus_redis.RedisSubscriber(bus_url, bus)
+    runtime = Runtime("api", settings, bus, link.read_model, WallClock(), link=link)
+    runtime.jobs.append(link.run)
+    return runtime

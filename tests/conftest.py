@@ -21,7 +21,9 @@ from helpers import (
     PostgresServer,
     RedisServer,
     ScriptedFeed,
+    engine_of,
     make_instrument,
+    make_runtime,
     serve_in_loop,
 )
 from quantsaas.accounts import passwords
@@ -129,8 +131,9 @@ class Service:
 async def service() -> AsyncIterator[Service]:
     btc, eth = make_instrument(), make_instrument("ETH")
     feed = ScriptedFeed([btc, eth])
-    engine = Engine([feed])
     settings = Settings(ws_queue_size=64, ws_max_lag_s=0.2, ws_max_bad_messages=5)
-    app = create_app(settings, engine)
+    built = make_runtime([feed], settings)
+    engine = engine_of(built)
+    app = create_app(built)
     async with serve_in_loop(app, ws_max_size=settings.ws_max_message_bytes) as address:
         yield Service(address, engine, feed, btc, eth, app)

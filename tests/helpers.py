@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -24,12 +25,15 @@ from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.uri import parse_uri
 
+from quantsaas import runtime
+from quantsaas.channels import BOOK, OPTIONS, TICKER, TRADES
+from quantsaas.config import Settings
 from quantsaas.engine import Engine
 from quantsaas.feeds.base import EventSink, Feed, FeedState
 from quantsaas.feeds.sim_book import MarketSimulator
 from quantsaas.feeds.simulator import SimConfig, SimulatorFeed, select_instruments
 from quantsaas.model import BookDelta, BookSnapshot, Instrument, Level, MarketEvent, Trade
-from quantsaas.store.recorder import Recorder, RecorderConfig
+from quantsaas.store.recorder import Recorder
 
 OFI_L1_VECTOR = [
     (10000, 5, 10100, 5),
@@ -247,9 +251,10 @@ def record_simulator(
 ) -> Recording:
     """Drive the simulator through an engine with a recorder attached, in simulated time."""
     feed = SimulatorFeed(select_instruments(symbols), SimConfig(events_per_second=rate))
-    engine = Engine([feed])
-    recorder = Recorder(RecorderConfig(root, snapshot_s=snapshot_s))
-    recorder.attach(engine)
+    settings = Settings(data_dir=root, record_snapshot_s=snapshot_s, web_dist=None)
+    built = runtime.build(settings, feeds=[feed], record=True)
+    engine, recorder = built.engine, built.recorder
+    assert engine is not None and recorder is not None
     recording = Recording(engine, feed, recorder, [], [])
     deltas = itertools.count()
 
@@ -259,11 +264,32 @@ def record_simulator(
         elif isinstance(event, BookDelta) and next(deltas) % every == 0:
             recording.books.append(engine.books[event.instrument.key].to_snapshot())
 
-    engine.listeners.append(watch)
+    on_events(built, watch)
     sims = [feed.simulator(instrument) for instrument in feed.instruments]
     drive_simulator(engine.on_event, sims, seconds)
     recorder.flush()
     return recording
+
+
+def make_runtime(
+    feeds: Sequence[Feed], settings: Settings | None = None, **options: Any
+) -> runtime.Runtime:
+    """The `all` runtime over these feeds, as the composition root builds it."""
+    return runtime.build(settings or Settings(web_dist=None), feeds=feeds, **options)
+
+
+def engine_of(built: runtime.Runtime) -> Engine:
+    assert built.engine is not None
+    return built.engine
+
+
+def on_events(
+    built: runtime.Runtime,
+    handler: Callable[[Any], None],
+    channels: Sequence[str] = (TRADES, BOOK, TICKER, OPTIONS),
+) -> None:
+    """Call `handler` with every event the engine publishes (a test consumer on the bus)."""
+    built.bus.consume("test", channels, lambda envelope: handler(envelope.event))
 
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"

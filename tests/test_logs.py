@@ -12,8 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import ScriptedFeed, make_instrument, snapshot
-from quantsaas.engine import Engine
+from helpers import ScriptedFeed, engine_of, make_instrument, make_runtime, snapshot
 from quantsaas.logs import JsonFormatter, TextFormatter, request_id
 from test_cli import wait_for_url, wait_live
 
@@ -61,7 +60,7 @@ def test_text_lines_are_readable() -> None:
 def test_engine_logs_name_the_venue_and_symbol(caplog: pytest.LogCaptureFixture) -> None:
     btc = make_instrument()
     feed = ScriptedFeed([btc])
-    engine = Engine([feed])
+    engine = engine_of(make_runtime([feed]))
     with caplog.at_level(logging.WARNING, logger="quantsaas.engine"):
         engine.on_event(snapshot(btc, [(10_010, 1)], [(10_000, 1)]))  # crossed: rejected
     event = json.loads(JsonFormatter().format(caplog.records[-1]))

@@ -11,24 +11,36 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from helpers import RedisServer, ScriptedFeed, delta, make_instrument, snapshot
+from helpers import RedisServer, ScriptedFeed, delta, engine_of, make_instrument, snapshot
+from quantsaas import runtime
 from quantsaas.api.metrics import Metrics
 from quantsaas.api.stream import StreamCounters
-from quantsaas.bus_redis import PublishingBus, RedisPublisher, RedisSubscriber, RelayBus
-from quantsaas.engine import Engine
+from quantsaas.bus_redis import RedisPublisher, RedisSubscriber
+from quantsaas.config import Settings
+from quantsaas.model import Instrument
+from quantsaas.runtime import Runtime
 from test_scale_out import REDIS
 
 Link = RedisPublisher | RedisSubscriber
 
 
-def scrape(engine: Engine, link: Link) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = Metrics(engine, StreamCounters(), SimpleNamespace(bus_link=link)).render().decode()
+def scrape(built: Runtime, link: Link) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    assert built.link is link
+    text = Metrics(built, StreamCounters(), SimpleNamespace()).render().decode()
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
         if sample.name.startswith("quantsaas_redis_")
     }
+
+
+def ingest_runtime(instrument: Instrument, url: str) -> tuple[Runtime, RedisPublisher]:
+    built = runtime.build(
+        Settings(web_dist=None), "ingest", feeds=[ScriptedFeed([instrument])], bus_url=url
+    )
+    assert isinstance(built.link, RedisPublisher)
+    return built, built.link
 
 
 def kind(value: str) -> tuple[tuple[str, str], ...]:
@@ -55,12 +67,11 @@ async def running(*jobs: Link) -> AsyncIterator[None]:
 
 def test_a_publisher_that_never_connected_reports_its_queue() -> None:
     instrument = make_instrument()
-    bus = PublishingBus()
-    engine = Engine([ScriptedFeed([instrument])], bus)
-    publisher = bus.publisher = RedisPublisher("redis://127.0.0.1:1/0", engine)
+    built, publisher = ingest_runtime(instrument, "redis://127.0.0.1:1/0")
+    engine = engine_of(built)
     engine.on_event(snapshot(instrument, [(10_000, 5)], [(10_010, 3)]))
     engine.on_event(delta(instrument, [(9_990, 1)], [], 2))
-    values = scrape(engine, publisher)
+    values = scrape(built, publisher)
     assert values[("quantsaas_redis_connected", ())] == 0
     assert values[("quantsaas_redis_reconnects_total", ())] == 0
     assert values[("quantsaas_redis_pending_messages", ())] == 2
@@ -78,13 +89,13 @@ async def test_publisher_and_subscriber_metrics_follow_the_stream_and_an_outage(
     redis = RedisServer(tmp_path)
     redis.start()
     try:
-        bus = PublishingBus()
-        ingest = Engine([ScriptedFeed([instrument])], bus)
+        ingesting, publisher = ingest_runtime(instrument, redis.url)
+        ingest = engine_of(ingesting)
         # no periodic snapshots in the test: only the one sent on each (re)connect
-        publisher = bus.publisher = RedisPublisher(redis.url, ingest, snapshot_s=3600)
-        api = Engine([ScriptedFeed([instrument])], RelayBus())
-        api.feeds = ()
-        subscriber = RedisSubscriber(redis.url, api)
+        publisher.snapshot_s = 3600
+        api = runtime.build(Settings(web_dist=None), "api", bus_url=redis.url)
+        subscriber = api.link
+        assert isinstance(subscriber, RedisSubscriber)
         async with running(subscriber):
             await until(lambda: subscriber.last_id is not None, "the subscriber to start")
             before = scrape(api, subscriber)
@@ -98,7 +109,7 @@ async def test_publisher_and_subscriber_metrics_follow_the_stream_and_an_outage(
             async with running(publisher):
                 # 4 messages, then the snapshot queued when the publisher connected
                 await until(lambda: subscriber.read_entries == 5, "5 entries relayed")
-                sent = scrape(ingest, publisher)
+                sent = scrape(ingesting, publisher)
                 read = scrape(api, subscriber)
                 assert sent[("quantsaas_redis_connected", ())] == 1
                 assert sent[("quantsaas_redis_entries_published_total", kind("message"))] == 4
@@ -114,7 +125,7 @@ async def test_publisher_and_subscriber_metrics_follow_the_stream_and_an_outage(
                 ingest.on_event(delta(instrument, [(9_990, 9)], [], 5))  # wakes the publisher
                 await until(lambda: not publisher.connected, "the publisher to see the outage")
                 await until(lambda: not subscriber.connected, "the subscriber to see it")
-                down = scrape(ingest, publisher)
+                down = scrape(ingesting, publisher)
                 assert down[("quantsaas_redis_connected", ())] == 0
                 assert down[("quantsaas_redis_pending_messages", ())] == 1
                 assert scrape(api, subscriber)[("quantsaas_redis_connected", ())] == 0
@@ -122,7 +133,7 @@ async def test_publisher_and_subscriber_metrics_follow_the_stream_and_an_outage(
                 redis.start()  # the same port, empty
                 await until(lambda: publisher.connected and subscriber.connected, "reconnects")
                 await until(lambda: not publisher.pending, "the queued message to be written")
-                again = scrape(ingest, publisher)
+                again = scrape(ingesting, publisher)
                 assert again[("quantsaas_redis_reconnects_total", ())] == 1
                 assert again[("quantsaas_redis_entries_published_total", kind("message"))] == 5
                 assert again[("quantsaas_redis_entries_published_total", kind("snapshot"))] == 2

@@ -24,7 +24,7 @@ from quantsaas.channels import BOOK, OPTIONS, TICKER, TRADES
 from quantsaas.clock import Clock, WallClock
 from quantsaas.errors import BookError, BookNotReady
 from quantsaas.feeds.base import BooksStale, Feed
-from quantsaas.market import MarketState
+from quantsaas.market import InstrumentState, MarketState
 from quantsaas.model import (
     BookDelta,
     BookSnapshot,
@@ -119,6 +119,10 @@ class Engine:
                 )
                 return
             publish((OPTIONS, instrument.venue, option.underlying), event)
+
+    def state(self, instrument: Instrument) -> InstrumentState:
+        """The market state (last trades, 24 h figures) of one of the engine's instruments."""
+        return self.market.register(instrument)
 
     def _books_stale(self, instruments: Sequence[Instrument], reason: str) -> None:
         """A feed lost its connection or sequence: stop serving these books until new snapshots."""

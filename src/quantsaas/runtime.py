@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quantsaas.analytics.live import INPUTS as ANALYTICS_INPUTS
-from quantsaas.analytics.live import AnalyticsService
+from quantsaas.analytics.live import AnalyticsConfig, AnalyticsService
 from quantsaas.book.consolidated import QuoteEquivalence
 from quantsaas.book.consolidated_live import INPUTS as CONSOLIDATED_INPUTS
 from quantsaas.book.consolidated_live import ConsolidatedConfig, ConsolidatedService
@@ -90,6 +90,7 @@ def build(
     bus_url: str = "memory",
     clock: Clock | None = None,
     record: bool = False,
+    analytics: AnalyticsConfig | None = None,
 ) -> Runtime:
     """Build the runtime of `role`. `feeds` default to the settings' (`feeds.registry`); a
     replay passes the recorded day's feeds. `record` adds the recorder (serve, record)."""
@@ -121,7 +122,7 @@ def build(
     runtime = Runtime(role, settings, bus, read_model, clock, tuple(feeds), engine)
     for channel in CHANNELS:
         read_model.register_channel(channel, _book_snapshot(engine) if channel == BOOK else None)
-    _analytics(runtime, read_model, event_time=isinstance(clock, EventClock))
+    _analytics(runtime, read_model, analytics, event_time=isinstance(clock, EventClock))
     _consolidated(runtime, read_model)
     if record and role != "replay":
         _recorder(runtime)
@@ -145,13 +146,16 @@ def _book_snapshot(engine: Engine) -> Callable[[Any], Any]:
     return initial
 
 
-def _analytics(runtime: Runtime, read_model: LocalReadModel, event_time: bool) -> None:
+def _analytics(
+    runtime: Runtime, read_model: LocalReadModel, config: AnalyticsConfig | None, event_time: bool
+) -> None:
     engine = runtime.engine
     assert engine is not None
     service = AnalyticsService(
         dict(engine.instruments),
         engine.books,
         runtime.bus.publish,
+        config,
         clock=runtime.clock,
         event_time=event_time,
     )

@@ -4,8 +4,17 @@ from typing import TypeVar
 import numpy as np
 import pytest
 
-from helpers import OFI_L1_VECTOR, ScriptedFeed, delta, make_instrument, snapshot
+from helpers import (
+    OFI_L1_VECTOR,
+    ScriptedFeed,
+    delta,
+    engine_of,
+    make_instrument,
+    make_runtime,
+    snapshot,
+)
 from quantsaas.analytics.candles import Candle, candles_from_trades
+from quantsaas.analytics.events import OfiUpdate, OptionGreeks, VpinUpdate
 from quantsaas.analytics.greeks import option_greeks
 from quantsaas.analytics.live import (
     CANDLES,
@@ -14,15 +23,12 @@ from quantsaas.analytics.live import (
     VPIN,
     AnalyticsConfig,
     AnalyticsService,
-    OfiUpdate,
-    OptionGreeks,
-    VpinUpdate,
-    install_analytics,
 )
 from quantsaas.analytics.ofi import ofi_buckets
 from quantsaas.analytics.vpin import VpinConfig, vpin_batch
-from quantsaas.bus import Envelope, Subscription
-from quantsaas.engine import OPTIONS, Engine
+from quantsaas.bus import Bus, Envelope, Subscription
+from quantsaas.channels import OPTIONS
+from quantsaas.engine import Engine
 from quantsaas.feeds.sim_instruments import sim_instrument
 from quantsaas.feeds.sim_options import OptionChainSim
 from quantsaas.model import BookDelta, BookSnapshot, Side, Trade
@@ -34,13 +40,15 @@ S = 1_000_000_000
 T0 = 1_800_000_000 * S
 
 
-def setup(**config: object) -> tuple[Engine, AnalyticsService, Subscription]:
-    engine = Engine([ScriptedFeed([BTC])])
-    service = install_analytics(engine, AnalyticsConfig(**config))  # type: ignore[arg-type]
+def setup(**config: object) -> tuple[Engine, AnalyticsService, Subscription, Bus]:
+    """The analytics consumer as the composition root wires it, with this configuration."""
+    built = make_runtime([ScriptedFeed([BTC])], analytics=AnalyticsConfig(**config))  # type: ignore[arg-type]
+    engine, service = engine_of(built), built.analytics
+    assert service is not None
     topics = [(c, *BTC.key) for c in (CANDLES, OFI, VPIN, GREEKS, OPTIONS)]
-    sub = engine.bus.subscribe(topics)
-    assert engine.channels.keys() >= {CANDLES, OFI, VPIN, GREEKS, OPTIONS}
-    return engine, service, sub
+    sub = built.bus.subscribe(topics)
+    assert set(built.read_model.channels()) >= {CANDLES, OFI, VPIN, GREEKS, OPTIONS}
+    return engine, service, sub, built.bus
 
 
 def of(kind: type[E], envelopes: list[Envelope], channel: str) -> list[E]:
@@ -68,7 +76,7 @@ def trades(n: int) -> list[Trade]:
 
 
 def test_live_candles_equal_candles_from_the_same_trades() -> None:
-    engine, service, sub = setup()
+    engine, service, sub, bus = setup()
     stream = trades(400)
     for trade in stream:
         engine.on_event(trade)
@@ -82,7 +90,7 @@ def test_live_candles_equal_candles_from_the_same_trades() -> None:
 
 
 def test_clock_closes_candles_and_publishes_open_ones() -> None:
-    engine, service, sub = setup()
+    engine, service, sub, bus = setup()
     stream = trades(3)  # all within the first second
     for trade in stream:
         engine.on_event(trade)
@@ -96,7 +104,7 @@ def test_clock_closes_candles_and_publishes_open_ones() -> None:
 
 
 def test_live_vpin_matches_batch() -> None:
-    engine, _, sub = setup(vpin_bucket_volume={"BTC/USD": 20}, vpin_window=3)
+    engine, _, sub, bus = setup(vpin_bucket_volume={"BTC/USD": 20}, vpin_window=3)
     stream = trades(200)
     for trade in stream:
         engine.on_event(trade)
@@ -112,7 +120,7 @@ def test_live_vpin_matches_batch() -> None:
 
 
 def test_vpin_calibrates_its_bucket_from_the_first_trades_without_losing_any() -> None:
-    engine, service, _ = setup(vpin_window=2)
+    engine, service, _, bus = setup(vpin_window=2)
     stream = trades(150)
     for trade in stream:
         engine.on_event(trade)
@@ -123,7 +131,7 @@ def test_vpin_calibrates_its_bucket_from_the_first_trades_without_losing_any() -
 
 
 def test_live_ofi_matches_batch_on_the_book_states() -> None:
-    engine, service, sub = setup(ofi_levels=1, ofi_bucket_s=1.0)
+    engine, service, sub, bus = setup(ofi_levels=1, ofi_bucket_s=1.0)
     # analytics.md §1.6 as book messages: e = [+3, +3, -4, +4, -8, +2, 0]
     messages: list[BookSnapshot | BookDelta] = [
         snapshot(BTC, [(10000, 5)], [(10100, 5)], 1),
@@ -147,14 +155,14 @@ def test_live_ofi_matches_batch_on_the_book_states() -> None:
 
 
 def test_option_tickers_are_published_with_our_greeks() -> None:
-    engine, service, sub = setup()
+    engine, service, sub, bus = setup()
     chain = OptionChainSim(BTC_SIM, 0.6, T0)
     tickers = chain.tickers(6_000_000.0, T0)
     for ticker in tickers:
         engine.on_event(ticker)
     got = drain(sub)
     assert not got  # the sim chain is on venue sim, not on this test venue
-    sim_sub = engine.bus.subscribe([(GREEKS, "sim", "BTC/USD"), (OPTIONS, "sim", "BTC/USD")])
+    sim_sub = bus.subscribe([(GREEKS, "sim", "BTC/USD"), (OPTIONS, "sim", "BTC/USD")])
     engine.on_event(tickers[0])
     envelopes = drain(sim_sub)
     assert [e.topic[0] for e in envelopes] == [OPTIONS, GREEKS]
@@ -171,7 +179,7 @@ def test_option_tickers_are_published_with_our_greeks() -> None:
 
 
 def test_option_ticker_for_a_spot_instrument_is_dropped() -> None:
-    engine, service, sub = setup()
+    engine, service, sub, bus = setup()
     chain = OptionChainSim(BTC_SIM, 0.6, T0)
     bad = chain.tickers(6_000_000.0, T0)[0]
     engine.on_event(replace(bad, instrument=BTC))

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from helpers import ScriptedFeed, make_instrument, serve_in_loop
+from helpers import ScriptedFeed, engine_of, make_instrument, make_runtime, serve_in_loop
 from quantsaas.accounts.service import Accounts
 from quantsaas.api.app import create_app
 from quantsaas.api.auth import Guard
@@ -102,7 +102,6 @@ async def secured_service(
     tiers.write_text(TEST_TIERS)
     instruments = {base: make_instrument(base) for base in ("BTC", "ETH", "SOL")}
     feed = ScriptedFeed(list(instruments.values()))
-    engine = Engine([feed])
     values: dict[str, Any] = {
         "web_dist": None,
         "anonymous_tier": None,
@@ -116,6 +115,8 @@ async def secured_service(
         **overrides,
     }
     settings = Settings(**values)
-    app = create_app(settings, engine)
+    built = make_runtime([feed], settings)
+    engine = engine_of(built)
+    app = create_app(built)
     async with serve_in_loop(app, ws_max_size=settings.ws_max_message_bytes) as address:
         yield Secured(address, app, engine, feed, instruments, settings)

@@ -24,6 +24,7 @@ from helpers import (
     ScriptedFeed,
     delta,
     make_instrument,
+    make_runtime,
     snapshot,
     trade,
 )
@@ -35,7 +36,6 @@ from quantsaas.api.auth import Guard
 from quantsaas.api.public_market import DelayedMarket
 from quantsaas.cli import server_config
 from quantsaas.config import Settings
-from quantsaas.engine import Engine
 from quantsaas.model import now_ns
 from secured import PASSWORD, TEST_TIERS, Secured, secured_service
 
@@ -526,7 +526,7 @@ async def test_the_client_ip_comes_from_trusted_proxies_only(
         host="127.0.0.1",
         port=0,
     )
-    app = create_app(settings, Engine([ScriptedFeed([make_instrument()])]))
+    app = create_app(make_runtime([ScriptedFeed([make_instrument()])], settings))
     server = uvicorn.Server(server_config(app, settings, "warning"))
     task = asyncio.create_task(server.serve())
     try:

@@ -14,7 +14,16 @@ import pytest
 import pytest_asyncio
 import websockets
 
-from helpers import ScriptedFeed, delta, make_instrument, serve_in_loop, snapshot, trade
+from helpers import (
+    ScriptedFeed,
+    delta,
+    engine_of,
+    make_instrument,
+    make_runtime,
+    serve_in_loop,
+    snapshot,
+    trade,
+)
 from quantsaas.api.app import create_app
 from quantsaas.config import Settings
 from quantsaas.engine import Engine
@@ -39,8 +48,9 @@ async def world() -> AsyncIterator[World]:
     kraken = ScriptedFeed([KRAKEN], venue="kraken")
     coinbase = ScriptedFeed([COINBASE], venue="coinbase")
     binance = ScriptedFeed([BINANCE_USDT], venue="binance")
-    engine = Engine([kraken, coinbase, binance])
-    app = create_app(Settings(web_dist=None), engine)
+    built = make_runtime([kraken, coinbase, binance], Settings(web_dist=None))
+    engine = engine_of(built)
+    app = create_app(built)
     async with (
         serve_in_loop(app) as address,
         httpx.AsyncClient(base_url=f"http://{address}", timeout=5) as http,

@@ -12,10 +12,9 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from helpers import Recording, record_simulator, serve_in_thread
+from helpers import Recording, make_runtime, record_simulator, serve_in_thread
 from quantsaas.api.app import create_app
 from quantsaas.config import Settings
-from quantsaas.engine import Engine
 from quantsaas.feeds.simulator import SimulatorFeed
 
 BASE = "/api/v1/history"
@@ -26,7 +25,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.C
     root: Path = tmp_path_factory.mktemp("api-history")
     rec = record_simulator(root, seconds=4)
     settings = Settings(data_dir=root, history_max_range_days=2, history_max_rows=500)
-    app = create_app(settings, Engine([SimulatorFeed()]))
+    app = create_app(make_runtime([SimulatorFeed()], settings))
     app.state.recorder = rec.recorder
     with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=30) as client:
         yield client, rec

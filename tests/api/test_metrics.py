@@ -10,10 +10,9 @@ import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import Service
-from helpers import ScriptedFeed, delta, make_instrument, snapshot
+from helpers import ScriptedFeed, delta, make_instrument, make_runtime, snapshot
 from quantsaas.api.app import create_app
 from quantsaas.config import Settings
-from quantsaas.engine import Engine
 
 Labels = dict[str, str]
 
@@ -150,7 +149,7 @@ def test_two_apps_in_one_process_keep_separate_registries() -> None:
     for venue in ("one", "two"):
         feed = ScriptedFeed([make_instrument(venue=venue)], venue=venue)
         feed.stats.messages = len(venue) * 10
-        apps.append(create_app(Settings(web_dist=None), Engine([feed])))
+        apps.append(create_app(make_runtime([feed], Settings(web_dist=None))))
     first, second = (app.state.metrics.render().decode() for app in apps)
     assert value(first, "quantsaas_feed_messages_received_total", venue="one") == 30
     assert ("quantsaas_feed_messages_received_total", (("venue", "two"),)) not in samples(first)

@@ -17,12 +17,11 @@ from schemathesis.checks import positive_data_acceptance
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from helpers import serve_in_thread
+from helpers import make_runtime, serve_in_thread
 from quantsaas.accounts.service import Accounts
 from quantsaas.accounts.tiers import load_tiers
 from quantsaas.api.app import create_app
 from quantsaas.config import Settings
-from quantsaas.engine import Engine
 from quantsaas.feeds.simulator import SimulatorFeed
 from secured import PASSWORD, TEST_TIERS
 
@@ -66,7 +65,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpenApiSc
         login_attempts=1_000_000,
     )
     # the simulator keeps the feed live, so /health and /readyz answer 200, not a 503
-    app = create_app(settings_, Engine([SimulatorFeed()]))
+    app = create_app(make_runtime([SimulatorFeed()], settings_))
     with serve_in_thread(app) as base:
         yield schemathesis.openapi.from_url(f"{base}/openapi.json"), key
 

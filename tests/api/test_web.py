@@ -3,10 +3,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers import ScriptedFeed, make_instrument, serve_in_loop
+from helpers import ScriptedFeed, make_instrument, make_runtime, serve_in_loop
 from quantsaas.api.app import create_app
 from quantsaas.config import Settings
-from quantsaas.engine import Engine
 
 INDEX = "<!doctype html><title>dash</title><div id=root></div>"
 
@@ -21,8 +20,7 @@ def make_dist(root: Path) -> Path:
 
 
 async def get(settings: Settings, path: str, accept: str | None = None) -> httpx.Response:
-    engine = Engine([ScriptedFeed([make_instrument()])])
-    app = create_app(settings, engine)
+    app = create_app(make_runtime([ScriptedFeed([make_instrument()])], settings))
     headers = {"Accept": accept} if accept else {}
     async with serve_in_loop(app) as address:
         async with httpx.AsyncClient(base_url=f"http://{address}") as client:

@@ -11,8 +11,8 @@ import orjson
 import pytest
 from websockets.asyncio.client import connect
 
+from helpers import engine_of, make_runtime, on_events
 from quantsaas.config import Settings
-from quantsaas.engine import Engine
 from quantsaas.fakes.deribit import DeribitFakeConfig, FakeDeribit
 from quantsaas.feeds.base import FeedState
 from quantsaas.feeds.deribit.feed import DeribitFeed, option_chain
@@ -43,9 +43,10 @@ async def test_feed_against_the_fake() -> None:
         assert len(chain) == 4 and all(i.option is not None for i in chain)
         config = TransportConfig(stall_s=2.0, backoff=Backoff(initial_s=0.05, cap_s=0.3))
         feed = DeribitFeed(chain, url=f"ws://127.0.0.1:{port}/ws/api/v2", config=config)
-        engine = Engine([feed])
+        built = make_runtime([feed])
+        engine = engine_of(built)
         seen: list[MarketEvent] = []
-        engine.listeners.append(seen.append)
+        on_events(built, seen.append)
         task = asyncio.create_task(engine.run())
         await wait_until(lambda: feed.stats.state is FeedState.LIVE, 5, "live")
         await wait_until(lambda: fake.test_replies >= 2, 5, "test_request answered")

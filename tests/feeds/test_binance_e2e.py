@@ -11,24 +11,24 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import httpx
 import pytest
 import pytest_asyncio
 
-from helpers import serve_in_loop
+from helpers import engine_of, make_runtime, on_events, serve_in_loop
 from quantsaas.api.app import create_app
 from quantsaas.config import Settings
 from quantsaas.engine import Engine
 from quantsaas.fakes.binance import BinanceFakeConfig, FakeBinance
-from quantsaas.feeds.base import FeedState
+from quantsaas.feeds.base import BooksStale, EventSink, FeedState
 from quantsaas.feeds.binance.feed import BinanceFeed
 from quantsaas.feeds.coinbase.feed import CoinbaseFeed
 from quantsaas.feeds.instruments import binance_instruments, coinbase_instruments
 from quantsaas.feeds.transport import Backoff, TransportConfig
-from quantsaas.model import BookDelta, BookSnapshot, Instrument, Level, MarketEvent
+from quantsaas.model import BookDelta, BookSnapshot, Level, MarketEvent
 
 BACKOFF_CAP_S = 0.4
 CONFIG = TransportConfig(stall_s=1.0, backoff=Backoff(initial_s=0.05, cap_s=BACKOFF_CAP_S))
@@ -75,7 +75,8 @@ async def world() -> AsyncIterator[World]:
     down = CoinbaseFeed(
         coinbase_instruments(["BTC-USD"]), url=f"ws://127.0.0.1:{closed_port()}", config=CONFIG
     )
-    engine = Engine([feed, down])
+    built = make_runtime([feed, down], Settings())
+    engine = engine_of(built)
     crossed: list[MarketEvent] = []
 
     def check(event: MarketEvent) -> None:
@@ -85,17 +86,22 @@ async def world() -> AsyncIterator[World]:
             if not book.valid or (bid and ask and bid[0] >= ask[0]):
                 crossed.append(event)
 
-    engine.listeners.append(check)
+    on_events(built, check)
     stale: list[tuple[tuple[str, ...], str]] = []
+    run = feed.run
 
-    def books_stale(instruments: Sequence[Instrument], reason: str) -> None:
-        # the wiring an engine gives a venue feed: stale books stop being served as valid
-        stale.append((tuple(inst.native_symbol for inst in instruments), reason))
-        for inst in instruments:
-            engine.books[inst.key].invalidate()
+    async def run_and_watch(sink: EventSink) -> None:
+        # the sink the engine gives a venue feed, watched: stale books stop being served
+        def watched(event: MarketEvent | BooksStale) -> None:
+            if isinstance(event, BooksStale):
+                natives = tuple(inst.native_symbol for inst in event.instruments)
+                stale.append((natives, event.reason))
+            sink(event)
 
-    feed.on_books_stale = books_stale
-    app = create_app(Settings(), engine)
+        await run(watched)
+
+    feed.run = run_and_watch  # type: ignore[method-assign]
+    app = create_app(built)
     try:
         async with (
             serve_in_loop(app) as address,

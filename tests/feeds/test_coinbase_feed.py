@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pytest
 import pytest_asyncio
 
+from helpers import engine_of, make_runtime, on_events
 from quantsaas.engine import Engine
 from quantsaas.errors import ConfigError
 from quantsaas.fakes.coinbase import CoinbaseFakeConfig, FakeCoinbase
@@ -47,7 +48,8 @@ async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
     feed = CoinbaseFeed(
         coinbase_instruments(PRODUCTS), url=f"ws://127.0.0.1:{port}", api=api, config=CONFIG
     )
-    engine = Engine([feed])
+    built = make_runtime([feed])
+    engine = engine_of(built)
     bad: list[MarketEvent] = []
 
     def check(event: MarketEvent) -> None:
@@ -57,7 +59,7 @@ async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
             if not book.valid or (bid and ask and bid[0] >= ask[0]):
                 bad.append(event)
 
-    engine.listeners.append(check)
+    on_events(built, check)
     task = asyncio.create_task(engine.run())
     try:
         rig = Rig(fake, feed, engine, bad)

@@ -18,7 +18,7 @@ import orjson
 import pytest
 import pytest_asyncio
 
-from helpers import serve_in_loop
+from helpers import engine_of, make_runtime, on_events, serve_in_loop
 from quantsaas.api.app import create_app
 from quantsaas.config import Settings
 from quantsaas.engine import Engine
@@ -59,7 +59,8 @@ async def world() -> AsyncIterator[World]:
         kraken_instruments(["BTC/USD", "ETH/USD"]), url=f"ws://127.0.0.1:{port}/v2", config=CONFIG
     )
     sim = SimulatorFeed(select_instruments(["BTC/USD"]), SimConfig(events_per_second=50))
-    engine = Engine([feed, sim])
+    built = make_runtime([feed, sim], Settings())
+    engine = engine_of(built)
     wrong: list[MarketEvent] = []
     sent: dict[str, int] = {}
 
@@ -80,8 +81,8 @@ async def world() -> AsyncIterator[World]:
             if checksum(asks, bids) != sent[event.instrument.native_symbol]:
                 wrong.append(event)
 
-    engine.listeners.append(check)
-    app = create_app(Settings(), engine)
+    on_events(built, check)
+    app = create_app(built)
     try:
         async with (
             serve_in_loop(app) as address,

@@ -4,10 +4,11 @@ import datetime as dt
 import numpy as np
 import pytest
 
+from helpers import engine_of, make_runtime, on_events
 from quantsaas.analytics.greeks import bs_price, option_greeks
 from quantsaas.analytics.iv import implied_vol_bs
 from quantsaas.analytics.smile import parse_option_name
-from quantsaas.engine import OPTIONS, Engine
+from quantsaas.channels import OPTIONS
 from quantsaas.feeds.sim_instruments import SimConfig, select_instruments, sim_instrument
 from quantsaas.feeds.sim_options import OptionChainSim, expiries
 from quantsaas.feeds.simulator import SimulatorFeed
@@ -97,10 +98,11 @@ def test_smile_has_puts_rich_and_no_tickers_after_expiry() -> None:
 async def test_simulator_emits_the_chain_every_second_through_the_engine() -> None:
     feed = SimulatorFeed(select_instruments("BTC/USD,SOL/USD"), SimConfig())
     assert [chain.underlying.symbol for chain in feed.option_chains] == ["BTC/USD"]
-    engine = Engine([feed])
-    sub = engine.bus.subscribe([(OPTIONS, "sim", "BTC/USD")])
+    built = make_runtime([feed])
+    engine = engine_of(built)
+    sub = built.bus.subscribe([(OPTIONS, "sim", "BTC/USD")])
     seen: list[MarketEvent] = []
-    engine.listeners.append(seen.append)
+    on_events(built, seen.append)
     task = asyncio.create_task(engine.run())
     await asyncio.sleep(0.3)
     task.cancel()

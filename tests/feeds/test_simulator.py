@@ -11,7 +11,7 @@ from collections import defaultdict
 import pytest
 
 from quantsaas.errors import ConfigError, UnknownInstrument
-from quantsaas.feeds.base import FeedState
+from quantsaas.feeds.base import BooksStale, FeedState
 from quantsaas.feeds.simulator import (
     SIM_VENUE,
     MarketSimulator,
@@ -292,7 +292,8 @@ async def test_feed_runs_in_real_time_and_resyncs_on_request() -> None:
     events: list[MarketEvent] = []
     requested_at: dict[str, int] = {}
 
-    def sink(event: MarketEvent) -> None:
+    def sink(event: MarketEvent | BooksStale) -> None:
+        assert not isinstance(event, BooksStale)  # the simulator never loses its books
         events.append(event)
         # a trade is always followed by its own delta in the same batch: that one must be dropped
         if len(events) >= 300 and "inside" not in requested_at and isinstance(event, Trade):

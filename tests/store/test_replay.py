@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from helpers import record_simulator
-from quantsaas.engine import Engine
+from helpers import engine_of, make_runtime, record_simulator
+from quantsaas import runtime
+from quantsaas.config import Settings
 from quantsaas.fakes.coinbase import CoinbaseFakeConfig, FakeCoinbase
+from quantsaas.feeds.base import Feed
 from quantsaas.feeds.coinbase.feed import CoinbaseFeed
 from quantsaas.feeds.instruments import coinbase_instruments
 from quantsaas.feeds.replay_raw import replay_raw
+from quantsaas.runtime import Runtime
 from quantsaas.store import replay
 from quantsaas.store.cli import run_replay
 from quantsaas.store.history import HistoryStore
 from quantsaas.store.rawlog import append_frames, raw_path
-from quantsaas.store.recorder import Recorder, RecorderConfig
 from quantsaas.store.replay import RawFeed, stored_feeds
+
+
+def replay_runtime(feeds: Sequence[Feed]) -> Runtime:
+    return runtime.build(Settings(web_dist=None), "replay", feeds=feeds)
+
 
 SAMPLES = Path(__file__).resolve().parents[1] / "feeds" / "samples"
 
@@ -34,9 +42,10 @@ async def test_replay_at_max_speed_reproduces_books_and_trade_counts(
     feeds = stored_feeds(
         HistoryStore(tmp_path), 0, 2**62, progress=lambda d, t: progress.append((d, t))
     )
-    engine = Engine(feeds)
+    replaying = replay_runtime(feeds)
+    engine = engine_of(replaying)
     async with asyncio.timeout(30):
-        await run_replay(engine, list(feeds))
+        await run_replay(replaying, list(feeds))
     assert engine.resyncs_requested == 0 and engine.rejected_deltas == 0
     for key, book in live.engine.books.items():
         replayed = engine.books[key]
@@ -54,9 +63,10 @@ async def test_replay_from_the_middle_starts_at_the_last_snapshot(tmp_path: Path
     btc = live.feed.instruments[0]
     middle = live.books[len(live.books) // 2].ts_event
     feeds = stored_feeds(HistoryStore(tmp_path), middle, 2**62, symbols=("BTC/USD",))
-    engine = Engine(feeds)
+    replaying = replay_runtime(feeds)
+    engine = engine_of(replaying)
     async with asyncio.timeout(30):
-        await run_replay(engine, list(feeds))
+        await run_replay(replaying, list(feeds))
     assert engine.books[btc.key].bids() == live.engine.books[btc.key].bids()
     assert engine.state(btc).trade_count == sum(
         1 for t in live.trades if t.instrument == btc and t.ts_event >= middle
@@ -74,9 +84,10 @@ async def test_raw_frames_replay_through_the_venue_parser(tmp_path: Path) -> Non
     assert expected["books"]
     feed = CoinbaseFeed(coinbase_instruments(list(expected["books"])), url="ws://unused")
     raw = RawFeed(feed, tmp_path, base, base + len(lines))
-    engine = Engine([raw])
+    replaying = replay_runtime([raw])
+    engine = engine_of(replaying)
     async with asyncio.timeout(30):
-        await run_replay(engine, [raw])
+        await run_replay(replaying, [raw])
     assert raw.replayed == len(lines)
     for native, book in expected["books"].items():
         got = next(b for b in engine.books.values() if b.instrument.native_symbol == native)
@@ -94,10 +105,12 @@ async def test_a_recorded_venue_session_replays_from_raw_frames_to_the_live_book
     fake = FakeCoinbase(CoinbaseFakeConfig(symbols=products, rate=300))
     port = await fake.start()
     feed = CoinbaseFeed(coinbase_instruments(products), url=f"ws://127.0.0.1:{port}")
-    live = Engine([feed])
-    recorder = Recorder(RecorderConfig(tmp_path, flush_s=0.2))
-    recorder.attach(live)
-    task = asyncio.create_task(live.run())
+    recording = make_runtime(
+        [feed], Settings(data_dir=tmp_path, record_flush_s=0.2, web_dist=None), record=True
+    )
+    live, recorder = engine_of(recording), recording.recorder
+    assert recorder is not None
+    task = asyncio.create_task(recording.run())
     try:
         async with asyncio.timeout(20):
             while sum(live.state(i).trade_count for i in feed.instruments) < 100:
@@ -110,9 +123,10 @@ async def test_a_recorded_venue_session_replays_from_raw_frames_to_the_live_book
     raw = RawFeed(
         CoinbaseFeed(coinbase_instruments(products), url="ws://unused"), tmp_path, 0, 2**62
     )
-    engine = Engine([raw])
+    replaying = replay_runtime([raw])
+    engine = engine_of(replaying)
     async with asyncio.timeout(30):
-        await run_replay(engine, [raw])
+        await run_replay(replaying, [raw])
     for instrument in feed.instruments:
         book, replayed = live.books[instrument.key], engine.books[instrument.key]
         assert replayed.valid and book.valid

@@ -11,11 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from helpers import record_simulator
+from quantsaas import runtime
 from quantsaas.cli import main, parser, settings_from
 from quantsaas.config import Settings
-from quantsaas.engine import Engine
 from quantsaas.feeds.simulator import SimulatorFeed
-from quantsaas.store.cli import start_recording, with_store_options
+from quantsaas.store.cli import with_store_options
 
 
 def test_serve_records_by_default_into_data_dir(tmp_path: Path) -> None:
@@ -23,11 +23,13 @@ def test_serve_records_by_default_into_data_dir(tmp_path: Path) -> None:
     args = parser().parse_args(["serve", "--data-dir", str(tmp_path), "--flush", "0.5"])
     settings = with_store_options(settings_from(args), args)
     assert settings.data_dir == tmp_path and settings.record_flush_s == 0.5
-    engine = Engine([SimulatorFeed()])
-    recorder = start_recording(settings, engine)
-    assert recorder is not None and recorder.on_event in engine.listeners
+    built = runtime.build(settings, feeds=[SimulatorFeed()], record=settings.record)
+    recorder = built.recorder
+    assert recorder is not None and recorder.config.root == tmp_path
+    assert any(c.name == "recorder" for c in built.bus.consumers)
     args = parser().parse_args(["serve", "--no-record"])
-    assert start_recording(with_store_options(settings_from(args), args), engine) is None
+    settings = with_store_options(settings_from(args), args)
+    assert runtime.build(settings, feeds=[SimulatorFeed()], record=settings.record).recorder is None
 
 
 def test_replay_command_prints_the_replayed_state(

@@ -30,9 +30,10 @@ from scipy.special import ndtri
 from benchlib import BenchFeed, bench_instruments  # noqa: I001
 from quantsaas.analytics.greeks import bs_greeks, bs_price
 from quantsaas.analytics.iv import implied_vol_bs
-from quantsaas.analytics.live import AnalyticsConfig, install_analytics
+from quantsaas.analytics.live import INPUTS, AnalyticsConfig, AnalyticsService
 from quantsaas.analytics.ofi import BookState, OfiStream, ofi_buckets
 from quantsaas.analytics.vpin import Classifier, VpinConfig, VpinStream, vpin_batch
+from quantsaas.bus import Bus
 from quantsaas.engine import Engine
 from quantsaas.model import BookDelta, BookSnapshot, Instrument, Side, Trade
 
@@ -227,11 +228,12 @@ def bench_live(n: int) -> None:
     instrument: Instrument = bench_instruments()[0]
 
     def run(with_analytics: bool) -> tuple[float, float]:
-        engine = Engine([BenchFeed([instrument], rate=1.0)])
-        if with_analytics:
-            install_analytics(
-                engine, AnalyticsConfig(vpin_bucket_volume={instrument.symbol: 10**9})
-            )
+        bus = Bus()
+        engine = Engine([BenchFeed([instrument], rate=1.0)], bus.publish)
+        if with_analytics:  # wired as the composition root does
+            config = AnalyticsConfig(vpin_bucket_volume={instrument.symbol: 10**9})
+            service = AnalyticsService(engine.instruments, engine.books, bus.publish, config)
+            bus.consume("analytics", INPUTS, service.on_envelope)
         bids = tuple((6_000_000 - i * 10, 100_000_000) for i in range(100))
         asks = tuple((6_000_010 + i * 10, 100_000_000) for i in range(100))
         engine.on_event(BookSnapshot(instrument, bids, asks, 1, 1, 1))

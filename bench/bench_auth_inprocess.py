@@ -60,9 +60,9 @@ async def built_app(access: str, rate_limit_bus: str, directory: Path) -> AsyncI
         unlimit_routes,
         without_access_control,
     )
+    from quantsaas import runtime
     from quantsaas.api.app import create_app
     from quantsaas.config import Settings
-    from quantsaas.engine import Engine
 
     settings = Settings(
         data_dir=directory,
@@ -73,8 +73,8 @@ async def built_app(access: str, rate_limit_bus: str, directory: Path) -> AsyncI
         rate_limit_bus=rate_limit_bus,
         record=False,
     )
-    engine = Engine([benchlib.BenchFeed(benchlib.bench_instruments(), 50.0)])
-    app = create_app(settings, engine)
+    feeds = [benchlib.BenchFeed(benchlib.bench_instruments(), 50.0)]
+    app = create_app(runtime.build(settings, feeds=feeds))
     # `off` changes the access table of the whole process: `bench_enter` does it while `off`
     # is measured (and returns what undoes it)
     app.state.bench_enter = lambda: None

@@ -34,7 +34,9 @@ from typing import Any
 
 from benchlib import percentile
 from quantsaas.book.consolidated import QuoteEquivalence
-from quantsaas.book.consolidated_live import ConsolidatedConfig, install_consolidated
+from quantsaas.book.consolidated_live import INPUTS as CONSOLIDATED_INPUTS
+from quantsaas.book.consolidated_live import ConsolidatedConfig, ConsolidatedService
+from quantsaas.bus import Bus
 from quantsaas.engine import Engine
 from quantsaas.fakes.kraken import FakeKraken, KrakenClient, KrakenFakeConfig
 from quantsaas.feeds.base import EventSink, Feed
@@ -145,9 +147,12 @@ class _Idle(Feed):
 def bbo_latency(events: int, consolidated: bool) -> list[float]:
     venues = ("kraken", "coinbase", "binance", "sim")
     instruments = [Instrument(v, "BTC", "USD", "BTC-USD", 8, 8, 1, 1) for v in venues]
-    engine = Engine([_Idle(inst) for inst in instruments])
-    if consolidated:
-        install_consolidated(engine, ConsolidatedConfig(QuoteEquivalence()))
+    bus = Bus()
+    engine = Engine([_Idle(inst) for inst in instruments], bus.publish)
+    if consolidated:  # wired as the composition root does
+        config = ConsolidatedConfig(QuoteEquivalence())
+        service = ConsolidatedService(engine.books.values(), bus.publish, config)
+        bus.consume("consolidated", CONSOLIDATED_INPUTS, service.on_envelope)
     rng = random.Random(5)
     mid = 60_000 * 10**8
     for inst in instruments:

@@ -109,19 +109,18 @@ def relayed(http: httpx.Client, served: Served) -> float:
 
 async def ingest_main(args: argparse.Namespace) -> None:
     """The ingest side of `serve --role ingest` (Engine + PublishingBus + RedisPublisher, as
-    cli.build_engine builds it) with the benchmark feed instead of the simulator: `BenchFeed` on
+    the composition root builds it) with the benchmark feed instead of the simulator: `BenchFeed` on
     the simulator's four instruments, so `quantsaas serve --role api` processes know them.
     No HTTP server (nobody connects to it). Lines on stdin: `rate <events/s>`, `stats`, `quit`."""
-    from quantsaas import bus_redis
-    from quantsaas.engine import Engine
+    from quantsaas import bus_redis, runtime
+    from quantsaas.config import Settings
     from quantsaas.feeds.sim_instruments import default_instruments
 
     feed = benchlib.BenchFeed(default_instruments(), args.rate)
-    bus = bus_redis.PublishingBus()
-    engine = Engine([feed], bus)
-    publisher = bus.publisher = bus_redis.RedisPublisher(args.bus, engine)
-    engine.add_background(publisher.run)
-    task = asyncio.create_task(engine.run())
+    built = runtime.build(Settings(web_dist=None), "ingest", feeds=[feed], bus_url=args.bus)
+    bus, publisher = built.bus, built.link
+    assert isinstance(publisher, bus_redis.RedisPublisher)
+    task = asyncio.create_task(built.run())
     print("READY", flush=True)
     loop = asyncio.get_running_loop()
     while True:

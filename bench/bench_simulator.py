@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 
 import benchlib
+from quantsaas.feeds.base import BooksStale
 from quantsaas.feeds.simulator import MarketSimulator, SimConfig, SimulatorFeed, sim_spec
 from quantsaas.model import BookDelta, MarketEvent
 
@@ -91,7 +92,7 @@ async def run_feed(config: SimConfig, seconds: float) -> tuple[int, int, float, 
     feed = SimulatorFeed(None, config)
     counts = [0, 0]
 
-    def sink(event: MarketEvent) -> None:
+    def sink(event: MarketEvent | BooksStale) -> None:
         counts[0] += 1
         if type(event) is BookDelta:
             counts[1] += 1

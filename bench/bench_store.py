@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from quantsaas.engine import Engine
+from quantsaas import runtime
+from quantsaas.config import Settings
 from quantsaas.feeds.simulator import SimConfig, SimulatorFeed, select_instruments
 from quantsaas.model import BookDelta, BookSnapshot, MarketEvent, Trade
 from quantsaas.store import rollup
@@ -108,10 +109,11 @@ def bench_ingest(root: Path, events: list[MarketEvent]) -> float:
 
 async def bench_live(root: Path, seconds: float) -> None:
     feed = SimulatorFeed(select_instruments("BTC/USD,ETH/USD"), SimConfig(events_per_second=20_000))
-    engine = Engine([feed])
-    recorder = Recorder(RecorderConfig(root / "live", flush_s=0.5))
-    recorder.attach(engine)
-    task = asyncio.create_task(engine.run())
+    settings = Settings(data_dir=root / "live", record_flush_s=0.5, web_dist=None)
+    built = runtime.build(settings, feeds=[feed], record=True)
+    recorder = built.recorder
+    assert recorder is not None
+    task = asyncio.create_task(built.run())
     await asyncio.sleep(seconds)
     pending = recorder.pending
     task.cancel()

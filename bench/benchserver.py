@@ -177,11 +177,11 @@ async def bench_key(app: FastAPI) -> str:
 
 
 async def _run_quantsaas(args: argparse.Namespace) -> None:
+    from quantsaas import runtime
     from quantsaas.api import access
     from quantsaas.api.app import create_app
     from quantsaas.api.routes import market_summary
     from quantsaas.config import Settings
-    from quantsaas.engine import Engine
 
     data_dir = Path(args.data_dir)
     settings = Settings(
@@ -195,23 +195,22 @@ async def _run_quantsaas(args: argparse.Namespace) -> None:
         rate_limit_bus=args.rate_limit_bus,
     )
     feed = benchlib.BenchFeed(benchlib.bench_instruments(), args.rate)
-    engine = Engine([feed])
+    # like cli.serve: the composition root builds it, recording into the (temporary) data dir
+    built = runtime.build(settings, feeds=[feed], record=bool(args.record))
+    engine = built.engine
+    assert engine is not None
     lag = benchlib.LoopLag()
-    app = create_app(settings, engine)
+    app = create_app(built)
     if args.access.startswith("off"):
         without_access_control(app, args.access)
-    if args.record:
-        # like cli.serve: record every event into the (here temporary) data dir
-        from quantsaas.store import cli as store_cli
-
-        app.state.recorder = store_cli.start_recording(settings, engine)
     if args.extra_routes:
 
         async def static() -> dict[str, Any]:
             return {"status": "ok", "service": "quant-saas"}
 
         async def market_data_async() -> dict[str, Any]:
-            return {"data": [market_summary(engine, inst) for inst in engine.instruments.values()]}
+            known = built.read_model.instruments().values()
+            return {"data": [market_summary(built.read_model, inst) for inst in known]}
 
         app.add_api_route("/_bench/static", static, include_in_schema=False)
         app.add_api_route("/_bench/market_data_async", market_data_async, include_in_schema=False)
@@ -230,11 +229,11 @@ async def _run_quantsaas(args: argparse.Namespace) -> None:
             feed.rate = float(command.split()[1])
             return "ok"
         if command == "stats":
-            subscriptions = {s for subs in engine.bus._subscribers.values() for s in subs}
+            subscriptions = {s for subs in built.bus._subscribers.values() for s in subs}
             return json.dumps(
                 {
                     "t": time.monotonic(),
-                    "published": engine.bus.published,
+                    "published": built.bus.published,
                     "emitted": feed.pace_stats.emitted,
                     "skipped": feed.pace_stats.skipped,
                     "subscribers": len(subscriptions),
@@ -267,9 +266,9 @@ async def _run_bare_ws(args: argparse.Namespace) -> None:
     import websockets
     from websockets.asyncio.server import ServerConnection, serve
 
-    from quantsaas.api.wire import encode, event_message
-    from quantsaas.engine import BOOK, TICKER, TRADES
+    from quantsaas.channels import BOOK, TICKER, TRADES
     from quantsaas.model import BookDelta, BookSnapshot, MarketEvent, Trade
+    from quantsaas.wire import encode, event_message
 
     source = benchlib.EventSource(benchlib.bench_instruments())
     lag = benchlib.LoopLag()

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install everything and run every check: ruff (lint + format), mypy, the whole test suite, then
+# Install everything and run every check: ruff (lint + format), mypy, the layer contracts
+# (import-linter), the whole test suite, then
 # the dashboard's type check, unit tests, build and end-to-end tests (Debian Chromium against a
 # real `quantsaas serve` on the simulator, started and stopped by Playwright).
 set -euo pipefail
@@ -44,6 +45,8 @@ step "ruff"
 .venv/bin/ruff format --check src tests bench
 step "mypy"
 .venv/bin/mypy
+step "import-linter (layer contracts in pyproject.toml)"
+.venv/bin/lint-imports
 step "pytest"
 .venv/bin/pytest
 step "web: tsc --noEmit"

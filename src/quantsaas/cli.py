@@ -16,12 +16,12 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from quantsaas import __version__, runtime
+from quantsaas import history_cli as store_cli
 from quantsaas.accounts import cli as accounts_cli
 from quantsaas.api.app import create_app
 from quantsaas.config import Settings
 from quantsaas.errors import ConfigError, StorageError, UnknownInstrument
 from quantsaas.logs import configure_logging
-from quantsaas.store import cli as store_cli
 from quantsaas.venue_cli import COMMANDS as VENUE_COMMANDS
 from quantsaas.venue_cli import add_commands as add_venue_commands
 

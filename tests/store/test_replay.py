@@ -16,9 +16,9 @@ from quantsaas.feeds.base import Feed
 from quantsaas.feeds.coinbase.feed import CoinbaseFeed
 from quantsaas.feeds.instruments import coinbase_instruments
 from quantsaas.feeds.replay_raw import replay_raw
+from quantsaas.history_cli import run_replay
 from quantsaas.runtime import Runtime
 from quantsaas.store import replay
-from quantsaas.store.cli import run_replay
 from quantsaas.store.history import HistoryStore
 from quantsaas.store.rawlog import append_frames, raw_path
 from quantsaas.store.replay import RawFeed, stored_feeds

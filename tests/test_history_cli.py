@@ -15,7 +15,7 @@ from quantsaas import runtime
 from quantsaas.cli import main, parser, settings_from
 from quantsaas.config import Settings
 from quantsaas.feeds.simulator import SimulatorFeed
-from quantsaas.store.cli import with_store_options
+from quantsaas.history_cli import with_store_options
 
 
 def test_serve_records_by_default_into_data_dir(tmp_path: Path) -> None:

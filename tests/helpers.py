@@ -239,6 +239,7 @@ class Recording:
     trades: list[Trade]
     books: list[BookSnapshot]
     """Copies of live books taken every `every`-th delta, to compare with history."""
+    runtime: runtime.Runtime | None = None
 
 
 def record_simulator(
@@ -255,7 +256,7 @@ def record_simulator(
     built = runtime.build(settings, feeds=[feed], record=True)
     engine, recorder = built.engine, built.recorder
     assert engine is not None and recorder is not None
-    recording = Recording(engine, feed, recorder, [], [])
+    recording = Recording(engine, feed, recorder, [], [], built)
     deltas = itertools.count()
 
     def watch(event: MarketEvent) -> None:

@@ -26,7 +26,7 @@ from quantsaas.api.metrics import HttpMetricsMiddleware, Metrics
 from quantsaas.api.ops_routes import router as ops_router
 from quantsaas.api.public_market import DelayedMarket
 from quantsaas.api.ratelimit import Limiter, open_limiter
-from quantsaas.api.routes import market_summary, router
+from quantsaas.api.routes import market_summary, probes, router
 from quantsaas.api.stream import StreamCounters, websocket_endpoint
 from quantsaas.api.web import DashboardMiddleware, dashboard_dist
 from quantsaas.config import Settings
@@ -122,18 +122,20 @@ def create_app(
         settings.public_market_data_delay_s,
     )
     problems.install(app)
-    app.include_router(router)
-    app.include_router(analytics_router)
-    app.include_router(consolidated_router)
-    app.include_router(history_router)
+    app.include_router(probes)
     app.include_router(ops_router)
-    app.include_router(accounts_router)
+    if runtime.role != "ingest":  # an ingest process serves probes, metrics and the stream only
+        app.include_router(router)
+        app.include_router(analytics_router)
+        app.include_router(consolidated_router)
+        app.include_router(history_router)
+        app.include_router(accounts_router)
     # a plain Starlette route: the app-wide HTTP dependency does not apply; /ws checks itself
     app.router.add_websocket_route("/ws", websocket_endpoint)
     app.state.stream_counters = StreamCounters()
     app.state.metrics = Metrics(runtime, app.state.stream_counters, app.state)
     app.state.metrics.registry.register(AccessCollector(app.state))
-    dist = dashboard_dist(settings.web_dist)
+    dist = dashboard_dist(settings.web_dist) if runtime.role != "ingest" else None
     if dist is not None:
         app.add_middleware(DashboardMiddleware, dist=dist)
     app.add_middleware(LimitHeadersMiddleware)

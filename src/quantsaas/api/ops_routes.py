@@ -46,7 +46,8 @@ async def readyz(request: Request) -> JSONResponse:
     if recorder is not None:
         checks["recorder_ok"] = recorder.status.last_error is None
     for consumer in runtime.bus.consumers:  # failed within the last few seconds: not ready
-        checks[f"consumer_{consumer.name}_ok"] = not consumer.failing(at_ns)
+        if consumer.failing(at_ns):
+            checks[f"consumer_{consumer.name}_ok"] = False
     ready = all(checks.values())
     body = {"status": "ready" if ready else "not ready", "checks": checks, "live_feeds": live}
     return JSONResponse(body, status_code=200 if ready else 503)

@@ -27,6 +27,9 @@ from quantsaas.wire import JSON, instrument_json, iso_from_ns, levels_json, trad
 STALE_AFTER_S = 10.0
 
 router = APIRouter()
+probes = APIRouter()
+"""Routes every role serves (the ingest role serves only these, /metrics, /livez, /readyz and
+the stream)."""
 
 
 def _runtime(request: Request) -> Runtime:
@@ -91,7 +94,7 @@ def _feed_health(feed: Feed, at_ns: int) -> JSON:
     }
 
 
-@router.get(
+@probes.get(
     "/health",
     tags=["service"],
     summary="Feed health; 503 when no feed is live",

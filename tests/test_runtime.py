@@ -29,7 +29,7 @@ NOWHERE = "redis://127.0.0.1:1/0"  # never connected in these tests: the parts a
 def test_each_role_builds_exactly_its_parts(tmp_path: Path) -> None:
     feed = [ScriptedFeed([make_instrument()])]
     recording = SETTINGS.model_copy(update={"data_dir": tmp_path})
-    everything = {"bus", "read_model", "feeds", "engine", "analytics", "consolidated"}
+    everything = {"bus", "read_model", "feeds", "engine", "analytics", "consolidated", "status"}
     assert runtime.build(SETTINGS, "all", feeds=feed).parts() == everything
     assert runtime.build(recording, "all", feeds=feed, record=True).parts() == {
         *everything,
@@ -38,10 +38,10 @@ def test_each_role_builds_exactly_its_parts(tmp_path: Path) -> None:
     ingest = runtime.build(recording, "ingest", feeds=feed, bus_url=NOWHERE, record=True)
     assert ingest.parts() == {*everything, "recorder", "link"}
     replay = runtime.build(SETTINGS, "replay", feeds=feed, record=True)
-    assert replay.parts() == everything  # a replay records nothing
+    assert replay.parts() == everything - {"status"}  # a replay records and announces nothing
     assert isinstance(replay.clock, EventClock) and isinstance(ingest.clock, WallClock)
     api = runtime.build(SETTINGS, "api", bus_url=NOWHERE)
-    assert api.parts() == {"bus", "read_model", "link"}  # no feeds, no engine, no producers
+    assert api.parts() == {"bus", "read_model", "link", "status"}  # no feeds, engine, producers
     assert not api.bus.consumers and not api.feeds
     with pytest.raises(BusError):
         api.bus.publish((TRADES, "sim", "BTC/USD"), Trade(make_instrument(), 1, 1, None, "1", 1, 1))  # type: ignore[arg-type]

@@ -205,3 +205,26 @@ def test_redis_outage_makes_readyz_fail_then_everything_recovers(cluster: Cluste
         assert book[0]["type"] == "snapshot"
         assert book[0]["seq"] > before[-1][0]["seq"]  # taken after the outage
         assert book[-1]["seq"] > after[-1][0]["seq"]  # and data still flowing
+
+
+def test_a_bus_outage_is_announced_on_the_stream_and_so_is_its_end(cluster: Cluster) -> None:
+    with subscribe(cluster.apis[0].ws, ["trades"]) as ws:
+        cluster.redis.stop()
+        try:
+            down = next_status(ws, "down")
+        finally:
+            cluster.redis.start()
+        assert down["source"] == "bus" and "redis" in str(down["reason"])
+        live = next_status(ws, "live")
+        assert live["source"] == "bus"
+    wait_ready(cluster.apis[0], 200, 20)
+
+
+def next_status(ws: ClientConnection, state: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        message = json.loads(ws.recv(timeout=30))
+        if message.get("type") == "status" and message["state"] == state:
+            assert isinstance(message, dict)
+            return message
+    raise AssertionError(f"no status {state!r} within 30 s")

@@ -278,6 +278,11 @@ class Bus:
             self._consumers_of[channel] = (*self._consumers_of.get(channel, ()), consumer)
         return consumer
 
+    def notify(self, message: str) -> None:
+        """Queue an encoded notice (a `status` message) for every open subscription."""
+        for subscription in tuple(self.subscriptions):
+            subscription.put_local(message)
+
     def publish(self, topic: Topic, event: Stamped) -> Envelope:
         seq = self._sequences.get(topic, 0) + 1
         self._sequences[topic] = seq

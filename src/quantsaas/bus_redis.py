@@ -52,6 +52,7 @@ from quantsaas.errors import BusError
 from quantsaas.market import InstrumentState
 from quantsaas.model import Instrument, OptionSpec, Stamped, now_ns
 from quantsaas.readmodel import Initial, LocalReadModel
+from quantsaas.status import SourceState
 from quantsaas.wire import event_text
 
 STREAM = "quantsaas:bus"
@@ -64,6 +65,9 @@ BACKOFF_MAX_S = 5.0
 READ_BLOCK_MS = 1000
 STALE_AFTER_S = 10.0
 MAX_DELTAS = 100_000
+MAX_RELAY_LAG_S = 5.0
+"""An API process this far behind the stream skips to its newest entry (clients get gaps and fresh
+snapshots), counts it (`fell_behind`) and is not ready until it is current again."""
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +259,8 @@ class RedisSubscriber(_Link):
         self.read_snapshots = 0
         self.relay_lag_s: float | None = None
         """Age of the newest entry of the last read, when it was read."""
+        self.fell_behind = 0
+        """Times the relay was more than MAX_RELAY_LAG_S behind and skipped ahead."""
         self.snapshots: dict[Topic, tuple[int, str]] = {}
         self.deltas: dict[Topic, list[str]] = {}
 
@@ -265,10 +271,21 @@ class RedisSubscriber(_Link):
         deltas = self.deltas.get(topic, [])
         return Initial(snapshot[0] + len(deltas), [snapshot[1], *deltas])
 
+    def source_state(self, at_ns: int) -> SourceState:
+        """The relay as a data source of the stream (status.py)."""
+        if not self.connected:
+            return SourceState(False, "redis unreachable: the market data relay is down")
+        last = self.last_message_ns
+        if last is None or (at_ns - last) / 1e9 >= STALE_AFTER_S:
+            return SourceState(False, f"no data from the ingest process for {STALE_AFTER_S:g} s")
+        return SourceState(True)
+
     def ready_checks(self) -> dict[str, bool]:
         last = self.last_message_ns
         fresh = last is not None and (now_ns() - last) / 1e9 < STALE_AFTER_S
-        return {"redis_ok": self.connected, "data_live": fresh}
+        lag = self.relay_lag_s
+        current = lag is None or lag <= MAX_RELAY_LAG_S
+        return {"redis_ok": self.connected, "data_live": fresh, "relay_current": current}
 
     async def _catalog(self, client: Redis) -> None:
         data: Any = await client.get(CATALOG)
@@ -294,6 +311,22 @@ class RedisSubscriber(_Link):
                 if entries:
                     added_ms = int(entries[-1][0].split(b"-", 1)[0])
                     self.relay_lag_s = max(0.0, at_ns / 1e9 - added_ms / 1e3)
+                    if self.relay_lag_s > MAX_RELAY_LAG_S:
+                        await self._skip_ahead(client)
+
+    async def _skip_ahead(self, client: Redis) -> None:
+        """Too far behind to catch up: continue from the newest entry. Every topic's next
+        message then jumps in seq (a `gap` for clients, `Bus.relay`), and the cached book states
+        are dropped, so book subscribers get the ingest's next snapshot (within a second)."""
+        self.fell_behind += 1
+        log.warning(
+            "api process %.1f s behind the redis stream: skipping ahead", self.relay_lag_s or 0
+        )
+        newest: Any = await client.xrevrange(STREAM, count=1)
+        if newest:
+            self.last_id = newest[0][0]
+        self.snapshots.clear()
+        self.deltas.clear()
 
     def apply(self, fields: dict[bytes, bytes]) -> None:
         topic: Topic = (fields[b"c"].decode(), fields[b"v"].decode(), fields[b"s"].decode())

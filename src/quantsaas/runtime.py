@@ -36,6 +36,7 @@ from quantsaas.engine import Engine
 from quantsaas.errors import ConfigError, quote
 from quantsaas.feeds.base import Feed
 from quantsaas.readmodel import LocalReadModel, ReadModel
+from quantsaas.status import Sources, SourceState, StatusWatcher
 from quantsaas.store.recorder import INPUTS as RECORDER_INPUTS
 from quantsaas.store.recorder import Recorder, RecorderConfig
 
@@ -61,12 +62,14 @@ class Runtime:
     recorder: Recorder | None = None
     link: Any = None
     """The Redis link (`bus_redis.RedisPublisher` or `RedisSubscriber`), None on memory."""
+    status: StatusWatcher | None = None
+    """Tells stream clients when a source (a venue, the Redis relay) goes down or comes back."""
     jobs: list[Job] = field(default_factory=list)
 
     def parts(self) -> set[str]:
         """Names of the parts this runtime has (what a role builds is tested by name)."""
         names = {"bus", "read_model"}
-        for name in ("engine", "analytics", "consolidated", "recorder", "link"):
+        for name in ("engine", "analytics", "consolidated", "recorder", "link", "status"):
             if getattr(self, name) is not None:
                 names.add(name)
         if self.feeds:
@@ -133,7 +136,19 @@ def build(
         link = bus.publisher = bus_redis.RedisPublisher(bus_url, bus, read_model)
         runtime.link = link
         runtime.jobs.append(link.run)
+    if role != "replay":
+        _status(
+            runtime,
+            lambda at: {
+                f.venue: SourceState(f.stats.is_live(at), f.stats.last_error) for f in runtime.feeds
+            },
+        )
     return runtime
+
+
+def _status(runtime: Runtime, sources: Sources) -> None:
+    runtime.status = StatusWatcher(runtime.bus, sources)
+    runtime.jobs.append(runtime.status.run)
 
 
 def _book_snapshot(engine: Engine) -> Callable[[Any], Any]:
@@ -216,4 +231,5 @@ def _api(settings: Settings, bus_url: str) -> Runtime:
     link = bus_redis.RedisSubscriber(bus_url, bus)
     runtime = Runtime("api", settings, bus, link.read_model, WallClock(), link=link)
     runtime.jobs.append(link.run)
+    _status(runtime, lambda at: {"bus": link.source_state(at)})
     return runtime

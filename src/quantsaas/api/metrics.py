@@ -174,7 +174,11 @@ class ServiceCollector(Collector):
         read = _counter("redis_entries_relayed", "Entries read from the stream and relayed", kind)
         read.add_metric(["message"], link.read_entries - link.read_snapshots)
         read.add_metric(["snapshot"], link.read_snapshots)
-        yield read
+        behind = _counter(
+            "redis_relay_fell_behind", "Times the relay was too far behind and skipped ahead"
+        )
+        behind.add_metric([], link.fell_behind)
+        yield from (read, behind)
         if link.relay_lag_s is not None:
             lag = _gauge(
                 "redis_relay_lag_seconds",

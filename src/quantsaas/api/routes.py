@@ -17,14 +17,12 @@ from quantsaas.book import L2Book
 from quantsaas.channels import BOOK
 from quantsaas.config import Settings
 from quantsaas.errors import quote
-from quantsaas.feeds.base import Feed, FeedState
+from quantsaas.feeds.base import Feed
 from quantsaas.market import InstrumentState
 from quantsaas.model import Instrument, now_ns, symbol_from_text
 from quantsaas.readmodel import ReadModel, resolve
 from quantsaas.runtime import Runtime
 from quantsaas.wire import JSON, instrument_json, iso_from_ns, levels_json, trade_data
-
-STALE_AFTER_S = 10.0
 
 router = APIRouter()
 probes = APIRouter()
@@ -65,8 +63,7 @@ async def service_info(request: Request) -> JSON:
 
 def feed_is_live(feed: Feed, at_ns: int) -> bool:
     """Live and a message within STALE_AFTER_S (what /health and /readyz count)."""
-    age = feed.stats.last_message_age_s(at_ns)
-    return feed.stats.state is FeedState.LIVE and age is not None and age < STALE_AFTER_S
+    return feed.stats.is_live(at_ns)
 
 
 def _feed_health(feed: Feed, at_ns: int) -> JSON:

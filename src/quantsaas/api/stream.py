@@ -6,6 +6,10 @@ Client requests (JSON text frames; an optional `id` is echoed in the reply):
     {"op": "unsubscribe", "channels": [...], "symbols": [...]}
     {"op": "ping"}                                    -> {"type": "pong", "server_time": ns}
 
+When a data source goes down or comes back (a venue, or the Redis relay of an API process), every
+client gets `{"type": "status", "source": ..., "state": "down"|"live", "reason": ...}`; the
+`info` message lists the sources that are down (`down`).
+
 Every data message carries `channel`, `venue`, `symbol`, `seq` (per stream, gap-free while the
 client keeps up), `timestamp`/`datetime` (venue time, ms), `ts_event` and `ts_recv` (ns). A `book`
 subscription starts with a `snapshot` whose `seq` is the stream position; `delta`s follow with
@@ -47,6 +51,7 @@ from quantsaas.config import Settings
 from quantsaas.errors import SubscriptionClosed, UnknownInstrument
 from quantsaas.model import now_ns
 from quantsaas.readmodel import ReadModel, resolve
+from quantsaas.status import StatusWatcher
 from quantsaas.wire import JSON, encode, gap_message
 
 CLOSE_POLICY = 1008
@@ -109,8 +114,10 @@ class StreamSession:
         counters: StreamCounters | None = None,
         principal: Principal | None = None,
         tier: Tier | None = None,
+        status: StatusWatcher | None = None,
     ) -> None:
         self.websocket = websocket
+        self.status = status
         self.bus = bus
         self.read_model = read_model
         self.settings = settings
@@ -155,6 +162,7 @@ class StreamSession:
                 "channels": sorted(self.read_model.channels()),
                 "symbols": sorted({symbol for _, symbol in self.read_model.instruments()}),
                 "venues": sorted({venue for venue, _ in self.read_model.instruments()}),
+                "down": [] if self.status is None else self.status.down(),
             }
         )
         receiver = asyncio.create_task(self._receive_loop(), name="ws-receiver")
@@ -431,7 +439,14 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     tier = guard.tier_of(principal)
     runtime = app.state.runtime
     session = StreamSession(
-        websocket, runtime.bus, runtime.read_model, app.state.settings, counters, principal, tier
+        websocket,
+        runtime.bus,
+        runtime.read_model,
+        app.state.settings,
+        counters,
+        principal,
+        tier,
+        runtime.status,
     )
     try:
         owner = await admit_websocket(guard, principal, ip, session)

@@ -29,6 +29,9 @@ class BooksStale:
 EventSink = Callable[[MarketEvent | BooksStale], None]
 
 RATE_WINDOW_NS = 10_000_000_000
+STALE_AFTER_S = 10.0
+"""A feed with no message for this long is not live (what /health, /readyz and the stream's
+`status` messages count)."""
 
 
 class FeedState(enum.Enum):
@@ -80,6 +83,11 @@ class FeedStats:
         while recent and recent[0] < horizon:
             recent.popleft()
         return len(recent) / (RATE_WINDOW_NS / 1e9)
+
+    def is_live(self, at_ns: int | None = None) -> bool:
+        """State LIVE and a message within STALE_AFTER_S."""
+        age = self.last_message_age_s(at_ns)
+        return self.state is FeedState.LIVE and age is not None and age < STALE_AFTER_S
 
     def last_message_age_s(self, at_ns: int | None = None) -> float | None:
         if self.last_message_ns is None:

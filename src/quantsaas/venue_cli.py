@@ -19,7 +19,7 @@ from quantsaas.fakes.coinbase import CoinbaseFakeConfig, FakeCoinbase
 from quantsaas.fakes.deribit import DERIBIT_FAULTS, DeribitFakeConfig, FakeDeribit
 from quantsaas.fakes.kraken import KRAKEN_FAULTS, FakeKraken, KrakenFakeConfig
 from quantsaas.fakes.server import FAULTS, FakeServer
-from quantsaas.feeds.replay_raw import VENUES, replay_raw
+from quantsaas.replay_raw import VENUES, replay_raw
 
 
 def _csv(text: str) -> tuple[str, ...]:

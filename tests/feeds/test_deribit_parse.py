@@ -11,8 +11,8 @@ from samples_path import lines
 from quantsaas.errors import ProtocolError, SequenceGap
 from quantsaas.feeds.deribit import parse
 from quantsaas.feeds.deribit.book_sync import ChangeSync
-from quantsaas.feeds.replay_venues import replay_deribit
 from quantsaas.model import BookDelta, BookSnapshot, OptionTicker
+from quantsaas.replay_raw import replay_lines
 
 NAME = "BTC-24SEP21-8000-P"
 PUT = parse.option_instrument(NAME)
@@ -66,7 +66,7 @@ def test_recorded_book_is_continuous_and_ends_as_computed_here() -> None:
                     book[repr(price)] = repr(amount)
     assert isinstance(events[0], BookSnapshot) and len(events) == 31
     assert all(isinstance(e, BookDelta) for e in events[1:])
-    result = replay_deribit(lines("deribit_book.jsonl")).result()
+    result = replay_lines("deribit", lines("deribit_book.jsonl"))
     assert result["gaps"] == 0 and result["books"][NAME]["valid"] is True
     final = result["books"][NAME]
     assert [(PUT.price(p), PUT.size(s)) for p, s in final["asks"]] == sorted(
@@ -80,7 +80,7 @@ def test_recorded_book_is_continuous_and_ends_as_computed_here() -> None:
 def test_a_change_id_break_is_a_gap() -> None:
     frames = lines("deribit_book.jsonl")
     broken = frames[:5] + frames[6:]  # one change lost
-    result = replay_deribit(broken).result()
+    result = replay_lines("deribit", broken)
     assert result["gaps"] == 1 and NAME not in result["books"]
     sync = ChangeSync(NAME)
     first = parse.parse_frame(frames[1], INSTRUMENTS, 0)

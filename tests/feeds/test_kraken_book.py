@@ -11,7 +11,7 @@ from quantsaas.errors import ChecksumMismatch
 from quantsaas.feeds.kraken import parse
 from quantsaas.feeds.kraken.book import BookUpdate, KrakenBook, checksum, checksum_text
 from quantsaas.feeds.kraken.v1 import V1Book, parse_v1
-from quantsaas.feeds.replay_venues import replay_kraken
+from quantsaas.replay_raw import replay_lines
 
 BTC, ETH, CHF = parse.kraken_instruments(["BTC/USD", "ETH/USD", "XBT/CHF"])
 INSTRUMENTS = {i.native_symbol: i for i in (BTC, ETH, CHF)}
@@ -68,9 +68,9 @@ def test_all_289_v1_checksums_verify() -> None:
 
 
 def test_replay_raw_counts_every_checksum() -> None:
-    result = replay_kraken(lines("kraken_v1_book.jsonl")).result()
+    result = replay_lines("kraken", lines("kraken_v1_book.jsonl"))
     assert result["checksums_verified"] == 289 and result["checksum_failures"] == 0
-    result = replay_kraken(lines("kraken_v2_book.jsonl") + lines("kraken_v1_book.jsonl")).result()
+    result = replay_lines("kraken", lines("kraken_v2_book.jsonl") + lines("kraken_v1_book.jsonl"))
     assert result["checksums_verified"] == 291 and set(result["books"]) == {"ETH/USD", "XBT/CHF"}
 
 
@@ -97,7 +97,7 @@ def test_trailing_zeros_matter_so_floats_would_fail() -> None:
 def test_a_corrupted_v1_frame_is_detected_by_replay() -> None:
     frames = lines("kraken_v1_book.jsonl")
     corrupted = frames[:10] + [frames[10].replace(b'"c":"', b'"c":"1')] + frames[11:]
-    result = replay_kraken(corrupted).result()
+    result = replay_lines("kraken", corrupted)
     assert result["checksum_failures"] == 1
     # the book waits for a snapshot: no further update is verified or applied
     assert result["checksums_verified"] == 7 and "XBT/CHF" not in result["books"]

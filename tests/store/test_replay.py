@@ -15,8 +15,8 @@ from quantsaas.fakes.coinbase import CoinbaseFakeConfig, FakeCoinbase
 from quantsaas.feeds.base import Feed
 from quantsaas.feeds.coinbase.feed import CoinbaseFeed
 from quantsaas.feeds.instruments import coinbase_instruments
-from quantsaas.feeds.replay_raw import replay_raw
 from quantsaas.history_cli import run_replay
+from quantsaas.replay_raw import replay_frames
 from quantsaas.runtime import Runtime
 from quantsaas.store import replay
 from quantsaas.store.history import HistoryStore
@@ -80,7 +80,7 @@ async def test_raw_frames_replay_through_the_venue_parser(tmp_path: Path) -> Non
     base = 1_704_067_200 * 10**9
     frames = [("coinbase", line, base + i) for i, line in enumerate(lines)]
     append_frames(raw_path(tmp_path, "coinbase", base), frames)
-    expected = replay_raw("coinbase", sample)
+    expected = await replay_frames("coinbase", [line.encode() for line in lines])
     assert expected["books"]
     feed = CoinbaseFeed(coinbase_instruments(list(expected["books"])), url="ws://unused")
     raw = RawFeed(feed, tmp_path, base, base + len(lines))

@@ -1,4 +1,4 @@
-"""Per-expiry volatility smile summaries and Deribit-style option names and expiries.
+"""Per-expiry volatility smile summaries (option names and expiries: `option_names`).
 
 For one expiry with forward F and time t, given (strike, implied vol) points:
 * ATM vol: the smile linearly interpolated in log-moneyness ln(K/F) at 0;
@@ -11,20 +11,19 @@ Nothing is extrapolated: a summary outside the quoted strikes is NaN (None in JS
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import ndtr
 
+from quantsaas import option_names
 from quantsaas.analytics.greeks import NS_PER_YEAR
+from quantsaas.errors import ProtocolError
 
-_NAME = re.compile(r"^([A-Z0-9_]+)-(\d{1,2})([A-Z]{3})(\d{2})-(\d+(?:D\d+)?)-([CP])$")
-_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
-EXPIRY_HOUR_UTC = 8
+deribit_expiry_ns = option_names.expiry_ns
+deribit_expiry_code = option_names.expiry_code
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,36 +34,14 @@ class OptionName:
     kind: str
 
 
-def deribit_expiry_ns(day: dt.date) -> int:
-    """Deribit options expire at 08:00 UTC on their expiry date."""
-    moment = dt.datetime(day.year, day.month, day.day, EXPIRY_HOUR_UTC, tzinfo=dt.UTC)
-    return int(moment.timestamp()) * 1_000_000_000
-
-
-def deribit_expiry_code(expiry_ns: int) -> str:
-    """08:00 UTC expiry instant -> `27SEP24`."""
-    day = dt.datetime.fromtimestamp(expiry_ns // 1_000_000_000, tz=dt.UTC).date()
-    return f"{day.day}{_MONTHS[day.month - 1]}{day.year % 100:02d}"
-
-
 def parse_option_name(name: str) -> OptionName:
-    """`BTC-27SEP24-40000-C` -> currency, 08:00 UTC expiry, strike, "call"/"put"."""
-    match = _NAME.match(name.strip().upper())
-    if match is None:
-        raise ValueError(f"not an option name like BTC-27SEP24-40000-C: {name!r}")
-    currency, day, month, year, strike, letter = match.groups()
-    if month not in _MONTHS:
-        raise ValueError(f"unknown month {month!r} in {name!r}")
+    """`BTC-27SEP24-40000-C` -> currency, 08:00 UTC expiry, strike (as a float, for the smile
+    maths), "call"/"put". The name is read by `option_names`; a bad one raises ValueError."""
     try:
-        date = dt.date(2000 + int(year), _MONTHS.index(month) + 1, int(day))
-    except ValueError as exc:
-        raise ValueError(f"invalid expiry date in {name!r}: {exc}") from None
-    return OptionName(
-        currency,
-        deribit_expiry_ns(date),
-        float(strike.replace("D", ".")),
-        "call" if letter == "C" else "put",
-    )
+        parsed = option_names.parse(name)
+    except ProtocolError as exc:
+        raise ValueError(str(exc)) from None
+    return OptionName(parsed.currency, parsed.expiry_ns, float(parsed.strike), parsed.kind)
 
 
 @dataclass(frozen=True, slots=True)

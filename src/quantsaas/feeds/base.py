@@ -54,6 +54,12 @@ class FeedStats:
     reconnects: int = 0
     malformed: int = 0
     """Frames that could not be parsed (counted and logged, the feed went on)."""
+    checksums_verified: int = 0
+    """Book checksums the venue sent that matched our book (Kraken)."""
+    checksum_failures: int = 0
+    """Book checksums that did not match: that book was dropped and resynced."""
+    replies: collections.Counter[str] = field(default_factory=collections.Counter)
+    """Venue replies to our requests, by kind (`RpcResult`, `RpcError`, ...)."""
     last_message_ns: int | None = None
     last_error: str | None = None
     """Why the feed last disconnected, resynced or rejected a frame (shown in /health)."""

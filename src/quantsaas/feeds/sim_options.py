@@ -24,8 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from quantsaas.analytics.greeks import bs_price, option_greeks
-from quantsaas.analytics.smile import deribit_expiry_code, deribit_expiry_ns
 from quantsaas.model import Instrument, OptionSpec, OptionTicker
+from quantsaas.option_names import expiry_code as deribit_expiry_code
+from quantsaas.option_names import expiry_ns as deribit_expiry_ns
 
 OPTION_PRICE_SCALE = 4
 SKEW = -0.08

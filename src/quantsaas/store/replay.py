@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quantsaas.errors import SequenceGap, quote
 from quantsaas.feeds.base import EventSink, Feed, FeedState
-from quantsaas.feeds.transport import WsFeed
+from quantsaas.feeds.transport import Reconnect, WsFeed
 from quantsaas.model import BookDelta, BookSnapshot, Instrument, MarketEvent
 from quantsaas.store.history import HistoryStore, trade_from_row
 from quantsaas.store.layout import ASK, BID, BOOK_CHECKPOINT, BOOK_DELTA, NS
@@ -183,19 +184,29 @@ class RawFeed(_Replaying):
             if self.start <= ts < self.end
         ]
 
+    def request_resync(self, instrument: Instrument, reason: str) -> None:
+        """The engine rejected a book: the venue protocol hears it as it would live."""
+        super().request_resync(instrument, reason)
+        self.feed.request_resync(instrument, reason)
+
     async def run(self, sink: EventSink) -> None:
         frames = await asyncio.to_thread(self.load)
-        self.feed.on_connect()
+        feed = self.feed
+        feed.sink = sink  # the protocol reports stale books to the engine, as live
+        feed.on_connect()
         self.stats.state = FeedState.LIVE
         total = len(frames)
         for index, (ts_recv, frame) in enumerate(frames):
             await self.clock.wait(ts_recv, index)
             self.stats.record_message(len(frame), ts_recv)
             try:
-                events = self.feed.handle_frame(frame, ts_recv)
+                events = feed.handle_frame(frame, ts_recv)
+            except (SequenceGap, Reconnect) as exc:
+                self._reconnected(exc)
+                continue
             except Exception as exc:  # a bad frame must not end the replay
                 self.stats.malformed += 1
-                self.stats.record_error(f"frame {index}: {exc}")
+                self.stats.record_error(f"frame {index}: {type(exc).__name__}: {quote(exc)}")
                 continue
             for event in events:
                 sink(event)
@@ -205,6 +216,18 @@ class RawFeed(_Replaying):
         self._report(total, total)
         self.stats.state = FeedState.STOPPED
         self.finished.set()
+
+    def _reconnected(self, exc: Exception) -> None:
+        """Live, this frame would end the connection (a gap, a shutdown notice): every book goes
+        stale and the protocol starts over; the recording goes on with the next connection's
+        frames (its fresh snapshots)."""
+        feed = self.feed
+        if isinstance(exc, SequenceGap):
+            feed.stats.gaps += 1
+            feed.stats.resyncs += 1
+        feed.stats.record_error(quote(exc))
+        feed.books_stale(feed.instruments, f"{type(exc).__name__} in replay")
+        feed.on_connect()
 
 
 def stored_feeds(

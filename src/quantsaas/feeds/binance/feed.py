@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 STREAMS = ("depth@100ms", "trade", "bookTicker")
 
+SnapshotSource = Callable[[Instrument], bytes | None]
+"""Offline replay: the recorded REST depth body for an instrument that wants one, or None."""
+
 
 class BinanceFeed(WsFeed):
     venue = "binance"
@@ -46,11 +49,14 @@ class BinanceFeed(WsFeed):
         config: TransportConfig | None = None,
         depth_limit: int = 1000,
         retry_s: float = 1.0,
+        snapshots: SnapshotSource | None = None,
     ) -> None:
         super().__init__(instruments, ws_url.rstrip("/"), config)
         self.rest_url = rest_url.rstrip("/")
         self.depth_limit = depth_limit
         self.retry_s = retry_s
+        self.snapshots = snapshots
+        """Offline (replay): REST depth bodies given instead of fetched, applied at once."""
         self.by_native = {instrument.native_symbol: instrument for instrument in self.instruments}
         self.syncs = {native: DepthSync(inst) for native, inst in self.by_native.items()}
         self._fetching: set[str] = set()
@@ -99,7 +105,21 @@ class BinanceFeed(WsFeed):
             self._resyncing(f"gap: {exc}", gap=True)
             self.books_stale([sync.instrument], str(exc))
             return []
+        if self.snapshots is not None and sync.wants_snapshot:
+            return self._offline_snapshot(sync, diff.delta.ts_recv)
         return [] if delta is None else [delta]
+
+    def _offline_snapshot(self, sync: DepthSync, ts_recv: int) -> list[MarketEvent]:
+        """Replay: bridge the buffer with the given depth body right away (no network)."""
+        assert self.snapshots is not None
+        body = self.snapshots(sync.instrument)
+        if body is None:
+            return []
+        try:
+            return list(sync.on_snapshot(parse_depth_snapshot(body, sync.instrument, ts_recv)))
+        except SequenceGap as exc:
+            self._resyncing(str(exc), gap=not isinstance(exc, StaleSnapshot))
+            return []
 
     def _on_shutdown(self, _: ServerShutdown) -> list[MarketEvent]:
         raise Reconnect("venue announced serverShutdown")

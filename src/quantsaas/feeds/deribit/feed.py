@@ -174,8 +174,10 @@ class DeribitFeed(WsFeed):
                 self.test_requests += 1
                 self._send(self._request("public/test", {}))
         elif isinstance(item, RpcResult):
+            self.stats.replies["RpcResult"] += 1
             self._on_result(item)
         elif isinstance(item, RpcError):
+            self.stats.replies["RpcError"] += 1
             what = self._pending.pop(item.id, "request") if item.id is not None else "request"
             raise ProtocolError(f"deribit refused {what}: {item.code} {item.message}")
         return []

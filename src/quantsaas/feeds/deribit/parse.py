@@ -2,18 +2,17 @@
 
 No I/O, no book state. Deribit sends prices and amounts as JSON numbers: frames are decoded with
 `parse_float=str`, so each number reaches the fixed-point parser as the venue's own text, never
-through a float. Option instruments are built from their names (`BTC-24SEP21-8000-P`, linear
-`MATIC_USDC-9MAR24-1d02-C` with `d` as the decimal point); expiry is 08:00 UTC on the date.
+through a float. Option instruments are built from their names (`option_names`, the one parser
+of Deribit names).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any, TypeAlias
 
+from quantsaas import option_names
 from quantsaas.errors import ProtocolError, UnknownInstrument
 from quantsaas.feeds import exact_json
 from quantsaas.feeds.instruments import fast_fixed
@@ -30,36 +29,26 @@ from quantsaas.model import (
 
 DERIBIT_SCALE = 8
 MS = 1_000_000
-MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 
 
 def option_instrument(name: str) -> Instrument:
     """`BTC-24SEP21-8000-P` -> an option Instrument on deribit (prices in the base coin, or in
-    USDC for linear `_USDC` options), underlying `BTC/USD`."""
-    try:
-        currency, expiry, strike_text, letter = name.split("-")
-        day, month, year = int(expiry[:-5]), MONTHS.index(expiry[-5:-2]), int(expiry[-2:])
-        when = dt.datetime(2000 + year, month + 1, day, 8, tzinfo=dt.UTC)
-        strike = Decimal(strike_text.replace("d", "."))
-    except (ValueError, InvalidOperation) as exc:
-        raise ProtocolError(f"deribit: not an option name: {name!r}") from exc
-    if letter not in ("C", "P") or not strike.is_finite() or strike <= 0:
-        raise ProtocolError(f"deribit: not an option name: {name!r}")
-    base, _, settle = currency.partition("_")
-    exponent = strike.as_tuple().exponent
+    USDC for linear `_USDC` options), underlying `BTC/USD`. The name is read by `option_names`."""
+    parsed = option_names.parse(name)
+    exponent = parsed.strike.as_tuple().exponent
     assert isinstance(exponent, int)
     strike_scale = max(0, -exponent)
     spec = OptionSpec(
-        underlying=f"{base}/USD",
-        expiry_ns=int(when.timestamp()) * 1_000_000_000,
-        strike=int(strike.scaleb(strike_scale)),
+        underlying=f"{parsed.base}/USD",
+        expiry_ns=parsed.expiry_ns,
+        strike=int(parsed.strike.scaleb(strike_scale)),
         strike_scale=strike_scale,
-        kind="call" if letter == "C" else "put",
+        kind=parsed.kind,
     )
     return Instrument(
         venue="deribit",
-        base=base,
-        quote=settle or base,
+        base=parsed.base,
+        quote=parsed.settle or parsed.base,
         native_symbol=name,
         price_scale=DERIBIT_SCALE,
         size_scale=DERIBIT_SCALE,

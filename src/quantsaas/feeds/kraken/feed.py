@@ -32,8 +32,10 @@ from quantsaas.feeds.kraken.parse import (
     BookMessage,
     Precision,
     Status,
-    parse_frame,
+    decode,
+    parse_message,
 )
+from quantsaas.feeds.kraken.v1 import V1Book, parse_v1
 from quantsaas.feeds.transport import TransportConfig, WsFeed
 from quantsaas.model import Instrument, MarketEvent, Ticker, Trade
 
@@ -120,8 +122,11 @@ class KrakenFeed(WsFeed):
             self.spawn(conn.send(orjson.dumps(body).decode()), f"{method}:{symbol}")
 
     def handle_frame(self, raw: str | bytes, ts_recv: int) -> list[MarketEvent]:
+        message = decode(raw)
+        if isinstance(message, list) or (isinstance(message, dict) and "event" in message):
+            return self._on_v1(message, ts_recv)
         try:
-            items = parse_frame(raw, self.by_native, ts_recv)
+            items = parse_message(message, self.by_native, ts_recv)
         except UnknownInstrument as exc:
             raise ProtocolError(str(exc)) from None
         out: list[MarketEvent] = []
@@ -143,6 +148,16 @@ class KrakenFeed(WsFeed):
                     )
         return out
 
+    def _on_v1(self, message: object, ts_recv: int) -> list[MarketEvent]:
+        """A legacy v1 frame (recorded files): its book channel's depth is the book's."""
+        item = parse_v1(message, ts_recv)
+        if not isinstance(item, V1Book):
+            return []
+        book = self.books.get(item.message.symbol)
+        if book is not None and book.depth != item.depth and item.message.snapshot:
+            self.books[item.message.symbol] = KrakenBook(book.instrument, item.depth, book.verify)
+        return self._on_book(item.message, ts_recv)
+
     def _on_status(self, system: str) -> None:
         previous, self.system = self.system, system
         if system == "online":
@@ -163,6 +178,7 @@ class KrakenFeed(WsFeed):
             raise ProtocolError(f"kraken: book for unsubscribed pair {item.symbol!r}")
         if self.system not in ("online", "unknown"):
             return []  # maintenance: the venue's books are not trusted until it is back online
+        checked = book.verify and item.update.checksum is not None
         try:
             if item.snapshot:
                 event: MarketEvent | None = book.on_snapshot(item.update, ts_recv)
@@ -174,6 +190,7 @@ class KrakenFeed(WsFeed):
                 event = book.on_update(item.update, ts_recv)
         except ChecksumMismatch as exc:
             self.checksum_failures += 1
+            self.stats.checksum_failures += 1
             self.books_stale([book.instrument], str(exc))
             self._resyncing(item.symbol, str(exc))
             return []
@@ -182,4 +199,5 @@ class KrakenFeed(WsFeed):
             self.books_stale([book.instrument], str(exc))
             self._resyncing(item.symbol, f"kraken {item.symbol}: bad level: {exc}")
             return []
+        self.stats.checksums_verified += checked
         return [] if event is None else [event]

@@ -195,6 +195,7 @@ class KrakenFeed(WsFeed):
             self._resyncing(item.symbol, str(exc))
             return []
         except InvalidNumber as exc:  # the book took part of the message: drop it
+            self.stats.malformed += 1
             book.reset()
             self.books_stale([book.instrument], str(exc))
             self._resyncing(item.symbol, f"kraken {item.symbol}: bad level: {exc}")

@@ -40,8 +40,12 @@ def test_a_source_going_down_and_back_is_announced_once_each_way() -> None:
 def test_a_source_that_starts_down_is_announced_and_new_clients_are_told() -> None:
     bus = Bus()
     bus.subscribe()
-    watcher = StatusWatcher(bus, lambda at: {"deribit": SourceState(False, "cannot connect")})
+    down = {"deribit": SourceState(False, "cannot connect")}
+    watcher = StatusWatcher(bus, lambda at: down, grace_s=5)
     watcher.check(1)
+    watcher.check(4 * 10**9)
+    assert drain(bus) == [] and watcher.down() == []  # still connecting: no news yet
+    watcher.check(5 * 10**9 + 1)
     (message,) = drain(bus)
     assert (message["source"], message["state"]) == ("deribit", "down")
-    assert watcher.down(2) == [{**message, "server_time": 2}]
+    assert watcher.down(6) == [{**message, "server_time": 6}]

@@ -26,6 +26,9 @@ from quantsaas.wire import encode
 log = logging.getLogger(__name__)
 
 CHECK_S = 1.0
+GRACE_S = 5.0
+"""A source that has never been live is announced down only this long after the first check
+(feeds and the Redis relay take a moment to connect at start-up)."""
 REASON_LIMIT = 200
 
 
@@ -40,21 +43,30 @@ Sources = Callable[[int], Mapping[str, SourceState]]
 
 
 class StatusWatcher:
-    def __init__(self, bus: Bus, sources: Sources, check_s: float = CHECK_S) -> None:
+    def __init__(
+        self, bus: Bus, sources: Sources, check_s: float = CHECK_S, grace_s: float = GRACE_S
+    ) -> None:
         self.bus = bus
         self.sources = sources
         self.check_s = check_s
+        self.grace_ns = round(grace_s * 1e9)
         self.states: dict[str, SourceState] = {}
         self.announced = 0
+        self._started: int | None = None
 
     def check(self, at_ns: int | None = None) -> None:
         """Announce every source whose state changed since the last check."""
         at = now_ns() if at_ns is None else at_ns
+        if self._started is None:
+            self._started = at
+        starting = at - self._started < self.grace_ns
         for name, state in self.sources(at).items():
             previous = self.states.get(name)
+            if previous is None and (state.live or starting):
+                if state.live:
+                    self.states[name] = state
+                continue  # a source that starts live is no news; one still connecting neither
             self.states[name] = state
-            if previous is None and state.live:
-                continue  # a source that starts live is no news
             if previous is not None and previous.live == state.live:
                 continue
             self.announced += 1

@@ -159,6 +159,8 @@ class ServiceCollector(Collector):
         reconnects.add_metric([], link.reconnects)
         yield from (connected, reconnects)
         kind = ["kind"]
+        from quantsaas.bus_redis import RedisPublisher  # only with a Redis bus (api/ingest)
+
         if isinstance(link, RedisPublisher):
             written = _counter("redis_entries_published", "Entries written to the stream", kind)
             written.add_metric(["message"], link.written_messages)

@@ -34,7 +34,7 @@ from quantsaas.clock import Clock, EventClock, WallClock
 from quantsaas.config import Settings
 from quantsaas.engine import Engine
 from quantsaas.errors import ConfigError, quote
-from quantsaas.feeds.base import Feed
+from quantsaas.feeds.base import Feed, FeedState
 from quantsaas.readmodel import LocalReadModel, ReadModel
 from quantsaas.status import Sources, SourceState, StatusWatcher
 from quantsaas.store.recorder import INPUTS as RECORDER_INPUTS
@@ -137,13 +137,15 @@ def build(
         runtime.link = link
         runtime.jobs.append(link.run)
     if role != "replay":
-        _status(
-            runtime,
-            lambda at: {
-                f.venue: SourceState(f.stats.is_live(at), f.stats.last_error) for f in runtime.feeds
-            },
-        )
+        _status(runtime, lambda at: {feed.venue: _feed_state(feed) for feed in runtime.feeds})
     return runtime
+
+
+def _feed_state(feed: Feed) -> SourceState:
+    """A venue is down while its connection is (starting, disconnected, stopped); a quiet but
+    connected venue is the stall watchdog's business (it reconnects, and then it is down)."""
+    stats = feed.stats
+    return SourceState(stats.state in (FeedState.LIVE, FeedState.RESYNCING), stats.last_error)
 
 
 def _status(runtime: Runtime, sources: Sources) -> None:

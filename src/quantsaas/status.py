@@ -1,7 +1,7 @@
 """Data-source status on the stream: every client is told when its data stops and resumes.
 
 A background job of the runtime (`StatusWatcher.run`) looks at each source once a second: every
-venue feed (live = state LIVE and a message within `STALE_AFTER_S`), and in an API process the
+venue feed (down while its connection is starting, lost or stopped), and in an API process the
 Redis relay (connected and data arriving). When a source changes state, one `status` message
 goes to every open stream (`Bus.notify`), naming the source, the new state and the cause:
 

@@ -52,7 +52,7 @@ async def serving(fake: FakeServer, tmp_path: Path) -> AsyncIterator[Path]:
 
 @asynccontextmanager
 async def our_engine(settings: Settings) -> AsyncIterator[Engine]:
-    engine = Engine(build_feeds(settings))
+    engine = Engine(build_feeds(settings), lambda topic, event: None)  # books only
     task = asyncio.create_task(engine.run())
     try:
         yield engine

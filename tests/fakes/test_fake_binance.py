@@ -243,7 +243,7 @@ async def test_our_feed_rides_out_snapshot_faults_that_fire_on_their_own() -> No
         feed_backoff_initial_s=0.05,
         feed_backoff_cap_s=0.2,
     )
-    engine = Engine(build_feeds(settings))
+    engine = Engine(build_feeds(settings), lambda topic, event: None)  # books only
     feed = engine.feeds[0]
     assert isinstance(feed, BinanceFeed)
     sync = feed.syncs["BTCUSDT"]

@@ -33,9 +33,9 @@ from quantsaas.errors import ProtocolError
 from quantsaas.fakes.catalog import scan_products
 from quantsaas.fakes.market import SimMarket
 from quantsaas.fakes.server import Client, FakeServer, json_response
+from quantsaas.feeds.deribit.parse import option_instrument
 from quantsaas.feeds.sim_options import OPTION_PRICE_SCALE, OptionChainSim
 from quantsaas.model import Instrument, OptionTicker, format_fixed
-from quantsaas.option_names import option_instrument
 
 log = logging.getLogger(__name__)
 

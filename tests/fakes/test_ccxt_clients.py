@@ -6,6 +6,7 @@ our own feed (which trusts the CA through `Settings.ca_file`, as `serve --ca-fil
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -117,6 +118,8 @@ async def ccxt_client(client: Any, symbol: str, **kwargs: Any) -> AsyncIterator[
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await client.close()
+        await asyncio.sleep(0.25)  # aiohttp closes TLS transports after the session (its docs)
+        gc.collect()  # a socket ccxt leaked would warn here, in its own test
     if task.done() and not task.cancelled() and task.exception() is not None:
         raise task.exception()  # type: ignore[misc]
 

@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -58,6 +59,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--coinbase-symbols", type=_csv, help="e.g. BTC/USD,ETH/USD")
     serve.add_argument("--stall", type=float, help="reconnect a venue after this many s of silence")
     serve.add_argument(
+        "--ca-file", type=Path, help="also trust this CA for venues (a fake-exchange --tls CA)"
+    )
+    serve.add_argument(
         "--anonymous-tier",
         help="serve callers without credentials with this tier (the demo uses `demo`: the "
         "simulator only); default: they get the public, delayed view and nothing else",
@@ -105,6 +109,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
             ("coinbase_api", args.coinbase_api),
             ("coinbase_symbols", args.coinbase_symbols),
             ("feed_stall_s", args.stall),
+            ("ca_file", getattr(args, "ca_file", None)),
             ("anonymous_tier", getattr(args, "anonymous_tier", None)),
             ("accounts_url", getattr(args, "accounts_url", None)),
             ("rate_limit_bus", getattr(args, "rate_limit_bus", None)),

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     """Quote currencies treated as one in the consolidated market, e.g. `USD,USDT,USDC` (the
     first names the merged market). Empty by default: every quote is its own market."""
     consolidated_depth: int = Field(default=20, ge=1, le=1000)
+    ca_file: Path | None = None
+    """A CA certificate (PEM) trusted for venue connections besides the system's, e.g. the one a
+    `fake-exchange --tls` prints."""
     feed_stall_s: float = Field(default=30.0, gt=0)
     """A venue connection without market data this long is re-established."""
     feed_backoff_initial_s: float = Field(default=0.5, gt=0)

@@ -19,6 +19,7 @@ from quantsaas.fakes.coinbase import CoinbaseFakeConfig, FakeCoinbase
 from quantsaas.fakes.deribit import DERIBIT_FAULTS, DeribitFakeConfig, FakeDeribit
 from quantsaas.fakes.kraken import KRAKEN_FAULTS, FakeKraken, KrakenFakeConfig
 from quantsaas.fakes.server import FAULTS, FakeServer
+from quantsaas.fakes.tls import make_tls
 from quantsaas.replay_raw import VENUES, replay_raw
 
 
@@ -40,7 +41,17 @@ def add_commands(commands: Any) -> None:
     fake.add_argument(
         "--symbols",
         type=_csv,
-        help="native symbols (BTCUSDT, BTC-USD, BTC/USD); deribit: currencies (BTC,ETH)",
+        help="native symbols (BTCUSDT, BTC-USD, BTC/USD); deribit: currencies (BTC,ETH). With "
+        "--replay: any products, listed besides those the file names",
+    )
+    fake.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve wss:// and https:// with a certificate made at start; prints its CA file "
+        "(trust it with `serve --ca-file` or QUANTSAAS_CA_FILE)",
+    )
+    fake.add_argument(
+        "--tls-dir", type=Path, help="where --tls writes ca.pem (default: a temp dir)"
     )
     fake.add_argument("--rate", type=float, default=50.0, help="simulated events/s per symbol")
     fake.add_argument("--seed", type=int, default=11, help="market seed (serve's sim uses 7)")
@@ -56,7 +67,13 @@ def add_commands(commands: Any) -> None:
     fake.add_argument(
         "--fault-every", type=float, default=0.0, help="repeat the faults every N seconds (0: once)"
     )
-    fake.add_argument("--replay", type=Path, help="send this file's lines verbatim instead")
+    fake.add_argument(
+        "--replay",
+        type=Path,
+        help="send this recorded file's lines verbatim instead of simulating (after the "
+        "client subscribes; nothing of the fake's own is mixed in)",
+    )
+    fake.add_argument("--replay-rate", type=float, default=200.0, help="replayed lines per second")
     fake.add_argument("--snapshot", type=Path, help="binance: REST depth body to serve (replay)")
     fake.add_argument(
         "--maintenance", type=float, default=5.0, help="kraken: seconds a maintenance lasts"
@@ -79,42 +96,50 @@ Fake = FakeBinance | FakeCoinbase | FakeKraken | FakeDeribit
 
 
 def build_fake(args: argparse.Namespace) -> Fake:
+    """The configured fake; ConfigError for a product it cannot simulate or a missing file."""
+    if args.replay is not None and not args.replay.is_file():
+        raise ConfigError(f"--replay: no such file {str(args.replay)[:100]!r}")
+    if args.replay_rate <= 0:
+        raise ConfigError("--replay-rate must be positive")
+    symbols = args.symbols or ()  # empty: each fake's defaults, or a replay file's products
+    replay = {"replay": args.replay, "replay_per_s": args.replay_rate}
+    fake: Fake
     if args.venue == "kraken":
-        return FakeKraken(
+        fake = FakeKraken(
             KrakenFakeConfig(
-                symbols=args.symbols or ("BTC/USD", "ETH/USD"),
+                symbols=symbols,
                 rate=args.rate,
                 seed=args.seed,
                 maintenance_s=args.maintenance,
-                replay=args.replay,
+                **replay,
             )
         )
-    if args.venue == "deribit":
-        return FakeDeribit(
+    elif args.venue == "deribit":
+        fake = FakeDeribit(
             DeribitFakeConfig(
-                currencies=args.symbols or ("BTC", "ETH"), rate=args.rate, seed=args.seed
+                currencies=symbols or ("BTC", "ETH"), rate=args.rate, seed=args.seed, **replay
             )
         )
-    if args.venue == "binance":
-        return FakeBinance(
+    elif args.venue == "binance":
+        fake = FakeBinance(
             BinanceFakeConfig(
-                symbols=args.symbols or ("BTCUSDT", "ETHUSDT"),
+                symbols=symbols,
                 rate=args.rate,
                 seed=args.seed,
                 lifetime_s=args.lifetime,
-                replay=args.replay,
                 snapshot=args.snapshot,
+                **replay,
             )
         )
-    return FakeCoinbase(
-        CoinbaseFakeConfig(
-            api=args.api,
-            symbols=args.symbols or ("BTC-USD", "ETH-USD"),
-            rate=args.rate,
-            seed=args.seed,
-            replay=args.replay,
+    else:
+        fake = FakeCoinbase(
+            CoinbaseFakeConfig(
+                api=args.api, symbols=symbols, rate=args.rate, seed=args.seed, **replay
+            )
         )
-    )
+    if args.tls:
+        fake.tls = make_tls(args.tls_dir)
+    return fake
 
 
 async def _faults(fake: Fake, faults: list[str], after: float, every: float) -> None:
@@ -127,15 +152,20 @@ async def _faults(fake: Fake, faults: list[str], after: float, every: float) -> 
         await asyncio.sleep(every)
 
 
-async def _run_fake(args: argparse.Namespace) -> None:
-    fake = build_fake(args)
-    port = await fake.start(args.host, args.port)
-    scheme = "ws"
-    print(f"fake {args.venue} listening on {scheme}://{args.host}:{port}", flush=True)
+async def _run_fake(args: argparse.Namespace, fake: Fake) -> None:
+    try:
+        port = await fake.start(args.host, args.port)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+    http = "https" if fake.tls is not None else "http"
+    base = f"{args.host}:{port}"
+    print(f"fake {args.venue} listening on {fake.scheme}://{base}", flush=True)
+    if fake.tls is not None:
+        print(f"  CA certificate: {fake.tls.ca_file}", flush=True)
     if args.venue == "deribit":
-        print(f"  REST chain: http://{args.host}:{port}/api/v2/public/get_instruments?currency=BTC")
+        print(f"  REST chain: {http}://{base}/api/v2/public/get_instruments?currency=BTC")
     if args.venue == "binance":
-        print(f"  REST depth: http://{args.host}:{port}/api/v3/depth?symbol=BTCUSDT", flush=True)
+        print(f"  REST depth: {http}://{base}/api/v3/depth?symbol=BTCUSDT", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
@@ -165,8 +195,9 @@ def run_fake_exchange(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    fake = build_fake(args)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_run_fake(args))
+        asyncio.run(_run_fake(args, fake))
     return 0
 
 

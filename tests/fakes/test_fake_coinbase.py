@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
+from quantsaas.errors import ConfigError
 from quantsaas.fakes.coinbase import CoinbaseFakeConfig, FakeCoinbase
+from quantsaas.fakes.server import BIG_BYTES
 
 SAMPLES = Path(__file__).parents[1] / "feeds" / "samples"
 
@@ -78,17 +82,63 @@ async def test_advanced_sequence_num_is_per_connection_and_gap_skips_it() -> Non
 
 
 @pytest.mark.asyncio
-async def test_replay_is_verbatim_and_stale_snapshot_does_not_apply() -> None:
+async def test_replay_is_verbatim_for_any_product_and_stale_snapshot_does_not_apply() -> None:
     source = SAMPLES / "coinbase_exchange_level2.jsonl"
     fake = FakeCoinbase(CoinbaseFakeConfig(replay=source, replay_per_s=5000))
     await fake.start()
     try:
         with pytest.raises(ValueError, match="does not apply"):
             fake.inject("stale-snapshot")
+        assert list(fake.listings) == ["SKL-GBP"]  # from the file: not a simulated product
         async with connect(f"ws://127.0.0.1:{fake.port}", max_size=None) as ws:
-            await ws.send('{"type":"subscribe","product_ids":["BTC-USD"],"channels":["ticker"]}')
-            assert (await recv_json(ws))["type"] == "subscriptions"
+            await ws.send('{"type":"subscribe","product_ids":["SKL-GBP"],"channels":["ticker"]}')
             expected = [line.decode() for line in source.read_bytes().splitlines()]
+            # nothing of the fake's own: the recording's ack comes first, then its frames
             assert [await asyncio.wait_for(ws.recv(), 5) for _ in expected] == expected
+            await ws.send('{"type":"subscribe","product_ids":["SKL-GBP"],"channels":["ticker"]}')
+            with pytest.raises(TimeoutError):  # the file is sent once per connection
+                await asyncio.wait_for(ws.recv(), 0.3)
+    finally:
+        await fake.stop()
+
+
+def test_a_product_the_simulator_lacks_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="replay a recording"):
+        FakeCoinbase(CoinbaseFakeConfig(symbols=("SKL-GBP",)))
+
+
+@pytest.mark.asyncio
+async def test_exchange_channels_listing_and_a_big_snapshot_that_fires_on_its_own() -> None:
+    fake = FakeCoinbase(CoinbaseFakeConfig(symbols=("BTC-USD",), rate=200))
+    await fake.start()
+    url = f"ws://127.0.0.1:{fake.port}"
+    signed = (
+        '{"type":"subscribe","product_ids":["BTC-USD"],"channels":["level2"],'
+        '"signature":"s","key":"k","passphrase":"p","timestamp":"1"}'
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{fake.port}") as http:
+            (product,) = (await http.get("/products")).json()
+            assert (product["id"], product["quote_increment"]) == ("BTC-USD", "0.01")
+            currencies = {c["id"] for c in (await http.get("/currencies")).json()}
+            assert currencies == {"BTC", "USD"}
+        async with connect(url, max_size=None) as ws:
+            await ws.send('{"type":"subscribe","product_ids":["BTC-USD"],"channels":["full"]}')
+            assert "authentication" in (await recv_json(ws))["reason"]
+            await ws.send('{"type":"subscribe","product_ids":["BTC-USD"],"channels":["nope"]}')
+            assert "not a valid channel" in (await recv_json(ws))["reason"]
+            await ws.send(signed)  # authenticated level2 is served
+            assert (await recv_json(ws))["type"] == "subscriptions"
+            first = await asyncio.wait_for(ws.recv(), 5)
+            assert orjson.loads(first)["type"] == "snapshot" and len(first) < BIG_BYTES
+            fake.inject("big-snapshot")
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await ws.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+        async with connect(url, max_size=None) as ws:  # the client's reconnect
+            await ws.send(signed)
+            await recv_json(ws)
+            assert len(await asyncio.wait_for(ws.recv(), 5)) > BIG_BYTES
     finally:
         await fake.stop()

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 from websockets.asyncio.client import connect
@@ -112,5 +114,39 @@ async def test_raw_needs_auth_and_unanswered_test_requests_close() -> None:
                 while True:
                     frames.append(orjson.loads(await asyncio.wait_for(ws.recv(), 5)))
             assert frames and frames[0]["params"]["type"] == "test_request"
+    finally:
+        await fake.stop()
+
+
+@pytest.mark.asyncio
+async def test_replay_lists_the_files_options_and_sends_it_after_the_subscribe() -> None:
+    recorded = Path(__file__).parents[1] / "feeds" / "samples" / "deribit_book.jsonl"
+    fake = FakeDeribit(DeribitFakeConfig(replay=recorded, replay_per_s=5000))
+    await fake.start()
+    try:
+        assert list(fake.options) == ["BTC-24SEP21-8000-P"]  # the one the file has data of
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{fake.port}") as http:
+            listed = (await http.get("/api/v2/public/get_instruments")).json()["result"]
+            assert {row["instrument_name"] for row in listed} == set(fake.options)
+            row = next(r for r in listed if r["instrument_name"] == "BTC-24SEP21-8000-P")
+            assert (row["strike"], row["option_type"]) == (8000, "put")
+            currencies = (await http.get("/api/v2/public/get_currencies")).json()["result"]
+            assert [c["currency"] for c in currencies] == ["BTC"]
+        async with connect(f"ws://127.0.0.1:{fake.port}/ws/api/v2") as ws:
+            channel = "book.BTC-24SEP21-8000-P.100ms"
+            await ws.send(
+                orjson.dumps(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": 7,
+                        "method": "public/subscribe",
+                        "params": {"channels": [channel]},
+                    }
+                )
+            )
+            reply = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert reply["id"] == 7 and reply["result"] == [channel]
+            expected = [line.decode() for line in recorded.read_bytes().splitlines()]
+            assert [await asyncio.wait_for(ws.recv(), 5) for _ in expected] == expected
     finally:
         await fake.stop()

@@ -6,11 +6,14 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from quantsaas.errors import ChecksumMismatch
 from quantsaas.fakes.kraken import FakeKraken, KrakenFakeConfig
+from quantsaas.fakes.server import BIG_BYTES
 from quantsaas.feeds.kraken import parse
 from quantsaas.feeds.kraken.book import KrakenBook
 
@@ -91,16 +94,51 @@ async def test_numbers_are_fixed_precision_and_maintenance_is_announced() -> Non
 
 
 @pytest.mark.asyncio
-async def test_replay_sends_the_recorded_frames_verbatim() -> None:
+async def test_replay_sends_the_recorded_frames_verbatim_after_the_subscribe() -> None:
     recorded = Path(__file__).parents[1] / "feeds" / "samples" / "kraken_v2_book.jsonl"
     fake = FakeKraken(KrakenFakeConfig(replay=recorded))
     await fake.start()
     try:
+        assert list(fake.listings) == ["ETH/USD"]  # the file's pair only
         async with connect(f"ws://127.0.0.1:{fake.port}") as ws:
-            assert (await recv(ws))["channel"] == "status"
+            with pytest.raises(TimeoutError):  # no status or ack of the fake's own
+                await asyncio.wait_for(ws.recv(), 0.3)
+            await ws.send('{"method":"ping","req_id":1}')
+            assert (await recv(ws))["method"] == "pong"
+            await ws.send('{"method":"subscribe","params":{"channel":"book","symbol":["ETH/USD"]}}')
             got = [await asyncio.wait_for(ws.recv(), 5) for _ in range(3)]
             assert [line.encode() if isinstance(line, str) else line for line in got] == [
                 line for line in recorded.read_bytes().splitlines() if line.strip()
             ]
+    finally:
+        await fake.stop()
+
+
+@pytest.mark.asyncio
+async def test_rest_pairs_and_a_big_snapshot_that_fires_on_its_own() -> None:
+    fake = FakeKraken(KrakenFakeConfig(symbols=("BTC/USD",)))
+    await fake.start()
+    subscribe = '{"method":"subscribe","params":{"channel":"book","symbol":["BTC/USD"]}}'
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{fake.port}") as http:
+            pairs = (await http.get("/0/public/AssetPairs")).json()["result"]
+            assert pairs["BTCUSD"]["wsname"] == "BTC/USD" and pairs["BTCUSD"]["pair_decimals"] == 2
+            assets = (await http.get("/0/public/Assets")).json()["result"]
+            assert set(assets) == {"BTC", "USD"}
+        async with connect(f"ws://127.0.0.1:{fake.port}", max_size=None) as ws:
+            await recv(ws)
+            await ws.send(subscribe)
+            await recv(ws)
+            assert len(await asyncio.wait_for(ws.recv(), 5)) < BIG_BYTES
+            fake.inject("big-snapshot")
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await ws.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+        async with connect(f"ws://127.0.0.1:{fake.port}", max_size=None) as ws:
+            await recv(ws)
+            await ws.send(subscribe)
+            await recv(ws)
+            assert len(await asyncio.wait_for(ws.recv(), 5)) > BIG_BYTES
     finally:
         await fake.stop()

@@ -5,7 +5,11 @@ authentication is refused as the real venue does; `level2_batch` snapshot then `
 `last_match` then `match`; `ticker`; per-product `heartbeat`, with one per-product `sequence`.
 Advanced: one channel per subscribe; every frame is an envelope with a per-connection
 `sequence_num`; `l2_data` snapshot/update with `bid`/`offer`; `market_trades`; `ticker`;
-`heartbeats` each second. Driven by the simulator or by replaying a recorded file verbatim.
+`heartbeats` each second. REST: the market listings real clients load first (Exchange
+`/products`, `/currencies`; Advanced `/api/v3/brokerage/market/products`, `/v2/currencies`,
+`/v2/currencies/crypto`, `/v2/exchange-rates`). Driven by the simulator, or by a recorded file
+sent verbatim after the first subscribe (nothing of the fake's own before or among its lines: no
+ack, no snapshot, no `sequence_num` of its own), for any products.
 """
 
 from __future__ import annotations
@@ -17,24 +21,34 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from websockets.asyncio.server import ServerConnection
+from websockets.http11 import Request, Response
 
+from quantsaas.fakes import catalog
 from quantsaas.fakes.market import SimMarket, SymbolTick
-from quantsaas.fakes.server import BIG_BYTES, FAULTS, Client, FakeServer
+from quantsaas.fakes.server import BIG_BYTES, FAULTS, Client, FakeServer, json_response
 from quantsaas.model import format_fixed
 
 log = logging.getLogger(__name__)
 
 SUBSCRIBE_DEADLINE_S = 5.0
 AUTH_REQUIRED = "level2, level3, and full channels now require authentication."
+AUTH_FIELDS = ("signature", "key", "passphrase", "timestamp")
+"""An Exchange subscribe carrying these is authenticated (the fake checks no signature)."""
+EXCHANGE_PRIVATE = ("level2", "level3", "full", "user")
+EXCHANGE_SERVED = ("level2", "level2_batch", "matches", "ticker", "heartbeat")
+ADVANCED_SERVED = ("level2", "market_trades", "ticker", "heartbeats")
 
 
 @dataclass(frozen=True)
 class CoinbaseFakeConfig:
     api: str = "exchange"
-    symbols: tuple[str, ...] = ("BTC-USD", "ETH-USD")
+    symbols: tuple[str, ...] = ()
+    """Native products; empty: (BTC-USD, ETH-USD) when simulating, only the
+    file's when replaying."""
     rate: float = 50.0
     seed: int = 7
     interval_s: float = 0.05
@@ -55,8 +69,15 @@ class FakeCoinbase(FakeServer):
         self.config = config or CoinbaseFakeConfig()
         if self.config.api not in ("exchange", "advanced"):
             raise ValueError(f"unknown coinbase api {self.config.api!r}")
-        self.market = SimMarket(list(self.config.symbols), self.config.rate, self.config.seed)
-        self.sequence = dict.fromkeys(self.config.symbols, 100_000)
+        replay = self.config.replay
+        self.replay_path, self.replay_per_s = replay, self.config.replay_per_s
+        simulated = list(self.config.symbols or ("BTC-USD", "ETH-USD")) if replay is None else []
+        self.market = SimMarket(simulated, self.config.rate, self.config.seed)
+        self.listings = {p: self.market.listing(p) for p in simulated}
+        if replay is not None:
+            for product in (*self.config.symbols, *catalog.scan_products("coinbase", replay)):
+                self.listings.setdefault(product, catalog.listing(product))
+        self.sequence = dict.fromkeys(simulated, 100_000)
         self.trade_id = 0
         self.heartbeats = 0
         self._pending: set[str] = set()
@@ -66,19 +87,50 @@ class FakeCoinbase(FakeServer):
         return self.config.api == "advanced"
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        await self.listen(self._handler, host, port, ping_interval=20)
+        await self.listen(self._handler, host, port, process_request=self._http, ping_interval=20)
         if self.config.replay is None:
             self.spawn(self._market_loop())
             self.spawn(self._heartbeat_loop())
         return self.port
 
     def inject(self, fault: str) -> None:
+        """Fire a fault now; big-snapshot closes every connection, so each client resubscribes
+        and gets the padded snapshot."""
         if fault not in FAULTS or fault == "stale-snapshot":
             raise ValueError(f"fault {fault!r} does not apply to coinbase (snapshots come in-band)")
         self.faults_fired.append(fault)
         log.info("fake coinbase: fault %s", fault)
-        if not self.shared_fault(fault, '{"type":"l2update","product_id":'):
+        if fault == "big-snapshot":
+            self.arm_and_reconnect(fault)
+        elif not self.shared_fault(fault, '{"type":"l2update","product_id":'):
             self._pending.add(fault)
+
+    # -- REST -------------------------------------------------------------------------------
+
+    def _http(self, conn: ServerConnection, request: Request) -> Response | None:
+        """The listings, per API; anything else goes on to the WebSocket handshake."""
+        url = urlsplit(request.path)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        rows = self.listings.values()
+        bodies = (
+            {
+                "/products": lambda: catalog.coinbase_exchange_products(rows),
+                "/currencies": lambda: catalog.coinbase_exchange_currencies(rows),
+            }
+            if not self.advanced
+            else {
+                "/api/v3/brokerage/market/products": lambda: catalog.coinbase_advanced_products(
+                    rows, query.get("product_type")
+                ),
+                "/v2/currencies": lambda: catalog.coinbase_v2_currencies(rows, crypto=False),
+                "/v2/currencies/crypto": lambda: catalog.coinbase_v2_currencies(rows, True),
+                "/v2/exchange-rates": lambda: orjson.dumps(
+                    {"data": {"currency": query.get("currency", "USD"), "rates": {}}}
+                ),
+            }
+        )
+        build = bodies.get(url.path.rstrip("/"))
+        return None if build is None else json_response(conn, 200, build())
 
     # -- framing ----------------------------------------------------------------------------
 
@@ -101,8 +153,7 @@ class FakeCoinbase(FakeServer):
         bids, asks = self.market.book(product)
         bid_rows = self.market.levels_text(product, bids)
         ask_rows = self.market.levels_text(product, asks)
-        if "big-snapshot" in self._pending:
-            self._pending.discard("big-snapshot")
+        if self.take_armed("big-snapshot"):
             ask_rows += _padding(asks[-1][0] if asks else 1)
         if not self.advanced:
             return orjson.dumps(
@@ -126,8 +177,6 @@ class FakeCoinbase(FakeServer):
             async with asyncio.timeout(SUBSCRIBE_DEADLINE_S):
                 first = await conn.recv()
             await self._subscribe(client, first)
-            if self.config.replay is not None:
-                self.spawn(self.replay(client, self.config.replay, self.config.replay_per_s))
             async for message in conn:
                 await self._subscribe(client, message)
         except TimeoutError:
@@ -152,20 +201,32 @@ class FakeCoinbase(FakeServer):
             return
         if request.get("type") != "subscribe":
             return
-        if not self.advanced and "level2" in channels:
-            error = {"type": "error", "message": "Failed to subscribe", "reason": AUTH_REQUIRED}
-            await self.send(client, orjson.dumps(error).decode(), market=False)
-            return
-        unknown = [p for p in products if p not in self.sequence]
+        refusal = self._refusal(request, products, channels)
+        if refusal is not None:
+            await self.send(client, orjson.dumps(refusal).decode(), market=False)
+        elif self.replay_path is not None:
+            self.begin_replay(client)  # the recording holds the acks and snapshots
+        else:
+            async with client.lock:
+                await self._subscribed(client, products, channels)
+
+    def _refusal(
+        self, request: dict[str, Any], products: list[str], channels: list[str]
+    ) -> dict[str, str] | None:
+        """The venue's error for this subscribe, or None to accept it."""
+        authenticated = all(request.get(f) for f in AUTH_FIELDS)
+        if not self.advanced and not authenticated and set(channels) & set(EXCHANGE_PRIVATE):
+            return {"type": "error", "message": "Failed to subscribe", "reason": AUTH_REQUIRED}
+        served = ADVANCED_SERVED if self.advanced else EXCHANGE_SERVED
+        unserved = [c for c in channels if c not in served]
+        if unserved:
+            reason = f"{unserved[0][:40]} is not a valid channel (this fake serves {served})"
+            return {"type": "error", "message": "Failed to subscribe", "reason": reason}
+        unknown = [p for p in products if p not in self.listings]
         if unknown:
-            error = {
-                "type": "error",
-                "message": f"Failed to subscribe: {unknown[0]} is not a valid product",
-            }
-            await self.send(client, orjson.dumps(error).decode(), market=False)
-            return
-        async with client.lock:
-            await self._subscribed(client, products, channels)
+            message = f"Failed to subscribe: {unknown[0][:40]} is not a valid product"
+            return {"type": "error", "message": message}
+        return None
 
     async def _subscribed(self, client: Client, products: list[str], channels: list[str]) -> None:
         client.products.update(products)
@@ -187,7 +248,7 @@ class FakeCoinbase(FakeServer):
                 }
             ).decode()
         frames = [ack]
-        if "level2_batch" in channels or (self.advanced and "level2" in channels):
+        if "level2_batch" in channels or "level2" in channels:
             frames += [self._snapshot(client, product) for product in products]
         if "matches" in channels:
             frames += [self._last_match(product) for product in products]
@@ -263,7 +324,7 @@ class FakeCoinbase(FakeServer):
                     )
                 )
             return frames
-        if tick.changes and "level2_batch" in client.streams:
+        if tick.changes and client.streams & {"level2", "level2_batch"}:
             changes = [["buy", p, q] for p, q in bids] + [["sell", p, q] for p, q in asks]
             frames.append(
                 orjson.dumps(
@@ -373,8 +434,9 @@ def _padding(above: int) -> list[list[str]]:
     written = 0
     while written < BIG_BYTES:
         price += 10**6
-        rows.append([format_fixed(price, 8), "1.00000000"])
-        written += 36
+        row = [format_fixed(price, 8), "1.00000000"]
+        rows.append(row)
+        written += len(row[0]) + len(row[1]) + 8  # ["…","…"],
     return rows
 
 

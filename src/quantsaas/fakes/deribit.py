@@ -1,4 +1,4 @@
-"""A fake Deribit: public JSON-RPC over WebSocket plus REST `public/get_instruments`.
+"""A fake Deribit: public JSON-RPC over WebSocket plus REST `get_instruments`/`get_currencies`.
 
 The option chains of BTC and ETH come from the option simulator (`feeds.sim_options`) priced off
 the simulated underlying; each option's book is a few levels around its simulated best bid/ask.
@@ -9,7 +9,9 @@ snapshot then `change`s whose `change_id`s advance by irregular steps with `prev
 starts `heartbeat` and `test_request` messages, and a `test_request` not answered with
 `public/test` within the interval closes the connection. Faults: the shared menu where it
 applies (`drop`, `gap` = one change never sent, so the next `prev_change_id` breaks, `malformed`,
-`shutdown`, `silent`).
+`shutdown`, `silent`). With `replay`, the listed options are those the recorded file names, the
+JSON-RPC requests are answered as usual, and the file is sent verbatim after the first
+`public/subscribe`: no snapshot or change of the fake's own.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,8 +29,11 @@ import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
+from quantsaas.errors import ProtocolError
+from quantsaas.fakes.catalog import scan_products
 from quantsaas.fakes.market import SimMarket
 from quantsaas.fakes.server import Client, FakeServer, json_response
+from quantsaas.feeds.deribit.parse import option_instrument
 from quantsaas.feeds.sim_options import OPTION_PRICE_SCALE, OptionChainSim
 from quantsaas.model import Instrument, OptionTicker, format_fixed
 
@@ -46,6 +52,8 @@ class DeribitFakeConfig:
     interval_s: float = 0.1
     heartbeat_s: float | None = None
     """Override the heartbeat interval clients ask for (tests); None: theirs (at least 10 s)."""
+    replay: Path | None = None
+    replay_per_s: float = 200.0
 
 
 @dataclass(eq=False)
@@ -57,7 +65,10 @@ class DeribitClient(Client):
 
 def _num(raw: int, scale: int) -> orjson.Fragment:
     """A JSON number token as Deribit writes it (`0.0005`, `22.0`)."""
-    text = format_fixed(raw, scale).rstrip("0")
+    text = format_fixed(raw, scale)
+    if "." not in text:
+        return orjson.Fragment(text.encode())
+    text = text.rstrip("0")
     return orjson.Fragment((text + "0" if text.endswith(".") else text).encode())
 
 
@@ -65,17 +76,22 @@ class FakeDeribit(FakeServer):
     def __init__(self, config: DeribitFakeConfig | None = None) -> None:
         super().__init__()
         self.config = config or DeribitFakeConfig()
-        natives = [f"{c}/USD" for c in self.config.currencies]
-        self.market = SimMarket(natives, self.config.rate, self.config.seed)
+        replay = self.config.replay
+        self.replay_path, self.replay_per_s = replay, self.config.replay_per_s
+        currencies = self.config.currencies if replay is None else ()
+        self.market = SimMarket(
+            [f"{c}/USD" for c in currencies], self.config.rate, self.config.seed
+        )
         self.market.advance(1.0)
         now = time.time_ns()
         self.chains = {
-            c: OptionChainSim(self.market.instrument(f"{c}/USD"), 0.6, now)
-            for c in self.config.currencies
+            c: OptionChainSim(self.market.instrument(f"{c}/USD"), 0.6, now) for c in currencies
         }
         self.options: dict[str, Instrument] = {
             inst.native_symbol: inst for chain in self.chains.values() for inst in chain.instruments
         }
+        if replay is not None:
+            self.options = _recorded_options(replay)
         self.books: dict[str, Book] = {name: ({}, {}) for name in self.options}
         self.change_id = dict.fromkeys(self.options, 30_000_000_000)
         self.tickers: dict[str, OptionTicker] = {}
@@ -86,7 +102,8 @@ class FakeDeribit(FakeServer):
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         await self.listen(self._handler, host, port, process_request=self._http)
-        self.spawn(self._market_loop())
+        if self.replay_path is None:
+            self.spawn(self._market_loop())
         return self.port
 
     def inject(self, fault: str) -> None:
@@ -99,28 +116,56 @@ class FakeDeribit(FakeServer):
     # -- chain and books --------------------------------------------------------------------
 
     def instruments_json(self, currency: str) -> list[dict[str, Any]]:
-        rows = []
+        rows: list[dict[str, Any]] = []
         for name, inst in self.options.items():
             option = inst.option
-            if option is None or inst.base != currency:
+            if option is None or currency not in ("", "any", inst.base):
                 continue
             rows.append(
                 {
                     "instrument_name": name,
                     "kind": "option",
-                    "base_currency": currency,
-                    "quote_currency": currency,
+                    "base_currency": inst.base,
+                    "quote_currency": inst.quote,
+                    "settlement_currency": inst.quote,
                     "counter_currency": "USD",
                     "option_type": option.kind,
-                    "strike": option.strike,
+                    "strike": _num(option.strike, option.strike_scale),
                     "expiration_timestamp": option.expiry_ns // 1_000_000,
                     "tick_size": 0.0001,
                     "min_trade_amount": 0.1,
                     "contract_size": 1.0,
                     "is_active": True,
+                    "settlement_period": "day",
+                    "creation_timestamp": option.expiry_ns // 1_000_000 - 86_400_000,
+                    "instrument_id": len(rows) + 1,
+                    "price_index": f"{inst.base.lower()}_usd",
+                    "maker_commission": 0.0003,
+                    "taker_commission": 0.0003,
+                    "block_trade_commission": 0.0003,
+                    "block_trade_min_trade_amount": 25,
+                    "block_trade_tick_size": 0.0001,
+                    "rfq": False,
                 }
             )
         return rows
+
+    def currencies_json(self) -> list[dict[str, Any]]:
+        """`public/get_currencies`: the currencies of the listed options."""
+        codes = dict.fromkeys(inst.base for inst in self.options.values())
+        return [
+            {
+                "currency": code,
+                "currency_long": code,
+                "coin_type": "BITCOIN" if code == "BTC" else "ETHER" if code == "ETH" else "TOKEN",
+                "fee_precision": 4,
+                "min_confirmations": 1,
+                "min_withdrawal_fee": 0.0001,
+                "withdrawal_fee": 0.0001,
+                "withdrawal_priorities": [],
+            }
+            for code in codes
+        ]
 
     def _refresh(self) -> dict[str, list[list[Any]]]:
         """New tickers and books; returns per option the changed levels as (side, action...)."""
@@ -223,11 +268,14 @@ class FakeDeribit(FakeServer):
 
     def _http(self, conn: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        result: Any = None
         if url.path == "/api/v2/public/get_instruments":
-            query = {k: v[0] for k, v in parse_qs(url.query).items()}
-            body = orjson.dumps(
-                {"jsonrpc": "2.0", "result": self.instruments_json(query.get("currency", ""))}
-            )
+            result = self.instruments_json(query.get("currency", ""))
+        elif url.path == "/api/v2/public/get_currencies":
+            result = self.currencies_json()
+        if result is not None:
+            body = orjson.dumps({"jsonrpc": "2.0", "result": result, "testnet": False})
             return json_response(conn, 200, body)
         if url.path.startswith("/api/v2/public/"):
             return conn.respond(404, "not found")
@@ -262,7 +310,10 @@ class FakeDeribit(FakeServer):
             self.spawn(self._heartbeats(client, interval))
             return [self._reply(ident, us_in, "ok")]
         if method == "public/get_instruments":
-            return [self._reply(ident, us_in, self.instruments_json(str(params.get("currency"))))]
+            currency = str(params.get("currency", ""))
+            return [self._reply(ident, us_in, self.instruments_json(currency))]
+        if method == "public/get_currencies":
+            return [self._reply(ident, us_in, self.currencies_json())]
         if method in ("public/subscribe", "public/unsubscribe"):
             return self._subscribe(client, method, ident, params.get("channels") or [], us_in)
         return [self._reply(ident, us_in, error={"code": -32601, "message": "Method not found"})]
@@ -275,6 +326,11 @@ class FakeDeribit(FakeServer):
             return [self._reply(ident, us_in, error=error)]
         accepted = [c for c in channels if c.split(".")[1:2] and c.split(".")[1] in self.options]
         frames = [self._reply(ident, us_in, accepted)]
+        if self.replay_path is not None:
+            if method == "public/subscribe":
+                client.channels.update(accepted)
+                self.begin_replay(client)  # the recording holds the snapshots
+            return frames
         for channel in accepted:
             name = channel.split(".")[1]
             if method == "public/unsubscribe":
@@ -328,6 +384,17 @@ class FakeDeribit(FakeServer):
                                 continue  # its snapshot, taken since, already holds this change
                             client.last_change[name] = change_id
                         await self.send(client, frame)
+
+
+def _recorded_options(path: Path) -> dict[str, Instrument]:
+    """The options a recorded file names (other instruments are not listed)."""
+    found: dict[str, Instrument] = {}
+    for name in scan_products("deribit", path):
+        try:
+            found[name] = option_instrument(name)
+        except ProtocolError:
+            continue
+    return found
 
 
 def _notification(channel: str, data: dict[str, Any]) -> str:

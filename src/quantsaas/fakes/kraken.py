@@ -22,12 +22,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from websockets.asyncio.server import ServerConnection
+from websockets.http11 import Request, Response
 
+from quantsaas.fakes import catalog
 from quantsaas.fakes.market import SimMarket, SymbolTick
-from quantsaas.fakes.server import BIG_BYTES, FAULTS, Client, FakeServer
+from quantsaas.fakes.server import BIG_BYTES, FAULTS, Client, FakeServer, json_response
 from quantsaas.feeds.kraken.book import DEPTHS, checksum
 from quantsaas.model import Level, format_fixed
 
@@ -42,7 +45,9 @@ View = tuple[dict[str, str], dict[str, str]]
 
 @dataclass(frozen=True)
 class KrakenFakeConfig:
-    symbols: tuple[str, ...] = ("BTC/USD", "ETH/USD")
+    symbols: tuple[str, ...] = ()
+    """Native products; empty: (BTC/USD, ETH/USD) when simulating, only the
+    file's when replaying."""
     rate: float = 50.0
     seed: int = 7
     interval_s: float = 0.1
@@ -77,7 +82,14 @@ class FakeKraken(FakeServer):
     def __init__(self, config: KrakenFakeConfig | None = None) -> None:
         super().__init__()
         self.config = config or KrakenFakeConfig()
-        self.market = SimMarket(list(self.config.symbols), self.config.rate, self.config.seed)
+        replay = self.config.replay
+        self.replay_path, self.replay_per_s = replay, self.config.replay_per_s
+        simulated = list(self.config.symbols or ("BTC/USD", "ETH/USD")) if replay is None else []
+        self.market = SimMarket(simulated, self.config.rate, self.config.seed)
+        self.listings = {s: self.market.listing(s) for s in simulated}
+        if replay is not None:
+            for symbol in (*self.config.symbols, *catalog.scan_products("kraken", replay)):
+                self.listings.setdefault(symbol, catalog.listing(symbol))
         self.trade_id = 0
         self.system = "online"
         self.checksums_sent = 0
@@ -85,7 +97,7 @@ class FakeKraken(FakeServer):
         self._lost = False
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        await self.listen(self._handler, host, port, ping_interval=20)
+        await self.listen(self._handler, host, port, process_request=self._http, ping_interval=20)
         if self.config.replay is None:
             self.spawn(self._market_loop())
             self.spawn(self._heartbeat_loop())
@@ -100,8 +112,19 @@ class FakeKraken(FakeServer):
             return
         if fault == "maintenance":
             self.spawn(self._maintenance())
-        else:  # gap, checksum, big-snapshot: the next book frames
+        elif fault == "big-snapshot":  # every client reconnects and gets a padded snapshot
+            self.arm_and_reconnect(fault)
+        else:  # gap, checksum: the next book frames
             self._pending.add(fault)
+
+    def _http(self, conn: ServerConnection, request: Request) -> Response | None:
+        """REST `AssetPairs` and `Assets` for the listed pairs; else the WebSocket handshake."""
+        path = urlsplit(request.path).path.rstrip("/")
+        if path == "/0/public/AssetPairs":
+            return json_response(conn, 200, catalog.kraken_asset_pairs(self.listings.values()))
+        if path == "/0/public/Assets":
+            return json_response(conn, 200, catalog.kraken_assets(self.listings.values()))
+        return None
 
     async def _maintenance(self) -> None:
         await self._broadcast_status("maintenance")
@@ -123,9 +146,8 @@ class FakeKraken(FakeServer):
     async def _handler(self, conn: ServerConnection) -> None:
         client = KrakenClient(conn)
         async with self.connected(client):
-            await self.send(client, self._status(), market=False)
-            if self.config.replay is not None:
-                self.spawn(self.replay(client, self.config.replay, self.config.replay_per_s))
+            if self.replay_path is None:  # a recording holds its own status frame
+                await self.send(client, self._status(), market=False)
             await self.answer(client, self._request)
 
     def _request(self, client: KrakenClient, message: str | bytes) -> list[str]:
@@ -140,7 +162,11 @@ class FakeKraken(FakeServer):
             return [orjson.dumps({"method": "pong", **ident, "time_in": time_in}).decode()]
         params = request.get("params") or {}
         if method not in ("subscribe", "unsubscribe") or not isinstance(params, dict):
-            return [_refusal(method, f"Method not supported: {method}", ident, time_in)]
+            return [_refusal(str(method)[:40], "Method not supported", ident, time_in)]
+        if self.replay_path is not None:
+            if method == "subscribe":
+                self.begin_replay(client)  # the recording holds the acks and snapshots
+            return []
         channel, symbols = params.get("channel"), params.get("symbol") or []
         if channel == "instrument":
             reply = {"method": method, "result": {"channel": channel, "snapshot": True}}
@@ -234,8 +260,7 @@ class FakeKraken(FakeServer):
             crc = (crc + 1) & 0xFFFFFFFF
             self._pending.discard("checksum")
         self.checksums_sent += 1
-        if kind == "snapshot" and "big-snapshot" in self._pending:
-            self._pending.discard("big-snapshot")
+        if kind == "snapshot" and self.take_armed("big-snapshot"):
             asks = asks + _padding(BIG_BYTES)
         stamp = "" if kind == "snapshot" else f',"timestamp":"{_iso()}"'
         return (
@@ -335,8 +360,9 @@ def _padding(size: int) -> list[tuple[str, str]]:
     price, written = 10_000_000, 0
     while written < size:
         price += 1
-        rows.append((f"{price}.0", "1.00000000"))
-        written += 40
+        row = (f"{price}.0", "1.00000000")
+        rows.append(row)
+        written += len(row[0]) + len(row[1]) + 18  # {"price":…,"qty":…},
     return rows
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from quantsaas.errors import ConfigError, UnknownInstrument
+from quantsaas.fakes.catalog import Listing, listing
 from quantsaas.feeds.instruments import split_symbol
 from quantsaas.feeds.sim_book import NS, MarketSimulator
 from quantsaas.feeds.sim_instruments import SimConfig, sim_spec
@@ -35,7 +37,19 @@ class SimMarket:
         self.sims: dict[str, MarketSimulator] = {}
         for native in natives:
             base, _ = split_symbol(native)
-            self.sims[native] = MarketSimulator(sim_spec(f"{base}/USD"), config)
+            try:
+                spec = sim_spec(f"{base}/USD")
+            except UnknownInstrument:
+                raise ConfigError(
+                    f"the simulator has no {base}: simulated products are BTC, ETH, SOL and "
+                    f"ADA against any quote; replay a recording of {native[:40]!r} with --replay"
+                ) from None
+            self.sims[native] = MarketSimulator(spec, config)
+
+    def listing(self, native: str) -> Listing:
+        """The REST listing of a simulated product (its tick and lot from the simulator)."""
+        inst = self.sims[native].instrument
+        return listing(native, inst.price_scale, inst.size_scale)
 
     def instrument(self, native: str) -> Instrument:
         return self.sims[native].instrument

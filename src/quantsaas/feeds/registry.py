@@ -13,7 +13,7 @@ from quantsaas.feeds.instruments import binance_instruments, coinbase_instrument
 from quantsaas.feeds.kraken.feed import KrakenFeed
 from quantsaas.feeds.kraken.parse import kraken_instruments
 from quantsaas.feeds.simulator import SimConfig, SimulatorFeed, select_instruments
-from quantsaas.feeds.transport import Backoff, TransportConfig
+from quantsaas.feeds.transport import Backoff, TransportConfig, venue_ssl_context
 
 
 def _simulator(settings: Settings) -> Feed:
@@ -27,7 +27,8 @@ def _simulator(settings: Settings) -> Feed:
 
 def _transport(settings: Settings) -> TransportConfig:
     backoff = Backoff(initial_s=settings.feed_backoff_initial_s, cap_s=settings.feed_backoff_cap_s)
-    return TransportConfig(stall_s=settings.feed_stall_s, backoff=backoff)
+    tls = venue_ssl_context(settings.ca_file)
+    return TransportConfig(stall_s=settings.feed_stall_s, backoff=backoff, ssl=tls)
 
 
 def _binance(settings: Settings) -> Feed:

@@ -17,15 +17,17 @@ import abc
 import asyncio
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from quantsaas.errors import ConnectError, ProtocolError, SequenceGap, VenueError
+from quantsaas.errors import ConfigError, ConnectError, ProtocolError, SequenceGap, VenueError
 from quantsaas.feeds.base import EventSink, Feed, FeedState
 from quantsaas.model import Instrument, MarketEvent, now_ns
 
@@ -63,6 +65,22 @@ class TransportConfig:
     poll_s: float = 0.2
     """How often the read loop wakes without a frame, to check stalls and run `maintain`."""
     backoff: Backoff = field(default_factory=Backoff)
+    ssl: ssl.SSLContext | None = None
+    """TLS trust for wss:// and https:// (`venue_ssl_context`); None: the libraries' defaults."""
+
+
+def venue_ssl_context(ca_file: Path | None) -> ssl.SSLContext | None:
+    """The TLS trust of venue connections, WebSocket and REST alike. None (no `ca_file`) keeps
+    each library's default trust; with `ca_file` (`QUANTSAAS_CA_FILE`, e.g. the CA a
+    `fake-exchange --tls` printed) the system's CAs and that one are trusted."""
+    if ca_file is None:
+        return None
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load the CA file {str(ca_file)[:100]!r}: {exc}") from None
+    return context
 
 
 class Reconnect(VenueError):
@@ -161,6 +179,7 @@ class WsFeed(Feed, abc.ABC):
                 open_timeout=self.config.open_timeout_s,
                 close_timeout=2,
                 compression=None,
+                ssl=self.config.ssl if url.startswith("wss:") else None,
             ) as conn:
                 log.info("%s: connected to %s", self.venue, url, extra={"venue": self.venue})
                 self._reconnect_reason = None

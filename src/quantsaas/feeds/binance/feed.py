@@ -84,7 +84,7 @@ class BinanceFeed(WsFeed):
         self._fetching.clear()
 
     async def run(self, sink: EventSink) -> None:
-        async with httpx.AsyncClient(timeout=10.0) as client:
+        async with httpx.AsyncClient(timeout=10.0, verify=self.config.ssl or True) as client:
             self._http = client
             try:
                 await super().run(sink)

@@ -35,7 +35,7 @@ from quantsaas.feeds.deribit.parse import (
     option_instrument,
     parse_frame,
 )
-from quantsaas.feeds.transport import TransportConfig, WsFeed
+from quantsaas.feeds.transport import TransportConfig, WsFeed, venue_ssl_context
 from quantsaas.model import Instrument, MarketEvent, OptionTicker
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,8 @@ def option_chain(settings: Settings) -> tuple[Instrument, ...]:
         url = f"{settings.deribit_rest_url.rstrip('/')}/api/v2/public/get_instruments"
         params = {"currency": currency, "kind": "option", "expired": "false"}
         try:
-            response = httpx.get(url, params=params, timeout=10.0)
+            verify = venue_ssl_context(settings.ca_file) or True
+            response = httpx.get(url, params=params, timeout=10.0, verify=verify)
             response.raise_for_status()
             rows = orjson.loads(response.content)["result"]
             names = [row["instrument_name"] for row in chain_order(rows)]

@@ -98,7 +98,10 @@ def symbol_to_path(symbol: str) -> str:
 
 
 def symbol_from_text(text: str) -> str:
-    """Accept `BTC/USD`, `BTC-USD` or `btc-usd` and return the canonical `BTC/USD`."""
+    """A pair written in configuration (`BTC/USD`, `BTC-USD`, `btc-usd`) -> `BTC/USD`.
+
+    Only for pairs: every `-` becomes `/`. What a caller sends goes through
+    `quantsaas.symbols.resolve`, which matches the names instruments have instead."""
     return text.strip().upper().replace("-", "/")
 
 

@@ -19,11 +19,11 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from quantsaas import symbols
 from quantsaas.book import L2Book
 from quantsaas.bus import Bus, Topic
-from quantsaas.errors import UnknownInstrument, quote
 from quantsaas.market import InstrumentState, MarketState
-from quantsaas.model import Instrument, Stamped, symbol_from_text
+from quantsaas.model import Instrument, Stamped
 from quantsaas.wire import event_text
 
 Key = tuple[str, str]
@@ -59,17 +59,8 @@ class ReadModel(Protocol):
 def resolve(
     instruments: Mapping[Key, Instrument], symbol: str, venue: str | None
 ) -> list[Instrument]:
-    """Instruments matching a symbol (any accepted spelling), optionally on one venue."""
-    canonical = symbol_from_text(symbol)
-    found = [
-        instrument
-        for (inst_venue, inst_symbol), instrument in instruments.items()
-        if inst_symbol == canonical and (venue is None or inst_venue == venue)
-    ]
-    if not found:
-        where = f" on venue {quote(venue)}" if venue else ""
-        raise UnknownInstrument(f"unknown symbol {quote(symbol)}{where}")
-    return found
+    """Instruments a symbol names (any listed name: quantsaas.symbols), optionally on one venue."""
+    return symbols.resolve(instruments.values(), symbol, venue)
 
 
 class LocalReadModel:

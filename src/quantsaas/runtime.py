@@ -124,7 +124,9 @@ def build(
     read_model = LocalReadModel(bus, engine.books, engine.market)
     runtime = Runtime(role, settings, bus, read_model, clock, tuple(feeds), engine)
     for channel in CHANNELS:
-        read_model.register_channel(channel, _book_snapshot(engine) if channel == BOOK else None)
+        read_model.register_channel(
+            channel, _book_snapshot(read_model) if channel == BOOK else None
+        )
     _analytics(runtime, read_model, analytics, event_time=isinstance(clock, EventClock))
     _consolidated(runtime, read_model)
     if record and role != "replay":
@@ -153,12 +155,11 @@ def _status(runtime: Runtime, sources: Sources) -> None:
     runtime.jobs.append(runtime.status.run)
 
 
-def _book_snapshot(engine: Engine) -> Callable[[Any], Any]:
-    books = engine.books
-
+def _book_snapshot(read_model: LocalReadModel) -> Callable[[Any], Any]:
     def initial(instrument: Any) -> Any:
-        book = books[instrument.key]
-        return book.to_snapshot() if book.valid else None
+        # the read model's books: the engine's and the consolidated pseudo venue's
+        book = read_model.book(instrument.key)
+        return book.to_snapshot() if book is not None and book.valid else None
 
     return initial
 

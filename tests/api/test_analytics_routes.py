@@ -71,7 +71,7 @@ async def test_vwap_ofi_vpin_routes(service: Service) -> None:
     ("path", "status", "code"),
     [
         ("/api/v1/analytics/candles/test/BTC-USD?interval=2m", 400, "bad-request"),
-        ("/api/v1/analytics/candles/test/BTCUSD", 404, "unknown-instrument"),
+        ("/api/v1/analytics/candles/test/BTC_USD", 404, "unknown-instrument"),
         ("/api/v1/analytics/candles/test/DOGE-USD", 404, "unknown-instrument"),
         ("/api/v1/analytics/ofi/nowhere/BTC-USD", 404, "unknown-instrument"),
         ("/api/v1/analytics/vpin/test/BTC-USD?limit=0", 422, "validation-error"),

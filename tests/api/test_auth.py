@@ -127,7 +127,11 @@ async def test_keys_reach_what_their_tier_includes_and_nothing_else(secured: Sec
         as_free = {"X-API-Key": free}
         ok = await http.get("/api/v1/book/test/BTC-USD", headers=as_free)
         assert ok.status_code == 200 and ok.json()["bids"] == [["1.00", "0.00000001"]]
-        for path in ("/api/v1/analytics/ofi/test/BTC-USD", "/api/v1/book/test/SOL-USD"):
+        # the tier is checked on what a name resolves to: native `BTCUSD` is BTC/USD
+        native = await http.get("/api/v1/book/test/btcusd", headers=as_free)
+        assert native.status_code == 200 and native.json()["symbol"] == "BTC/USD"
+        paths = ("/api/v1/analytics/ofi/test/BTC-USD", "/api/v1/book/test/SOL-USD")
+        for path in (*paths, "/api/v1/book/test/SOLUSD"):
             denied = await http.get(path, headers=as_free)
             assert denied.status_code == 403, path
             assert denied.json()["code"] == "tier-required", path

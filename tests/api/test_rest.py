@@ -111,7 +111,7 @@ async def test_trades_endpoint_returns_the_latest_oldest_first(service: Service)
     [
         ("/api/v1/book/test/DOGE-USD", 404, "unknown-instrument"),
         ("/api/v1/book/nowhere/BTC-USD", 404, "unknown-instrument"),
-        ("/api/v1/book/test/BTCUSD", 404, "unknown-instrument"),
+        ("/api/v1/book/test/BTC_USD", 404, "unknown-instrument"),
         ("/api/v1/book/test/BTC-USD?depth=0", 422, "validation-error"),
         ("/api/v1/book/test/BTC-USD?depth=abc", 422, "validation-error"),
         ("/api/v1/book/test/BTC-USD?depth=100000", 400, "bad-request"),

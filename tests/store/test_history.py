@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 
 from helpers import record_simulator
 from quantsaas.errors import ConfigError, StorageError, UnknownInstrument
+from quantsaas.feeds.deribit.parse import option_instrument
+from quantsaas.feeds.instruments import coinbase_instruments
 from quantsaas.feeds.simulator import select_instruments
-from quantsaas.model import BookDelta, BookSnapshot, Trade
+from quantsaas.model import BookDelta, BookSnapshot, Side, Trade
 from quantsaas.store import maintenance
 from quantsaas.store.history import HistoryStore, parse_cursor, parse_interval, parse_time
 from quantsaas.store.layout import TRADES
@@ -125,3 +127,25 @@ def test_a_query_survives_compaction_between_listing_and_reading(tmp_path: Path)
     assert maintenance.compact(tmp_path, current_slot=2**62) > 0
     table = store._query("SELECT count(*) AS n FROM read_parquet($files)", stale)
     assert table.column("n")[0].as_py() == sum(1 for t in rec.trades if t.instrument == btc)
+
+
+def test_options_and_dashed_products_are_found_by_any_listed_name(tmp_path: Path) -> None:
+    """The instrument (its option spec too) comes back from the files' metadata, and every name
+    it is listed with finds it (the old rule looked for `BTC/5DEC26/48000/C`)."""
+    option = option_instrument("BTC-5DEC26-48000-C")
+    (perp,) = coinbase_instruments(["BTC-PERP-INTX"])
+    recorder = Recorder(RecorderConfig(tmp_path))
+    t = 1_704_067_200 * NS
+    for instrument in (option, perp):
+        recorder.on_event(BookSnapshot(instrument, ((10, 2),), ((30, 4),), 1, t, t))
+        recorder.on_event(Trade(instrument, 30, 1, Side.BUY, "1", t + 1, t + 1))
+    recorder.flush()
+    store = HistoryStore(tmp_path)
+    for name in ("BTC-5DEC26-48000-C", "btc-5dec26-48000-c"):
+        assert store.instrument("deribit", name) == option
+    for name in ("BTC-PERP-INTX", "BTC/PERP-INTX", "btc-perp-intx"):
+        assert store.instrument("coinbase", name) == perp
+    assert store.book_at(option, t + 5).asks == ((30, 4),)
+    assert [tr.trade_id for tr in store.trades(perp, t, t + 5).trades] == ["1"]
+    with pytest.raises(UnknownInstrument):
+        store.instrument("deribit", "BTC-PERP-INTX")

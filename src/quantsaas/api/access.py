@@ -89,8 +89,11 @@ def access_for(path_template: str) -> Access:
 
 
 def canonical_symbol(text: str) -> str:
-    """`BTC-USD` (as written in URL paths) and `btc/usd` both become `BTC/USD`."""
-    return text.replace("-", "/").upper()
+    """`BTC-USD` (as written in URL paths) and `btc/usd` both become `BTC/USD`; a name with
+    more dashes (an option, `BTC-PERP-INTX`) is kept. Callers pass resolved instrument symbols
+    (quantsaas.symbols) where they can: this is the fallback for text naming nothing served."""
+    upper = text.upper()
+    return upper.replace("-", "/") if "/" not in upper and upper.count("-") == 1 else upper
 
 
 def tier_denial(

@@ -21,7 +21,7 @@ from quantsaas.analytics.smile import smile_summary
 from quantsaas.api.problems import PROBLEM_RESPONSES, Problem
 from quantsaas.errors import quote
 from quantsaas.market import InstrumentState
-from quantsaas.model import Instrument, now_ns, symbol_from_text
+from quantsaas.model import Instrument, now_ns
 from quantsaas.readmodel import resolve
 from quantsaas.runtime import Runtime
 from quantsaas.wire import (
@@ -49,13 +49,14 @@ def _service(request: Request) -> AnalyticsService:
 
 def _target(request: Request, venue: str, symbol: str) -> tuple[Instrument, InstrumentAnalytics]:
     service = _service(request)
-    if "-" not in symbol and "/" not in symbol:
-        raise Problem(
-            404, "unknown-instrument", f"no symbol {quote(symbol)}: symbols look like BTC-USD"
-        )
     runtime: Runtime = request.app.state.runtime
-    instrument = resolve(runtime.read_model.instruments(), symbol_from_text(symbol), venue)[0]
-    return instrument, service.state(instrument)
+    instrument = resolve(runtime.read_model.instruments(), symbol, venue)[0]
+    state = service.instruments.get(instrument.key)
+    if state is None:  # e.g. a consolidated market: no trades or book of its own to analyse
+        raise Problem(
+            404, "unknown-instrument", f"no analytics for {quote(venue)} {instrument.symbol}"
+        )
+    return instrument, state
 
 
 def _market(request: Request, instrument: Instrument) -> InstrumentState:

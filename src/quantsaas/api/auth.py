@@ -33,6 +33,8 @@ from quantsaas.api.access import DOCS_PATHS, Access, access_for, tier_denial
 from quantsaas.api.problems import Problem
 from quantsaas.api.ratelimit import Decision, Limiter, Quota, limit_headers
 from quantsaas.config import Settings
+from quantsaas.errors import UnknownInstrument
+from quantsaas.readmodel import resolve
 
 API_KEY_HEADER = "X-API-Key"
 SESSION_COOKIE = "qs_session"
@@ -242,12 +244,21 @@ async def _check_tier(
                 403, "origin-not-allowed", f"origin {origin} not allowed", ip, path, principal
             )
     params = request.path_params
-    symbol = params.get("symbol")
-    denial = tier_denial(
-        guard.tier_of(principal), access.family, params.get("venue"), [symbol] if symbol else ()
-    )
+    venue, symbol = params.get("venue"), params.get("symbol")
+    named = _named_symbols(request, venue, symbol) if symbol else []
+    denial = tier_denial(guard.tier_of(principal), access.family, venue, named)
     if denial is not None:
         raise await guard.deny(403, "tier-required", denial, ip, path, principal)
+
+
+def _named_symbols(request: Request, venue: str | None, symbol: str) -> list[str]:
+    """The canonical symbols a path symbol names (any listed spelling), so the tier is checked
+    against what will be served; the text itself when it names nothing served."""
+    try:
+        instruments = request.app.state.runtime.read_model.instruments()
+        return sorted({i.symbol for i in resolve(instruments, symbol, venue)})
+    except (UnknownInstrument, AttributeError):
+        return [symbol]
 
 
 def request_principal(request: Request) -> Principal | None:

@@ -14,7 +14,8 @@ from fastapi import APIRouter, Query, Request
 
 from quantsaas.api.problems import PROBLEM_RESPONSES, Problem
 from quantsaas.book.consolidated_live import ConsolidatedService, MarketState
-from quantsaas.model import symbol_from_text
+from quantsaas.errors import UnknownInstrument, quote
+from quantsaas.symbols import resolve
 from quantsaas.wire import JSON, bbo_data, consolidated_book_data, tape_data
 
 router = APIRouter(prefix="/api/v1/consolidated", tags=["consolidated"])
@@ -28,15 +29,15 @@ def _service(request: Request) -> ConsolidatedService:
 
 
 def _state(request: Request, symbol: str) -> MarketState:
-    if "-" not in symbol and "/" not in symbol:
-        raise Problem(404, "unknown-instrument", f"no symbol {symbol!r}: symbols look like BTC-USD")
-    state = _service(request).markets.get(symbol_from_text(symbol))
-    if state is None:
-        known = ", ".join(sorted(_service(request).markets)) or "none"
+    markets = _service(request).markets
+    try:
+        found = resolve((state.market.instrument for state in markets.values()), symbol)
+    except UnknownInstrument:
+        known = ", ".join(sorted(markets)) or "none"
         raise Problem(
-            404, "unknown-instrument", f"no consolidated market {symbol!r}; known: {known}"
-        )
-    return state
+            404, "unknown-instrument", f"no consolidated market {quote(symbol)}; known: {known}"
+        ) from None
+    return markets[found[0].symbol]
 
 
 def _envelope(state: MarketState, ts_event: int, ts_recv: int) -> JSON:
@@ -54,7 +55,7 @@ def markets(request: Request) -> JSON:
     data: list[dict[str, Any]] = [
         {
             "symbol": pair,
-            "path_symbol": pair.replace("/", "-"),
+            "path_symbol": state.market.instrument.path_symbol,
             "venues": [m.venue for m in state.market.members],
             "live_venues": list(state.market.venues()),
             "price_precision": state.market.price_scale,

@@ -17,12 +17,14 @@ from quantsaas.book import L2Book
 from quantsaas.channels import BOOK
 from quantsaas.config import Settings
 from quantsaas.errors import quote
-from quantsaas.feeds.base import Feed
+from quantsaas.feeds.base import Feed, FeedState
 from quantsaas.market import InstrumentState
-from quantsaas.model import Instrument, now_ns, symbol_from_text
+from quantsaas.model import Instrument, now_ns
 from quantsaas.readmodel import ReadModel, resolve
 from quantsaas.runtime import Runtime
 from quantsaas.wire import JSON, instrument_json, iso_from_ns, levels_json, trade_data
+
+STALE_AFTER_S = 10.0
 
 router = APIRouter()
 probes = APIRouter()
@@ -63,7 +65,8 @@ async def service_info(request: Request) -> JSON:
 
 def feed_is_live(feed: Feed, at_ns: int) -> bool:
     """Live and a message within STALE_AFTER_S (what /health and /readyz count)."""
-    return feed.stats.is_live(at_ns)
+    age = feed.stats.last_message_age_s(at_ns)
+    return feed.stats.state is FeedState.LIVE and age is not None and age < STALE_AFTER_S
 
 
 def _feed_health(feed: Feed, at_ns: int) -> JSON:
@@ -220,11 +223,7 @@ async def instruments(request: Request) -> JSON:
 
 
 def _path_instrument(read_model: ReadModel, venue: str, symbol: str) -> Instrument:
-    if "-" not in symbol and "/" not in symbol:
-        raise Problem(
-            404, "unknown-instrument", f"no symbol {quote(symbol)}: symbols look like BTC-USD"
-        )
-    return resolve(read_model.instruments(), symbol_from_text(symbol), venue)[0]
+    return resolve(read_model.instruments(), symbol, venue)[0]
 
 
 def _served(found: L2Book | InstrumentState | None) -> L2Book | InstrumentState:
@@ -238,7 +237,7 @@ def _served(found: L2Book | InstrumentState | None) -> L2Book | InstrumentState:
 @router.get(
     "/api/v1/book/{venue}/{symbol}",
     tags=["market data"],
-    summary="L2 order book (symbol written BTC-USD)",
+    summary="L2 order book (symbol: a path_symbol such as BTC-USD)",
     responses={**PROBLEM_RESPONSES, 503: {"description": "Book not synchronised yet"}},
 )
 async def book(
@@ -275,7 +274,7 @@ async def book(
 @router.get(
     "/api/v1/trades/{venue}/{symbol}",
     tags=["market data"],
-    summary="Recent trades, oldest first (symbol written BTC-USD)",
+    summary="Recent trades, oldest first (symbol: a path_symbol such as BTC-USD)",
     responses=PROBLEM_RESPONSES,
 )
 async def trades(

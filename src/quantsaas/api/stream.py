@@ -43,15 +43,18 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from quantsaas.accounts.service import Principal
 from quantsaas.accounts.tiers import Tier
+from quantsaas.analytics.live import GREEKS
 from quantsaas.api.access import tier_denial
 from quantsaas.api.auth import admit_websocket, authenticate_websocket, client_ip
 from quantsaas.api.problems import Problem
 from quantsaas.bus import SLOW_CONSUMER, Bus, BusLimits, Envelope, Gap, Subscription, Topic
+from quantsaas.channels import OPTIONS
 from quantsaas.config import Settings
-from quantsaas.errors import SubscriptionClosed, UnknownInstrument
+from quantsaas.errors import SubscriptionClosed, UnknownInstrument, quote
 from quantsaas.model import now_ns
 from quantsaas.readmodel import ReadModel, resolve
 from quantsaas.status import StatusWatcher
+from quantsaas.symbols import chains
 from quantsaas.wire import JSON, encode, gap_message
 
 CLOSE_POLICY = 1008
@@ -62,6 +65,9 @@ CLOSE_REVOKED = 4001
 CLOSE_BY_STATUS = {401: 4401, 403: 4403, 429: 4429, 503: 1013}
 MAX_TOPICS = 400
 MAX_LIST = 100
+BY_UNDERLYING = frozenset({OPTIONS, GREEKS})
+"""Channels published under an option chain's underlying (options by the engine, greeks by the
+analytics): a symbol names the chain (quantsaas.symbols.chains)."""
 
 log = logging.getLogger(__name__)
 
@@ -306,15 +312,29 @@ class StreamSession:
             )
         symbols = _string_list(request, "symbols")
         venues: list[str | None] = [*_string_list(request, "venues", required=False)] or [None]
+        direct = [channel for channel in channels if channel not in BY_UNDERLYING]
+        chained = [channel for channel in channels if channel in BY_UNDERLYING]
+        instruments = self.read_model.instruments()
         keys: list[tuple[str, str]] = []
+        chain_keys: list[tuple[str, str]] = []
         for symbol in symbols:
             for venue in venues:
                 try:
-                    found = resolve(self.read_model.instruments(), symbol, venue)
-                    keys.extend(instrument.key for instrument in found)
+                    named = resolve(instruments, symbol, venue)
                 except UnknownInstrument as exc:
-                    raise RequestError("unknown_symbol", str(exc)) from None
-        return [(channel, *key) for channel in channels for key in dict.fromkeys(keys)]
+                    if direct:
+                        raise RequestError("unknown_symbol", str(exc)) from None
+                    named = []
+                keys.extend(instrument.key for instrument in named)
+                if chained:
+                    found = [i.key for i in named if i.option is None]
+                    found += chains(instruments.values(), symbol, venue)
+                    if not found:
+                        raise RequestError("unknown_symbol", f"no option chain on {quote(symbol)}")
+                    chain_keys.extend(found)
+        return [(channel, *key) for channel in direct for key in dict.fromkeys(keys)] + [
+            (channel, *key) for channel in chained for key in dict.fromkeys(chain_keys)
+        ]
 
     def _entitled(self, topics: list[Topic]) -> tuple[list[Topic], list[tuple[Topic, str]]]:
         """The topics the caller's tier includes, and the others with the reason."""

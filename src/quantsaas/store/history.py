@@ -20,8 +20,8 @@ import duckdb
 import pyarrow as pa
 
 from quantsaas.analytics.candles import Candle
-from quantsaas.errors import ConfigError, StorageError, UnknownInstrument
-from quantsaas.model import BookSnapshot, Instrument, Side, Trade, symbol_from_text
+from quantsaas.errors import ConfigError, StorageError, UnknownInstrument, quote
+from quantsaas.model import BookSnapshot, Instrument, Side, Trade
 from quantsaas.store.layout import (
     ASK,
     BID,
@@ -38,6 +38,7 @@ from quantsaas.store.layout import (
     symbol_dirs,
 )
 from quantsaas.store.rollup import ROLLUP, SECOND, candle_sql, split_covered
+from quantsaas.symbols import resolve
 
 MIN_INTERVAL_NS, MAX_INTERVAL_NS = NS, 86_400 * NS
 _UNITS = {"s": NS, "m": 60 * NS, "h": 3600 * NS, "d": 86_400 * NS}
@@ -94,6 +95,7 @@ class HistoryStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._known: dict[Path, Instrument] = {}
 
     # -- catalogue ---------------------------------------------------------------------------
 
@@ -109,11 +111,28 @@ class HistoryStore:
         return list(found.values())
 
     def instrument(self, venue: str, symbol: str) -> Instrument:
-        canonical = symbol_from_text(symbol)
+        """The recorded instrument of `venue` that `symbol` names (any listed spelling:
+        quantsaas.symbols)."""
+        try:
+            return resolve(self._recorded(venue), symbol, venue)[0]
+        except UnknownInstrument:
+            raise UnknownInstrument(f"no history for {quote(venue)} {quote(symbol)}") from None
+
+    def _recorded(self, venue: str) -> list[Instrument]:
+        """The instruments recorded on `venue`, each read once from its first file's metadata."""
+        found: dict[str, Instrument] = {}
         for kind in (TRADES, BOOK):
-            for found in files_for_any(self.root, kind, (venue, canonical)):
-                return read_instrument(found)
-        raise UnknownInstrument(f"no history for {venue} {canonical}")
+            for directory in sorted((self.root / kind / f"venue={venue}").glob("symbol=*")):
+                if directory.name in found:
+                    continue
+                known = self._known.get(directory)
+                if known is None:
+                    first = next(iter(sorted(directory.glob("date=*/*.parquet"))), None)
+                    if first is None:
+                        continue
+                    known = self._known[directory] = read_instrument(first)
+                found[directory.name] = known
+        return list(found.values())
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -301,13 +320,6 @@ class HistoryStore:
         )
         row = self._query(sql, files, start=start, end=end).to_pylist()[0]
         return int(row["a"]), int(row["b"])
-
-
-def files_for_any(root: Path, kind: str, key: tuple[str, str]) -> list[Path]:
-    for venue, symbol, directory in symbol_dirs(root, kind):
-        if (venue, symbol) == key:
-            return sorted(directory.glob("date=*/*.parquet"))[:1]
-    return []
 
 
 def trade_from_row(instrument: Instrument, row: dict[str, Any]) -> Trade:

@@ -15,6 +15,7 @@ reader ignores the parts of any slot that has a compacted file.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from collections.abc import Iterable
@@ -24,7 +25,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from quantsaas.model import Instrument, symbol_from_text, symbol_to_path
+from quantsaas.model import Instrument, OptionSpec, symbol_from_text, symbol_to_path
 
 TRADES, BOOK = "trades", "book"
 KINDS = (TRADES, BOOK)
@@ -67,23 +68,25 @@ SCHEMAS = {TRADES: TRADE_SCHEMA, BOOK: BOOK_SCHEMA}
 
 
 def instrument_meta(instrument: Instrument) -> bytes:
-    return orjson.dumps(
-        {
-            "venue": instrument.venue,
-            "base": instrument.base,
-            "quote": instrument.quote,
-            "native_symbol": instrument.native_symbol,
-            "price_scale": instrument.price_scale,
-            "size_scale": instrument.size_scale,
-            "tick_size": instrument.tick_size,
-            "lot_size": instrument.lot_size,
-        }
-    )
+    fields: dict[str, object] = {
+        "venue": instrument.venue,
+        "base": instrument.base,
+        "quote": instrument.quote,
+        "native_symbol": instrument.native_symbol,
+        "price_scale": instrument.price_scale,
+        "size_scale": instrument.size_scale,
+        "tick_size": instrument.tick_size,
+        "lot_size": instrument.lot_size,
+    }
+    if instrument.option is not None:  # an option is named by it (BTC-5DEC26-48000-C)
+        fields["option"] = dataclasses.asdict(instrument.option)
+    return orjson.dumps(fields)
 
 
 def instrument_from_meta(raw: bytes) -> Instrument:
     fields = orjson.loads(raw)
-    return Instrument(**fields)
+    option = fields.pop("option", None)
+    return Instrument(**fields, option=None if option is None else OptionSpec(**option))
 
 
 def date_of(ts_ns: int) -> str:

@@ -29,6 +29,10 @@ type Hooks = Window & {
 async function open(page: Page, query = '') {
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(String(e)));
+  // the page runs under the server's Content-Security-Policy: a refused load is an error
+  page.on('console', (m) => {
+    if (/Content Security Policy/i.test(m.text())) errors.push(m.text());
+  });
   await page.goto(`/?e2e${query}`);
   await expect(page.getByTestId('app')).toBeVisible();
   await expect(page.getByTestId('ws-status')).toContainText('open');
@@ -295,6 +299,10 @@ test('PWA: manifest and a shell-only service worker are served', async ({ reques
   expect(sw).toContain("url.pathname.startsWith('/assets/')");
   const html = await request.get('/', { headers: { Accept: 'text/html' } });
   expect(await html.text()).toContain('<div id="root">');
+  // every test here runs under this policy (`open` fails on a refused load)
+  expect(html.headers()['content-security-policy']).toContain("script-src 'self';");
+  expect(html.headers()['content-security-policy']).toContain("frame-ancestors 'none'");
+  expect(html.headers()['x-content-type-options']).toBe('nosniff');
   const json = await request.get('/', { headers: { Accept: 'application/json' } });
   expect((await json.json()).service).toBe('quant-saas');
 });

@@ -21,6 +21,7 @@ from quantsaas.api.accounts_routes import router as accounts_router
 from quantsaas.api.analytics_routes import router as analytics_router
 from quantsaas.api.auth import Guard, LimitHeadersMiddleware, guard_request
 from quantsaas.api.consolidated_routes import router as consolidated_router
+from quantsaas.api.headers import SecurityHeadersMiddleware
 from quantsaas.api.history_routes import router as history_router
 from quantsaas.api.metrics import HttpMetricsMiddleware, Metrics
 from quantsaas.api.ops_routes import router as ops_router
@@ -141,6 +142,7 @@ def create_app(
     app.add_middleware(LimitHeadersMiddleware)
     app.add_middleware(HttpMetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

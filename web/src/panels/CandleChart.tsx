@@ -23,7 +23,9 @@ export function chartTheme(dark: boolean) {
     layout: {
       background: { type: ColorType.Solid, color: dark ? '#131722' : '#ffffff' },
       textColor: dark ? '#d1d4dc' : '#1f2328',
-      attributionLogo: true,
+      // The library's own logo injects a <style> element, which the server's Content-Security-Policy
+      // (style-src 'self') refuses; the licence's link to TradingView is in the panel head instead.
+      attributionLogo: false,
       fontFamily: 'DejaVu Sans Mono, ui-monospace, monospace',
     },
     grid: {
@@ -215,6 +217,17 @@ export function CandleChart({
           {SCALES[scale].label}
         </button>
         <div ref={legend} className="legend" data-testid="legend" />
+        {/* TradingView Lightweight Charts™ Copyright (c) 2025 TradingView, Inc. https://www.tradingview.com/ */}
+        <a
+          className="attribution"
+          href="https://www.tradingview.com/"
+          target="_blank"
+          rel="noopener noreferrer"
+          title="Charting by TradingView Lightweight Charts™ (c) TradingView, Inc."
+          data-testid="chart-attribution"
+        >
+          TradingView
+        </a>
       </div>
       <div ref={host} className="chart-host" />
     </div>

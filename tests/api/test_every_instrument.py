@@ -250,6 +250,14 @@ async def test_every_listed_instrument_is_reachable_everywhere(world: World) -> 
         await check_rest(world, inst)
         await check_stream(world, inst)
     assert {i["venue"] for i in listed} == {*VENUES, "consolidated"}
+    # the service information names the chains, so the dashboard asks only for those
+    info = await get(world, "/")
+    chains = {(c["venue"], c["underlying"], c["currency"]) for c in info["option_chains"]}
+    assert chains == {
+        ("deribit", "BTC/USD", "BTC"),
+        ("sim", "BTC/USD", "BTC"),
+        ("sim", "ETH/USD", "ETH"),
+    }
     assert kinds["option"] == 4 and kinds["consolidated"] >= 1
     dashed = [i["symbol"] for i in listed if "-" in i["native_symbol"].partition("-")[2]]
     assert "BTC/PERP-INTX" in dashed  # a native name with a dash beyond the pair's

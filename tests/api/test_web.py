@@ -51,3 +51,27 @@ async def test_without_a_build_the_root_stays_json(tmp_path: Path) -> None:
     response = await get(settings, "/", "text/html")
     assert response.json()["service"] == "quant-saas"
     assert (await get(settings, "/assets/app-123.js")).status_code == 404
+
+
+@pytest.mark.asyncio
+async def test_the_page_tells_the_script_whether_a_session_cookie_came_along(
+    tmp_path: Path,
+) -> None:
+    """The session cookie is HttpOnly: the page gets a readable hint, so an anonymous visitor's
+    dashboard never asks /api/v1/account or /api/v1/ws-ticket (401s logged as denials)."""
+    settings = Settings(web_dist=make_dist(tmp_path))
+    app = create_app(make_runtime([ScriptedFeed([make_instrument()])], settings))
+    html = {"Accept": "text/html"}
+    async with serve_in_loop(app) as address:
+        async with httpx.AsyncClient(base_url=f"http://{address}") as client:
+            anonymous = await client.get("/", headers=html)
+            signed_in = await client.get("/", headers={**html, "Cookie": "qs_session=abc"})
+            stale = await client.get("/", headers={**html, "Cookie": "qs_signed_in=1"})
+            api = await client.get("/api/v1/instruments", headers={"Cookie": "qs_session=abc"})
+    assert "set-cookie" not in anonymous.headers
+    hint = signed_in.headers["set-cookie"]
+    assert hint.startswith("qs_signed_in=1;") and "HttpOnly" not in hint
+    assert "SameSite=strict" in hint and "Path=/" in hint
+    assert stale.headers["set-cookie"].startswith('qs_signed_in="";')
+    assert "Max-Age=0" in stale.headers["set-cookie"]
+    assert "set-cookie" not in api.headers  # only the page mirrors it

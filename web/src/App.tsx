@@ -13,6 +13,7 @@ import { Heatmap } from './panels/Heatmap';
 import { Account, useAuthFeatures, useSession } from './panels/Account';
 import { TierNotice, deniedOf, denialFor } from './panels/TierNotice';
 import type { User } from './lib/accounts';
+import { chainCurrencies, hasSessionHint, pickSymbol, type OptionChain } from './lib/startup';
 
 type Tab = 'chart' | 'book' | 'trades' | 'markets';
 const TABS: { id: Tab; label: string }[] = [
@@ -26,6 +27,30 @@ function initialSymbol(): string {
   return new URLSearchParams(location.search).get('symbol') ?? localStorage.getItem('qs.symbol') ?? '';
 }
 
+/** The option chains the server has (`GET /`): the simulator's appear with its first tickers, so
+ * an empty answer is asked again a few times. */
+function useOptionChains(): OptionChain[] {
+  const [chains, setChains] = useState<OptionChain[]>([]);
+  useEffect(() => {
+    let alive = true;
+    let tries = 0;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const ask = async () => {
+      const info = await getJson<{ option_chains?: OptionChain[] }>('/');
+      if (!alive) return;
+      const found = info?.option_chains ?? [];
+      setChains(found);
+      if (!found.length && ++tries < 6) timer = setTimeout(ask, 10_000);
+    };
+    void ask();
+    return () => {
+      alive = false;
+      clearTimeout(timer);
+    };
+  }, []);
+  return chains;
+}
+
 export function App() {
   const [instruments, setInstruments] = useState<Instrument[]>([]);
   const [symbol, setSymbol] = useState(initialSymbol);
@@ -37,7 +62,11 @@ export function App() {
   const auth = useAuthFeatures();
   const [accountOpen, setAccountOpen] = useState(false);
   const [user, setUser] = useSession(auth);
-  const options = useOptions(symbol.split('/')[0] ?? '', live.conn.channels.includes('options'), user ? `user:${user.id}` : 'anonymous');
+  const chains = useOptionChains();
+  const currency = symbol.split('/')[0] ?? '';
+  // only where a chain exists: asking for ADA's would be a 404 on every load
+  const hasChain = live.conn.channels.includes('options') && chainCurrencies(chains).has(currency);
+  const options = useOptions(currency, hasChain, user ? `user:${user.id}` : 'anonymous');
   const [feeds, setFeeds] = useState<FeedHealth[]>([]);
   const [market, setMarket] = useState<Record<string, MarketRow>>({});
   const spark = useRef<Record<string, number[]>>({});
@@ -64,12 +93,14 @@ export function App() {
       const list = r?.data ?? [];
       setInstruments(list);
       const syms = [...new Set(list.map((i) => i.symbol))].sort();
-      setSymbol((s) => (s && syms.includes(s) ? s : (syms[0] ?? '')));
+      setSymbol((s) => pickSymbol(syms, s));
       const w = new Worker(new URL('./worker/feed.worker.ts', import.meta.url), { type: 'module' });
       w.onmessage = (ev: MessageEvent<Frame>) => applyFrame(ev.data);
       const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
       const flushMs = Number(new URLSearchParams(location.search).get('flush')) || undefined;
-      w.postMessage({ type: 'start', wsUrl, httpBase: location.origin, symbols: syms, flushMs } satisfies ToWorker);
+      // a stream ticket only when a session may exist: an anonymous visitor gets no 401
+      const signedIn = hasSessionHint();
+      w.postMessage({ type: 'start', wsUrl, httpBase: location.origin, symbols: syms, flushMs, signedIn } satisfies ToWorker);
       worker.current = w;
       setWorkerReady(true);
     });
@@ -88,7 +119,7 @@ export function App() {
   const onUser = useCallback(
     (u: User | null) => {
       setUser(u);
-      worker.current?.postMessage({ type: 'reconnect' } satisfies ToWorker);
+      worker.current?.postMessage({ type: 'reconnect', signedIn: u !== null } satisfies ToWorker);
     },
     [setUser],
   );

@@ -52,6 +52,7 @@ async def service_info(request: Request) -> JSON:
         "venues": sorted({feed.venue for feed in runtime.feeds}),
         "symbols": sorted({symbol for _, symbol in instruments}),
         "channels": sorted(runtime.read_model.channels()),
+        "option_chains": option_chains(runtime),
         "links": {
             "health": "/health",
             "market_data": "/api/market_data",
@@ -61,6 +62,23 @@ async def service_info(request: Request) -> JSON:
             "stream": "/ws",
         },
     }
+
+
+def option_chains(runtime: Runtime) -> list[JSON]:
+    """The option chains served, so a client asks `/api/v1/options/{currency}/...` only where
+    there is one: Deribit's from its listed options, the simulator's (not listed as
+    instruments) from the analytics once its first tickers arrived."""
+    keys = {
+        (i.venue, i.option.underlying)
+        for i in runtime.read_model.instruments().values()
+        if i.option is not None
+    }
+    if runtime.analytics is not None:
+        keys.update(key for key, chain in runtime.analytics.options.items() if chain)
+    return [
+        {"venue": venue, "underlying": underlying, "currency": underlying.partition("/")[0]}
+        for venue, underlying in sorted(keys)
+    ]
 
 
 def feed_is_live(feed: Feed, at_ns: int) -> bool:

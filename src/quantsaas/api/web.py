@@ -13,8 +13,36 @@ from pathlib import Path
 from starlette.responses import FileResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from quantsaas.api.auth import SESSION_COOKIE
+
 SHELL_HEADERS = {"Cache-Control": "no-cache"}
 """index.html and the service worker must be revalidated so a new build is picked up."""
+SESSION_HINT = "qs_signed_in"
+"""A cookie the page can read (the session cookie is HttpOnly): set when the request for the
+page carried a session cookie, removed when it did not. The dashboard asks who is signed in
+(`/api/v1/account`) and fetches stream tickets only when it is there, so an anonymous visitor's
+page load causes no 401s (each one a logged denial). A session ended elsewhere costs one 401,
+after which the dashboard drops the stale cookie (POST /api/v1/auth/logout)."""
+
+
+def cookie_names(scope: Scope) -> set[str]:
+    names: set[str] = set()
+    for name, value in scope.get("headers", ()):
+        if name == b"cookie":
+            for part in value.decode("latin-1").split(";"):
+                names.add(part.partition("=")[0].strip())
+    return names
+
+
+def with_session_hint(response: Response, scope: Scope) -> Response:
+    """Mirror the presence of the session cookie into SESSION_HINT on the page's response."""
+    names = cookie_names(scope)
+    if SESSION_COOKIE in names:
+        secure = scope.get("scheme") == "https"
+        response.set_cookie(SESSION_HINT, "1", path="/", samesite="strict", secure=secure)
+    elif SESSION_HINT in names:
+        response.delete_cookie(SESSION_HINT, path="/", samesite="strict")
+    return response
 
 
 def wants_html(scope: Scope) -> bool:
@@ -42,7 +70,7 @@ class DashboardMiddleware:
             path: str = scope["path"]
             if path == "/" and wants_html(scope):
                 response = FileResponse(self.dist / "index.html", headers=SHELL_HEADERS)
-                await response(scope, receive, send)
+                await with_session_hint(response, scope)(scope, receive, send)
                 return
             if path.startswith("/assets/"):
                 await self._asset(path[len("/assets/") :])(scope, receive, send)

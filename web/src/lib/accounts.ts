@@ -1,6 +1,8 @@
 // The accounts API (src/quantsaas/api/accounts_routes.py), for the dashboard: the session is an
 // HttpOnly cookie the browser keeps, so every call is same-origin with credentials.
 
+import { setSessionHint } from './startup';
+
 export interface User {
   id: number;
   email: string;
@@ -81,11 +83,16 @@ async function call<T>(path: string, method = 'GET', body?: unknown): Promise<T>
   return json as T;
 }
 
+function signedIn(user: User): User {
+  setSessionHint(true);
+  return user;
+}
+
 export const accountsApi = {
   whoami: () => call<{ user: User; authenticated_by: string; key_id: string | null }>('/api/v1/account'),
-  signup: (email: string, password: string) => call<User>('/api/v1/auth/signup', 'POST', { email, password }),
-  login: (email: string, password: string) => call<User>('/api/v1/auth/login', 'POST', { email, password }),
-  logout: () => call<null>('/api/v1/auth/logout', 'POST'),
+  signup: (email: string, password: string) => call<User>('/api/v1/auth/signup', 'POST', { email, password }).then(signedIn),
+  login: (email: string, password: string) => call<User>('/api/v1/auth/login', 'POST', { email, password }).then(signedIn),
+  logout: () => call<null>('/api/v1/auth/logout', 'POST').finally(() => setSessionHint(false)),
   limits: () => call<Limits>('/api/v1/limits'),
   keys: () => call<{ data: ApiKey[] }>('/api/v1/keys'),
   createKey: (name: string) => call<CreatedKey>('/api/v1/keys', 'POST', { name }),

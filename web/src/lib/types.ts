@@ -69,10 +69,11 @@ export interface Frame {
 }
 
 export type ToWorker =
-  | { type: 'start'; wsUrl: string; httpBase: string; symbols: string[]; flushMs?: number }
+  // signedIn: whether a session may exist (false: connect anonymously, never ask for a ticket)
+  | { type: 'start'; wsUrl: string; httpBase: string; symbols: string[]; flushMs?: number; signedIn?: boolean }
   | { type: 'select'; symbol: string; venue: string | null; interval: number }
   | { type: 'visibility'; hidden: boolean }
-  | { type: 'reconnect' }; // signed in or out: reconnect now, with a fresh ticket (or none)
+  | { type: 'reconnect'; signedIn?: boolean }; // signed in or out: reconnect now, with a fresh ticket (or none)
 
 /** The value plotted for each analytics channel (arrays are flattened as `name.index`). */
 export const ANALYTICS_PRIMARY: Record<string, string> = { ofi: 'ofi_normalised.0', vpin: 'vpin' };

@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
-import { accountsApi, errorText, shortTime, type ApiKey, type CreatedKey, type Limits, type User } from '../lib/accounts';
+import { ApiError, accountsApi, errorText, shortTime, type ApiKey, type CreatedKey, type Limits, type User } from '../lib/accounts';
+import { hasSessionHint } from '../lib/startup';
 
 // The account panel (issue 8): sign in / create an account / sign out, the tier with its limits
 // and current usage, and API keys (create: the key is shown once; revoke: after a confirmation).
@@ -43,11 +44,19 @@ export function useSession(features: AuthFeatures | null): [User | null | undefi
   const [user, setUser] = useState<User | null | undefined>(undefined);
   useEffect(() => {
     if (!features) return;
+    if (!hasSessionHint()) {
+      setUser(null); // no session cookie came with the page: asking would be a 401
+      return;
+    }
     let alive = true;
     accountsApi
       .whoami()
       .then((r) => alive && setUser(r.user))
-      .catch(() => alive && setUser(null));
+      .catch((e: unknown) => {
+        // a session that ended elsewhere: drop its cookie, so the next load does not ask again
+        if (e instanceof ApiError && e.status === 401) void accountsApi.logout().catch(() => {});
+        if (alive) setUser(null);
+      });
     return () => {
       alive = false;
     };

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { act, cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import { useState } from 'react';
-import { Account, detectAuth, type AuthFeatures } from './Account';
+import { Account, detectAuth, useSession, type AuthFeatures } from './Account';
+import { hasSessionHint, setSessionHint } from '../lib/startup';
 import { Status } from './Status';
 import { TierNotice, denialFor } from './TierNotice';
 import type { User } from '../lib/accounts';
@@ -61,6 +62,7 @@ function fakeServer() {
       return new Response(null, { status: 204 });
     },
     '/api/v1/limits': () => ok(LIMITS),
+    '/api/v1/account': () => ok({ user: USER, authenticated_by: 'session', key_id: null }),
     '/api/v1/account/password': (_m, b) => {
       if (b?.current_password !== 'correct horse') return problem(403, 'password-wrong', 'the current password is not right');
       return new Response(null, { status: 204 });
@@ -114,6 +116,7 @@ const type = (label: string, value: string) => fireEvent.change(screen.getByLabe
 afterEach(() => {
   cleanup();
   vi.unstubAllGlobals();
+  setSessionHint(false);
 });
 
 describe('detectAuth', () => {
@@ -129,6 +132,36 @@ describe('detectAuth', () => {
         },
       }),
     ).toEqual(FEATURES);
+  });
+});
+
+/** What App does with the session: read once, when the server offers accounts. */
+function SessionProbe() {
+  const [user] = useSession(FEATURES);
+  return <p data-testid="who">{user === undefined ? 'asking' : user ? user.email : 'anonymous'}</p>;
+}
+
+describe('useSession', () => {
+  it('an anonymous visitor (no session hint) is not asked who they are: no 401', async () => {
+    const server = fakeServer();
+    render(<SessionProbe />);
+    await waitFor(() => expect(screen.getByTestId('who')).toHaveTextContent('anonymous'));
+    expect(server.calls).toEqual([]);
+  });
+
+  it('with the hint it asks; a session that ended elsewhere drops its stale cookie', async () => {
+    const server = fakeServer();
+    setSessionHint(true);
+    server.session = true;
+    const { unmount } = render(<SessionProbe />);
+    await waitFor(() => expect(screen.getByTestId('who')).toHaveTextContent(USER.email));
+    unmount();
+    server.calls.length = 0;
+    server.session = false; // ended elsewhere
+    render(<SessionProbe />);
+    await waitFor(() => expect(server.calls).toEqual(['GET /api/v1/account', 'POST /api/v1/auth/logout']));
+    expect(screen.getByTestId('who')).toHaveTextContent('anonymous');
+    expect(hasSessionHint()).toBe(false);
   });
 });
 

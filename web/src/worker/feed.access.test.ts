@@ -64,6 +64,27 @@ describe('FeedEngine access', () => {
     expect(sockets[1].url).toBe('ws://x/ws?ticket=t-2'); // never the used one again
   });
 
+  it('without a session an anonymous visitor is never asked for a ticket (no 401s)', async () => {
+    const { engine, sockets, ticketCalls } = setup(['t-1']);
+    await flushAsync();
+    expect(ticketCalls).toHaveLength(1); // the setup's start assumed a session may exist
+    engine.handle({ type: 'start', wsUrl: 'ws://x/ws', httpBase: 'http://x', symbols: ['BTC/USD'], signedIn: false });
+    await flushAsync();
+    expect(ticketCalls).toHaveLength(1);
+    expect(sockets[1].url).toBe('ws://x/ws');
+    sockets[1].onopen!();
+    sockets[1].push(INFO);
+    expect(engine.flush()!.conn).toMatchObject({ state: 'open', identity: 'anonymous' });
+    engine.handle({ type: 'reconnect', signedIn: true }); // signed in: a ticket from now on
+    await flushAsync();
+    expect(ticketCalls).toHaveLength(2);
+    expect(sockets[2].url).toBe('ws://x/ws?ticket=t-1');
+    engine.handle({ type: 'reconnect', signedIn: false }); // signed out: none again
+    await flushAsync();
+    expect(ticketCalls).toHaveLength(2);
+    expect(sockets[3].url).toBe('ws://x/ws');
+  });
+
   it('connects without a ticket when not signed in (401)', async () => {
     const { engine, sockets } = setup([401]);
     await flushAsync();

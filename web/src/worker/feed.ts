@@ -114,6 +114,8 @@ export class FeedEngine {
   private outbox: Outbox;
   hidden = false;
   flushMs = 50;
+  /** Whether a session may exist: without one no ticket is asked for (it would be a 401). */
+  private signedIn = true;
 
   constructor(private deps: FeedDeps) {
     this.outbox = new Outbox((text) => this.ws?.send(text), deps.now, deps.setTimeout);
@@ -125,12 +127,14 @@ export class FeedEngine {
       this.httpBase = msg.httpBase;
       this.symbols = msg.symbols;
       if (msg.flushMs) this.flushMs = msg.flushMs;
+      this.signedIn = msg.signedIn ?? true;
       this.open();
     } else if (msg.type === 'select') {
       this.select(msg.symbol, msg.venue, msg.interval);
     } else if (msg.type === 'visibility') {
       this.hidden = msg.hidden;
     } else if (msg.type === 'reconnect') {
+      if (msg.signedIn !== undefined) this.signedIn = msg.signedIn;
       this.reconnect();
     }
   }
@@ -163,7 +167,7 @@ export class FeedEngine {
   private open(): void {
     const gen = ++this.connGeneration;
     this.state = 'connecting';
-    if (!this.deps.ticket) {
+    if (!this.deps.ticket || !this.signedIn) {
       this.connect(gen, null);
       return;
     }

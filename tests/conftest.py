@@ -38,9 +38,11 @@ OPEN_ACCESS = {
     "QUANTSAAS_ANONYMOUS_TIER": "open",
     "QUANTSAAS_TIERS_FILE": str(Path(__file__).with_name("open_tiers.toml")),
     "QUANTSAAS_BOOTSTRAP_ADMIN": "false",
+    "QUANTSAAS_SIM_WARM_START_HOURS": "0",
 }
 """Tests that are not about access control run open: every Settings() and every `quantsaas serve`
-subprocess reads these (the access tests pass closed settings explicitly)."""
+subprocess reads these (the access tests pass closed settings explicitly). No warm start (seconds
+of CPU per serve): its own tests turn it on."""
 
 
 def pytest_configure(config: pytest.Config) -> None:

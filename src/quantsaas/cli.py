@@ -23,6 +23,7 @@ from quantsaas.api.app import create_app
 from quantsaas.config import Settings
 from quantsaas.errors import ConfigError, StorageError, UnknownInstrument
 from quantsaas.logs import configure_logging
+from quantsaas.store import warmstart
 from quantsaas.venue_cli import COMMANDS as VENUE_COMMANDS
 from quantsaas.venue_cli import add_commands as add_venue_commands
 
@@ -84,6 +85,11 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--bus", default="memory", help="memory (default) or redis://host:port/db for scale-out"
     )
+    serve.add_argument(
+        "--no-warm-start",
+        action="store_true",
+        help="do not simulate the past hours into an empty history at the first start",
+    )
     store_cli.add_store_options(serve)
     add_venue_commands(commands)
     accounts_cli.add_commands(commands)
@@ -115,6 +121,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
             ("rate_limit_bus", getattr(args, "rate_limit_bus", None)),
             ("forwarded_allow_ips", getattr(args, "forwarded_allow_ips", None)),
             ("log_format", getattr(args, "log_format", None)),
+            ("sim_warm_start_hours", 0.0 if getattr(args, "no_warm_start", False) else None),
         )
         if value is not None
     }
@@ -200,7 +207,12 @@ def serve(settings: Settings, log_level: str, role: str = "all", bus: str = "mem
     if bus != "memory" and settings.rate_limit_bus == "memory":
         # several processes serve clients: they must share one budget per key
         settings = settings.model_copy(update={"rate_limit_bus": bus})
-    app = create_app(runtime.build(settings, role, bus_url=bus, record=settings.record))
+    built = runtime.build(settings, role, bus_url=bus, record=settings.record)
+    if built.recorder is not None:  # first start: the simulator's past hours, in the background
+        warm = warmstart.plan(settings.data_dir, built.feeds, settings.sim_warm_start_hours)
+        if warm is not None:
+            built.jobs.append(warmstart.WarmStartJob(warm))
+    app = create_app(built)
     config = server_config(app, settings, log_level)
     server = uvicorn.Server(config)
     # uvicorn re-raises the signal that stopped it once it has shut down; with these handlers

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     """Also record the raw frames of venue feeds (to re-normalise a day after a parser fix)."""
     retention_days: int = Field(default=0, ge=0)
     """Delete recorded days older than this; 0 keeps everything."""
+    sim_warm_start_hours: float = Field(default=4.0, ge=0, le=48)
+    """At the first start (no simulator history in `data_dir`), `serve` simulates this many past
+    hours into history in the background (store/warmstart.py); 0 (`--no-warm-start`) never."""
     history_max_range_days: float = Field(default=31.0, gt=0)
     """Largest time range one history query or download may span."""
     history_max_rows: int = Field(default=10_000, ge=1)

@@ -159,3 +159,21 @@ def test_candle_pages_follow_next_links(recorded: tuple[httpx.Client, Recording]
         pages.extend(body["data"])
         url = body["next"]
     assert pages == whole and len(whole) >= 4
+
+
+def test_books_every_step(recorded: tuple[httpx.Client, Recording]) -> None:
+    client, rec = recorded
+    start, end = _span(rec)
+    params: dict[str, Any] = {"start": start, "end": end, "step_ms": 200, "depth": 3}
+    body = client.get(f"{BASE}/books/sim/BTC-USD", params=params).json()
+    assert body["step_ms"] == 200 and len(body["data"]) >= (end - start) // 200_000_000 - 2
+    first = body["data"][0]
+    at = client.get(f"{BASE}/book/sim/BTC-USD", params={"at": first["ts_event"], "depth": 3})
+    assert (first["bids"], first["asks"]) == (at.json()["bids"], at.json()["asks"])
+    assert len(first["bids"]) == 3
+    too_many = client.get(f"{BASE}/books/sim/BTC-USD", params={**params, "step_ms": 100})
+    if (end - start) // 100_000_000 > 600:
+        assert too_many.json()["code"] == "range-too-large"
+    for bad in ({"step_ms": 50}, {"depth": 0}, {"depth": 10**6}, {"end": start}):
+        answer = client.get(f"{BASE}/books/sim/BTC-USD", params={**params, **bad})
+        assert answer.status_code in (400, 422), bad

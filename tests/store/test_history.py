@@ -149,3 +149,21 @@ def test_options_and_dashed_products_are_found_by_any_listed_name(tmp_path: Path
     assert [tr.trade_id for tr in store.trades(perp, t, t + 5).trades] == ["1"]
     with pytest.raises(UnknownInstrument):
         store.instrument("deribit", "BTC-PERP-INTX")
+
+
+def test_a_book_series_is_book_at_every_step(
+    recorded: tuple[HistoryStore, list[Trade]],
+) -> None:
+    """One replay for many instants (a heatmap's history) gives what book_at gives at each."""
+    store, trades = recorded
+    btc = store.instrument("sim", "BTC/USD")
+    start, end = trades[0].ts_event - NS, trades[-1].ts_event
+    step = (end - start) // 40 + 1
+    series = store.book_series(btc, start, end, step, depth=20)
+    instants = [start + k * step for k in range(40) if start + k * step < end]
+    known = [t for t in instants if t >= series[0].ts_event]
+    assert [b.ts_event for b in series] == known and len(known) >= 30
+    for book in series:
+        expected = store.book_at(btc, book.ts_event, 20)
+        assert (book.bids, book.asks) == (expected.bids, expected.asks)
+    assert store.book_series(btc, end, start, step) == []

@@ -15,7 +15,7 @@ type Hooks = Window & {
       data(): { time: number; open: number; high: number; low: number; close: number }[];
       priceToCoordinate(p: number): number | null;
     };
-    chart: { timeScale(): { timeToCoordinate(t: number): number | null } };
+    chart: { timeScale(): { timeToCoordinate(t: number): number | null; width(): number } };
     depth: {
       geometry: { width: number; height: number; lo: number; hi: number; maxCum: number; pad: number };
       bids: [number, number][];
@@ -133,6 +133,7 @@ test('candles: pixels at data-derived coordinates have the candle colours', asyn
             const yo = qs.candles.priceToCoordinate(b.open);
             const yc = qs.candles.priceToCoordinate(b.close);
             if (x === null || yo === null || yc === null) continue;
+            if (x < 3 || x > qs.chart.timeScale().width() - 3) continue; // scrolled out (history)
             const body = Math.abs(yo - yc);
             const top = Math.min(yo, yc) + 2;
             const bottom = Math.max(yo, yc) - 2;

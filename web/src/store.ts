@@ -1,12 +1,13 @@
 // Tick-rate state lives here, outside React. The worker posts frames; we merge them and draw at
 // most once per animation frame by calling the registered drawers.
-import type { Bar, Conn, Denial, Frame, Level, TapeTrade, TickerState } from './lib/types';
+import type { Bar, BookHistory, Conn, Denial, Frame, Level, TapeTrade, TickerState } from './lib/types';
 
 export interface Dirty {
   book: boolean;
   trades: TapeTrade[];
   candles: { reset: boolean; bars: Bar[] } | null;
   tickers: boolean;
+  bookHistory: BookHistory | null; // the recorded past of the selected book (the heatmap's)
 }
 
 export const live = {
@@ -25,7 +26,7 @@ export const live = {
 
 type Drawer = (dirty: Dirty) => void;
 const drawers = new Set<Drawer>();
-let pending: Dirty = { book: false, trades: [], candles: null, tickers: false };
+let pending: Dirty = { book: false, trades: [], candles: null, tickers: false, bookHistory: null };
 let scheduled = false;
 
 export function onDraw(fn: Drawer): () => void {
@@ -59,6 +60,7 @@ export function applyFrame(frame: Frame): void {
     live.book = frame.book;
     pending.book = true;
   }
+  if (frame.bookHistory) pending.bookHistory = frame.bookHistory;
   if (frame.trades.length) {
     pending.trades.push(...frame.trades);
     live.tape.push(...frame.trades);
@@ -84,7 +86,7 @@ export function schedule(): void {
 function draw(): void {
   scheduled = false;
   const dirty = pending;
-  pending = { book: false, trades: [], candles: null, tickers: false };
+  pending = { book: false, trades: [], candles: null, tickers: false, bookHistory: null };
   live.frames++;
   const t0 = live.drawMs ? performance.now() : 0;
   for (const fn of drawers) {

@@ -77,6 +77,7 @@ ROUTES: Mapping[str, Access] = {
     "/api/v1/history/trades/{venue}/{symbol}": Access(family="history"),
     "/api/v1/history/candles/{venue}/{symbol}": Access(family="history"),
     "/api/v1/history/book/{venue}/{symbol}": Access(family="history"),
+    "/api/v1/history/books/{venue}/{symbol}": Access(family="history"),
 }
 """Path template -> access rule. Not listed: credentials required (SIGNED_IN)."""
 

@@ -246,3 +246,47 @@ def history_book(
         "bids": levels_json(instrument, book.bids),
         "asks": levels_json(instrument, book.asks),
     }
+
+
+MAX_BOOKS = 600
+"""Most instants one `/books` answer holds."""
+
+
+@router.get(
+    "/books/{venue}/{symbol}",
+    summary="The L2 book every `step_ms` in [start, end) (e.g. a heatmap's history)",
+    responses=PROBLEM_RESPONSES,
+)
+def history_books(
+    request: Request,
+    venue: str,
+    symbol: str,
+    start: TimeText,
+    end: TimeText,
+    step_ms: Annotated[int, Query(ge=100, le=86_400_000)] = 1000,
+    depth: Annotated[int, Query(ge=1)] = 50,
+) -> JSON:
+    first, last = _range(request, start, end)
+    check_at_most("depth", depth, _settings(request).max_book_depth)
+    step = step_ms * 1_000_000
+    if (last - first) // step > MAX_BOOKS:
+        wanted = f"more than {MAX_BOOKS} books: a larger step_ms or a shorter range"
+        raise Problem(400, "range-too-large", wanted)
+    instrument = _instrument(request, venue, symbol)
+    books = _store(request).book_series(instrument, first, last, step, depth)
+    return {
+        "venue": instrument.venue,
+        "symbol": instrument.symbol,
+        "step_ms": step_ms,
+        "data": [
+            {
+                "timestamp": book.ts_event // 1_000_000,
+                "datetime": iso_from_ns(book.ts_event),
+                "ts_event": book.ts_event,
+                "nonce": book.sequence,
+                "bids": levels_json(instrument, book.bids),
+                "asks": levels_json(instrument, book.asks),
+            }
+            for book in books
+        ],
+    }

@@ -279,6 +279,50 @@ class HistoryStore:
             last["ts_recv"],
         )
 
+    def book_series(
+        self, instrument: Instrument, start: int, end: int, step: int, depth: int | None = None
+    ) -> list[BookSnapshot]:
+        """The book at start, start + step, ... (before end), each as `book_at` would give it;
+        instants before the first recorded snapshot are left out. One query for all of them:
+        the rows from the last snapshot at or before `start` are replayed once."""
+        if step <= 0 or end <= start:
+            return []
+        table = self.book_rows(instrument, start, end)
+        if not table.num_rows:
+            return []
+        names = ("rec", "kind", "side", "price", "size", "seq", "ts_event")
+        rows = zip(*(table.column(name).to_pylist() for name in names), strict=True)
+        bids: dict[int, int] = {}
+        asks: dict[int, int] = {}
+        out: list[BookSnapshot] = []
+        at, message, seq, known = start, None, 0, False
+
+        def sample(until: int) -> None:
+            nonlocal at
+            while at < end and at < until:
+                if known:
+                    top_bids = tuple(sorted(bids.items(), reverse=True)[:depth])
+                    top_asks = tuple(sorted(asks.items())[:depth])
+                    out.append(BookSnapshot(instrument, top_bids, top_asks, seq, at, at))
+                at += step
+
+        for rec, kind, side, price, size, row_seq, ts_event in rows:
+            if rec != message:  # a new message: the instants before it see the book so far
+                sample(ts_event)
+                message, seq = rec, row_seq
+                if kind != BOOK_DELTA:
+                    bids.clear()
+                    asks.clear()
+                    known = True
+            levels = bids if side == BID else asks if side == ASK else None
+            if levels is not None:
+                if size:
+                    levels[price] = size
+                else:
+                    levels.pop(price, None)
+        sample(end)
+        return out
+
     def book_rows(
         self, instrument: Instrument, start: int, end: int, from_snapshot: bool = True
     ) -> pa.Table:

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CandleBuilder } from './candles';
-import { parseCandles } from './history';
+import { mergeBars, parseCandles, parseLevels } from './history';
 import { backoffDelay } from './backoff';
 
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 0); // exactly on a minute boundary
@@ -75,6 +75,13 @@ describe('history and reconnect helpers', () => {
     expect(parseCandles([{ timestamp: T0 * 1e6, open: 1, high: 1, low: 1, close: 1 }])[0].time).toBe(T0 / 1000);
     expect(parseCandles({ candles: [{ time: T0 / 1000, open: 1, high: 1, low: 1, close: 1, volume: 2 }] })[0].volume).toBe(2);
     expect(parseCandles({ detail: 'nope' })).toEqual([]);
+  });
+  it('completes recorded bars with live ones (a live bar replaces the recorded one of its time)', () => {
+    const bar = (time: number, close: number) => ({ time, open: 1, high: 9, low: 1, close, volume: 1 });
+    expect(mergeBars([bar(60, 1), bar(120, 2)], [bar(120, 5), bar(180, 6)])).toEqual([bar(60, 1), bar(120, 5), bar(180, 6)]);
+    expect(mergeBars([], [bar(60, 1)])).toEqual([bar(60, 1)]);
+    expect(parseLevels([['1.5', '2'], ['x', '1'], 'junk', ['3', '0.5']])).toEqual([[1.5, 2], [3, 0.5]]);
+    expect(parseLevels(null)).toEqual([]);
   });
   it('backs off exponentially with a cap', () => {
     expect(backoffDelay(0, () => 0.5)).toBe(250);

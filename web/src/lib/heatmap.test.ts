@@ -1,7 +1,20 @@
 import { describe, expect, it } from 'vitest';
-import { HeatmapGrid, colormap } from './heatmap';
+import { HeatmapGrid, colormap, fillPast } from './heatmap';
 
 describe('HeatmapGrid', () => {
+  it('fills its past from recorded books, each over the columns of its step, newest last', () => {
+    const g = new HeatmapGrid(10, 4);
+    g.centre([[10, 1]], [[11, 1]], 1);
+    const columns = [1, 2, 3, 4].map((n) => ({ ts: n * 1000, bids: [[10, n]] as [number, number][], asks: [[11, 1]] as [number, number][] }));
+    // 1 s books, 250 ms columns: 4 columns each; 9 columns of room (the newest is the live book's)
+    expect(fillPast(g, { key: 'BTC/USD|*', stepMs: 1000, columns }, 250)).toBe(9);
+    const bidRow = g.rowOf(10);
+    const byScreen = Array.from({ length: 10 }, (_, s) => g.data[g.ringCol(s) * 4 + bidRow]);
+    // oldest first: the last three books fill what there is room for (1 + 4 + 4 columns)
+    expect(byScreen.slice(1)).toEqual([2, 3, 3, 3, 3, 4, 4, 4, 4]);
+    expect(fillPast(new HeatmapGrid(10, 4), { key: '', stepMs: 1000, columns: [] }, 250)).toBe(0);
+  });
+
   it('writes columns into a ring and maps screen columns oldest-first', () => {
     const g = new HeatmapGrid(3, 10);
     g.centre([[99.5, 1]], [[100.5, 1]], 0.5);

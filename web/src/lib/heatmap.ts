@@ -1,4 +1,4 @@
-import type { Level } from './types';
+import type { BookHistory, Level } from './types';
 
 /** Colormap shared by the shader and the tests: t in [0, 1] -> RGB bytes. */
 export function colormap(t: number): [number, number, number] {
@@ -78,4 +78,22 @@ export class HeatmapGrid {
   ringCol(screenCol: number): number {
     return (((this.head + 1 + screenCol) % this.cols) + this.cols) % this.cols;
   }
+}
+
+/** The recorded past into the grid, oldest first, before the live columns: each recorded book
+ * fills the columns of its step (`stepMs / columnMs`). Returns the columns filled. */
+export function fillPast(grid: HeatmapGrid, history: BookHistory, columnMs: number): number {
+  const repeat = Math.max(1, Math.round(history.stepMs / columnMs));
+  const room = grid.cols - 1; // the newest column is the live book's
+  let skip = Math.max(0, history.columns.length * repeat - room); // the oldest go first
+  let filled = 0;
+  for (const { bids, asks } of history.columns)
+    for (let i = 0; i < repeat; i++) {
+      if (skip > 0) skip--;
+      else {
+        grid.push(bids, asks);
+        filled++;
+      }
+    }
+  return filled;
 }

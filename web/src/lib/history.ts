@@ -1,4 +1,4 @@
-import type { Bar } from './types';
+import type { Bar, Level } from './types';
 
 /** Parse a candles response whatever its exact shape: ccxt OHLCV rows or objects. */
 export function parseCandles(body: unknown): Bar[] {
@@ -38,4 +38,26 @@ function toSeconds(t: number): number {
   if (t > 1e17) return Math.floor(t / 1e9);
   if (t > 1e11) return Math.floor(t / 1000);
   return Math.floor(t);
+}
+
+/** Recorded bars (the history) completed by the live ones: a live bar replaces a recorded bar
+ * of the same time (it is the newer view of that bucket). */
+export function mergeBars(past: Bar[], recent: Bar[]): Bar[] {
+  const byTime = new Map<number, Bar>();
+  for (const bar of past) byTime.set(bar.time, bar);
+  for (const bar of recent) byTime.set(bar.time, bar);
+  return [...byTime.values()].sort((a, b) => a.time - b.time);
+}
+
+/** `[price, amount]` decimal strings to numbers. */
+export function parseLevels(rows: unknown): Level[] {
+  if (!Array.isArray(rows)) return [];
+  const out: Level[] = [];
+  for (const row of rows) {
+    if (!Array.isArray(row)) continue;
+    const price = Number(row[0]);
+    const size = Number(row[1]);
+    if (Number.isFinite(price) && Number.isFinite(size)) out.push([price, size]);
+  }
+  return out;
 }

@@ -57,6 +57,13 @@ export interface Conn {
   problem: ConnProblem | null;
 }
 
+/** The recorded books of the last minute, one per `stepMs` (the heatmap fills its past with them). */
+export interface BookHistory {
+  key: string; // `${symbol}|${venue ?? '*'}`, as the live book's
+  stepMs: number;
+  columns: { ts: number; bids: Level[]; asks: Level[] }[];
+}
+
 export interface Frame {
   type: 'frame';
   conn: Conn;
@@ -66,6 +73,7 @@ export interface Frame {
   trades: TapeTrade[];
   candles: { key: string; reset: boolean; bars: Bar[] } | null;
   analytics: Record<string, { ts: number; values: Record<string, number>; history: number[] }>;
+  bookHistory?: BookHistory | null;
 }
 
 export type ToWorker =

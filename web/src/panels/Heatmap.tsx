@@ -1,6 +1,7 @@
 import { useEffect, useRef } from 'react';
-import { COLORMAP_GLSL, HeatmapGrid } from '../lib/heatmap';
+import { COLORMAP_GLSL, HeatmapGrid, fillPast } from '../lib/heatmap';
 import { live, onDraw } from '../store';
+import type { BookHistory } from '../lib/types';
 import { fmt } from '../lib/format';
 
 const COLS = 240;
@@ -129,15 +130,23 @@ export function Heatmap({ tick, pricePrecision }: { tick: number; pricePrecision
 
     let lastColumn = 0;
     let lastKey = '';
+    let past: BookHistory | null = null; // the recorded last minute, drawn once the live book is there
+    let pastColumns = 0;
     const step = () => {
       const { bids, asks, key } = live.book;
       if (!bids.length || !asks.length) return;
       const now = performance.now();
-      if (now - lastColumn < COLUMN_MS && key === lastKey) return;
+      const history = past !== null && past.key === key ? past : null;
+      if (now - lastColumn < COLUMN_MS && key === lastKey && !history) return;
       lastColumn = now;
-      if (key !== lastKey) grid.bucket = 0; // new symbol: new price window
+      if (key !== lastKey || history) grid.bucket = 0; // new symbol (or its past): new window
       lastKey = key;
       if (grid.centre(bids, asks, tickRef.current)) upload();
+      if (history) {
+        past = null;
+        pastColumns = fillPast(grid, history, COLUMN_MS);
+        upload();
+      }
       const col = grid.push(bids, asks);
       gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, grid.head, ROWS, 1, gl.RED, gl.FLOAT, col);
       render();
@@ -149,11 +158,13 @@ export function Heatmap({ tick, pricePrecision }: { tick: number; pricePrecision
         bucket: grid.bucket,
         max: grid.max,
         newest: Array.from(col),
+        past: pastColumns,
         glError: gl.getError(),
       };
     };
     const off = onDraw((d) => {
-      if (d.book) step();
+      if (d.bookHistory) past = d.bookHistory;
+      if (d.book || d.bookHistory) step();
     });
     return () => {
       off();

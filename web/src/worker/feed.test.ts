@@ -3,7 +3,7 @@ import { FeedEngine, numericValues } from './feed';
 import { FakeSocket } from './fakes';
 import type { Frame } from '../lib/types';
 
-function setup(fetchBody: Record<string, unknown> = {}) {
+function setup(fetchBody: Record<string, unknown> = {}, asked: string[] = []) {
   const sockets: FakeSocket[] = [];
   const timers: [() => void, number][] = [];
   let now = 1_700_000_000_000;
@@ -15,6 +15,7 @@ function setup(fetchBody: Record<string, unknown> = {}) {
       return s;
     },
     fetch: async (url: string) => {
+      asked.push(url);
       const key = Object.keys(fetchBody).find((k) => url.includes(k));
       return { ok: !!key, json: async () => (key ? fetchBody[key] : {}) };
     },
@@ -37,6 +38,39 @@ const trade = (symbol: string, id: string, price: string, ts: number, side = 'bu
   seq: 1,
   timestamp: ts,
   data: { id, price, amount: '1', side, timestamp: ts },
+});
+
+describe('FeedEngine history', () => {
+  it('shows the recorded past at once: history candles before the live ones, the last minute of books', async () => {
+    const T = 1_700_000_000_000; // the fake clock: recorded bars end just before it
+    const bar = (t: number, close: string) => ({ start: t, open: '1', high: '2', low: '1', close, volume: '1' });
+    const past = Array.from({ length: 120 }, (_, i) => bar(T - (120 - i) * 60_000, 'p'));
+    const asked: string[] = [];
+    const { engine } = setup({
+      '/api/v1/history/candles/sim/BTC-USD': { data: past.map((b, i) => ({ ...b, close: String(100 + i) })) },
+      '/api/v1/analytics/candles/sim/BTC-USD': { data: [bar(T - 60_000, '999'), bar(T, '1000')] },
+      '/api/v1/history/books/sim/BTC-USD': {
+        data: [0, 1, 2].map((i) => ({ timestamp: T - 3000 + i * 1000, bids: [['99', '1']], asks: [['101', String(i + 1)]] })),
+      },
+    }, asked);
+    engine.handle({ type: 'select', symbol: 'BTC/USD', venue: null, interval: 60 });
+    for (let i = 0; i < 5; i++) await flushAsync();
+    const frame = engine.flush()!;
+    const bars = frame.candles!.bars;
+    expect(bars).toHaveLength(121); // 120 recorded + the open live one
+    expect(bars[0].close).toBe(100);
+    expect(bars[bars.length - 2].close).toBe(999); // the live view of that minute wins
+    expect(bars[bars.length - 1].close).toBe(1000);
+    expect(frame.bookHistory).toEqual({
+      key: 'BTC/USD|*',
+      stepMs: 1000,
+      columns: [0, 1, 2].map((i) => ({ ts: T - 3000 + i * 1000, bids: [[99, 1]], asks: [[101, i + 1]] })),
+    });
+    expect(engine.flush()!.bookHistory).toBeNull(); // handed over once
+    const history = asked.find((u) => u.includes('/history/candles/'))!;
+    expect(new URL(history).searchParams.get('interval')).toBe('1m');
+    expect(Date.parse(new URL(history).searchParams.get('start')!)).toBe(T - 1000 * 60_000);
+  });
 });
 
 describe('FeedEngine', () => {

@@ -3,10 +3,12 @@
 import { OrderBook, mergeLevels } from '../lib/book';
 import { CandleBuilder } from '../lib/candles';
 import { closeProblem, retryDelay } from '../lib/access';
-import { parseCandles } from '../lib/history';
+import { mergeBars, parseCandles, parseLevels } from '../lib/history';
 import {
   ANALYTICS_PRIMARY,
   INTERVALS,
+  type Bar,
+  type BookHistory,
   type ConnProblem,
   type ConnState,
   type Frame,
@@ -19,6 +21,10 @@ import { Outbox } from './outbox';
 import { Entitlements, type SubRequest } from './subs';
 
 const BOOK_DEPTH = 400;
+const PAST_MS = 23 * 3600_000; // recorded candles asked for: within the smallest tier's day
+const HEAT_PAST_MS = 60_000; // recorded books for the heatmap: its whole width
+const HEAT_STEP_MS = 1000;
+const iso = (ms: number) => new Date(ms).toISOString();
 const ANALYTICS = ['ofi', 'vpin', 'greeks'];
 
 export interface SocketLike {
@@ -102,6 +108,7 @@ export class FeedEngine {
   private historyLoading = false;
   private pendingTrades: [string, number, number, number][] = [];
   private analytics: Frame['analytics'] = {};
+  private bookHistory: BookHistory | null = null;
   private generation = 0;
   private analyticsGeneration = 0;
   private connGeneration = 0;
@@ -269,7 +276,11 @@ export class FeedEngine {
     const chans = ['ticker', 'trades'].filter((c) => this.channels.includes(c));
     if (live.length && chans.length) this.send({ op: 'subscribe', channels: chans, symbols: live });
     this.subscribeSelected('subscribe');
-    if (this.symbol) void this.loadAnalyticsHistory(++this.analyticsGeneration);
+    if (this.symbol) {
+      const gen = ++this.analyticsGeneration;
+      void this.loadAnalyticsHistory(gen);
+      void this.loadBookHistory(gen);
+    }
   }
 
   private selectedChannels(): string[] {
@@ -298,6 +309,7 @@ export class FeedEngine {
       this.subscribeSelected('subscribe');
       const gen = ++this.analyticsGeneration;
       void this.loadAnalyticsHistory(gen);
+      void this.loadBookHistory(gen);
     }
     if (symbolChanged || interval !== this.interval || !this.candleKey) {
       this.interval = interval;
@@ -445,6 +457,45 @@ export class FeedEngine {
     }
   }
 
+  /** The heatmap's past: the recorded book of each second of the last minute, when the server
+   * keeps history (a fresh simulator has hours of it: store/warmstart.py). */
+  private async loadBookHistory(gen: number): Promise<void> {
+    const venues = this.venue ? [this.venue] : this.venues;
+    if (venues.length !== 1 || !this.symbol || !this.channels.includes('book')) return;
+    if (this.entitlements.isDenied('history', this.symbol)) return;
+    const end = this.deps.now();
+    const path = this.symbol.replace('/', '-');
+    const query = `start=${iso(end - HEAT_PAST_MS)}&end=${iso(end)}&step_ms=${HEAT_STEP_MS}&depth=100`;
+    try {
+      const r = await this.deps.fetch(`${this.httpBase}/api/v1/history/books/${venues[0]}/${path}?${query}`);
+      if (!r.ok) return this.restDenied(r, 'history', this.symbol);
+      const body = (await r.json()) as { data?: { timestamp: number; bids: unknown; asks: unknown }[] };
+      if (gen !== this.analyticsGeneration || !body.data?.length) return;
+      const columns = body.data.map((d) => ({ ts: d.timestamp, bids: parseLevels(d.bids), asks: parseLevels(d.asks) }));
+      this.bookHistory = { key: `${this.symbol}|${this.venue ?? '*'}`, stepMs: HEAT_STEP_MS, columns };
+    } catch {
+      /* no history: the heatmap starts empty */
+    }
+  }
+
+  /** Recorded candles before what the live analytics hold (they keep the last 1000 closed). */
+  private async pastCandles(venue: string, path: string, label: string, interval: number): Promise<Bar[]> {
+    if (this.entitlements.isDenied('history', this.symbol)) return [];
+    const end = this.deps.now();
+    const start = end - Math.min(1000 * interval * 1000, PAST_MS);
+    const query = `interval=${label}&start=${iso(start)}&end=${iso(end + interval * 1000)}&limit=1000`;
+    try {
+      const r = await this.deps.fetch(`${this.httpBase}/api/v1/history/candles/${venue}/${path}?${query}`);
+      if (!r.ok) {
+        await this.restDenied(r, 'history', this.symbol);
+        return [];
+      }
+      return parseCandles(await r.json());
+    } catch {
+      return [];
+    }
+  }
+
   private async loadHistory(): Promise<void> {
     const gen = ++this.generation;
     const interval = this.interval;
@@ -458,9 +509,13 @@ export class FeedEngine {
     let bars = null as ReturnType<typeof parseCandles> | null;
     try {
       if (venues.length === 1 && !this.entitlements.isDenied('candles', this.symbol)) {
-        const r = await this.deps.fetch(`${this.httpBase}/api/v1/analytics/candles/${venues[0]}/${path}?interval=${label}&limit=1000`);
+        const [r, past] = await Promise.all([
+          this.deps.fetch(`${this.httpBase}/api/v1/analytics/candles/${venues[0]}/${path}?interval=${label}&limit=1000`),
+          this.pastCandles(venues[0], path, label, interval),
+        ]);
         if (r.ok) bars = parseCandles(await r.json());
         else await this.restDenied(r, 'candles', this.symbol);
+        if (past.length) bars = mergeBars(past, bars ?? []);
       }
     } catch {
       bars = null;
@@ -502,6 +557,12 @@ export class FeedEngine {
     this.historyLoading = false;
   }
 
+  private takeBookHistory(): BookHistory | null {
+    const history = this.bookHistory;
+    this.bookHistory = null;
+    return history;
+  }
+
   /** Build one frame of everything that changed; null when nothing did. */
   flush(): Frame | null {
     const tickers: TickerState[] = [];
@@ -541,6 +602,7 @@ export class FeedEngine {
       trades,
       candles,
       analytics: this.analytics,
+      bookHistory: this.takeBookHistory(),
     };
   }
 }

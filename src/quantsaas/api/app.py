@@ -37,7 +37,8 @@ from quantsaas.runtime import Runtime
 DESCRIPTION = """
 Real-time crypto market data: exact L2 order books, trades and tickers per venue.
 
-Symbols are canonical `BASE/QUOTE` (`BTC/USD`); inside URL paths write `BTC-USD`.
+Symbols are canonical `BASE/QUOTE` (`BTC/USD`); inside URL paths write the `path_symbol`
+that `/api/v1/instruments` lists (`BTC-USD`, or an option's own name `BTC-5DEC26-48000-C`).
 Prices and amounts are decimal strings. Errors are RFC 9457 `application/problem+json`.
 
 **Streaming**: connect a WebSocket to `/ws` and send

@@ -300,7 +300,9 @@ class StreamSession:
                 self._pending.discard(topic)
             self.reply({"type": "unsubscribed", "streams": [list(t) for t in topics], **reply_id})
         else:
-            raise RequestError("unknown_op", f"unknown op {op!r}; use subscribe, unsubscribe, ping")
+            raise RequestError(
+                "unknown_op", f"unknown op {quote(str(op))}; use subscribe, unsubscribe, ping"
+            )
 
     def _topics(self, request: JSON) -> list[Topic]:
         channels = _string_list(request, "channels")
@@ -308,7 +310,8 @@ class StreamSession:
         unknown = [channel for channel in channels if channel not in known]
         if unknown:
             raise RequestError(
-                "unknown_channel", f"unknown channel(s) {unknown}; use {sorted(known)}"
+                "unknown_channel",
+                f"unknown channel(s) {quote(', '.join(unknown))}; use {sorted(known)}",
             )
         symbols = _string_list(request, "symbols")
         venues: list[str | None] = [*_string_list(request, "venues", required=False)] or [None]

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from quantsaas import __version__, runtime
 from quantsaas import history_cli as store_cli
 from quantsaas.accounts import cli as accounts_cli
+from quantsaas.backtest import cli as backtest_cli
 from quantsaas.api.app import create_app
 from quantsaas.config import Settings
 from quantsaas.errors import ConfigError, StorageError, UnknownInstrument
@@ -92,6 +93,7 @@ def parser() -> argparse.ArgumentParser:
     )
     store_cli.add_store_options(serve)
     add_venue_commands(commands)
+    backtest_cli.add_commands(commands)
     accounts_cli.add_commands(commands)
     store_cli.add_commands(commands, serve)
     return root
@@ -229,6 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command in accounts_cli.COMMANDS:
         return accounts_cli.COMMANDS[args.command](args)
+    if args.command in backtest_cli.COMMANDS:
+        return backtest_cli.COMMANDS[args.command](args)
     if args.command in VENUE_COMMANDS:
         try:
             return VENUE_COMMANDS[args.command](args)

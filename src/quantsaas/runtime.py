@@ -8,6 +8,8 @@
     api     none            none    relay of Redis    none (no producers)        relayed
     replay  a recorded day  yes     memory            analytics, consolidated    local
             (event time: the clock follows the replayed receive times)
+    backtest  as replay     yes     memory            the same + the backtest    local
+                                                      (`backtest`: its handler)
 
 Everything downstream of the engine is a bus consumer declared here (`Bus.consume`); what a
 consumer derives it publishes back on the bus; the channels it serves, with their initial state,
@@ -28,8 +30,8 @@ from quantsaas.analytics.live import AnalyticsConfig, AnalyticsService
 from quantsaas.book.consolidated import QuoteEquivalence
 from quantsaas.book.consolidated_live import INPUTS as CONSOLIDATED_INPUTS
 from quantsaas.book.consolidated_live import ConsolidatedConfig, ConsolidatedService
-from quantsaas.bus import Bus
-from quantsaas.channels import BOOK, CHANNELS
+from quantsaas.bus import Bus, Handler
+from quantsaas.channels import BOOK, CHANNELS, TRADES
 from quantsaas.clock import Clock, EventClock, WallClock
 from quantsaas.config import Settings
 from quantsaas.engine import Engine
@@ -42,7 +44,7 @@ from quantsaas.store.recorder import Recorder, RecorderConfig
 
 log = logging.getLogger(__name__)
 
-ROLES = ("all", "ingest", "api", "replay")
+ROLES = ("all", "ingest", "api", "replay", "backtest")
 Job = Callable[[], Coroutine[Any, Any, None]]
 
 
@@ -94,6 +96,7 @@ def build(
     clock: Clock | None = None,
     record: bool = False,
     analytics: AnalyticsConfig | None = None,
+    backtest: Handler | None = None,
 ) -> Runtime:
     """Build the runtime of `role`. `feeds` default to the settings' (`feeds.registry`); a
     replay passes the recorded day's feeds. `record` adds the recorder (serve, record)."""
@@ -105,7 +108,9 @@ def build(
         raise ConfigError(f"--bus must be memory or redis://host:port/db, not {quote(bus_url)}")
     if role == "api":
         return _api(settings, bus_url)
-    if role == "replay":
+    if role == "backtest" and backtest is None:
+        raise ConfigError("the backtest role needs the backtest's handler")
+    if role in ("replay", "backtest"):
         clock = clock or EventClock()
     clock = clock or WallClock()
     if feeds is None:
@@ -129,8 +134,10 @@ def build(
         )
     _analytics(runtime, read_model, analytics, event_time=isinstance(clock, EventClock))
     _consolidated(runtime, read_model)
-    if record and role != "replay":
+    if record and role not in ("replay", "backtest"):
         _recorder(runtime)
+    if backtest is not None:
+        runtime.bus.consume("backtest", (TRADES, BOOK), backtest)
     if bus_url != "memory":
         from quantsaas import bus_redis
 

@@ -1,6 +1,6 @@
 """Backtesting: strategies over recorded, imported or simulated markets (docs/architecture.md).
 
-    from quantsaas.backtest import Strategy, Backtest, BacktestConfig
+from quantsaas.backtest import Strategy, Backtest, BacktestConfig
 """
 
 from quantsaas.backtest.engine import Backtest, BacktestConfig

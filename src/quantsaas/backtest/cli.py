@@ -66,6 +66,9 @@ def add_commands(commands: Any) -> None:
     parser.add_argument("--sweep", action="append", default=[], help="k=a,b,c: one run each")
     parser.add_argument("--jobs", type=int, help="sweep worker processes (default: CPUs)")
     parser.add_argument("--vector", action="store_true", help="vectorised bar path")
+    parser.add_argument(
+        "--direct", action="store_true", help="skip the engine and bus (faster, same fills)"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--user", help="save the result for this account (served by the API)")
     parser.add_argument("--db", help="accounts database URL (for --user)")
@@ -97,6 +100,7 @@ def _spec(args: argparse.Namespace, data_dir: Path) -> RunSpec:
         seed=args.seed,
         rate=args.rate,
         vector=args.vector,
+        direct=args.direct,
     )
     return spec
 

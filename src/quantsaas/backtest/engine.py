@@ -79,7 +79,10 @@ class Backtest:
     """One strategy over one merged stream of events, on any number of instruments and venues."""
 
     def __init__(
-        self, strategy: Strategy, instruments: Sequence[Instrument], config: BacktestConfig
+        self,
+        strategy: Strategy,
+        instruments: Sequence[Instrument],
+        config: BacktestConfig,
     ) -> None:
         if not instruments:
             raise ConfigError("a backtest needs at least one instrument")

@@ -43,6 +43,8 @@ class Matcher:
         self.partial = partial
         self.emit = emit
         self.book = L2Book(instrument)
+        """The venue's book as replayed, applied here in event order (so an order arriving
+        at t sees the book as of before t's event)."""
         self.has_book = False
         self.last_price: int | None = None
         self.bids: dict[int, list[Order]] = {}
@@ -70,6 +72,7 @@ class Matcher:
         order.status = OrderStatus.OPEN
         level = self.book.size_at(order.is_buy, order.price) if self.book.valid else 0
         self.queue.on_join(order, level)
+        order.level_seen = level
         resting = self.bids if order.is_buy else self.asks
         resting.setdefault(order.price, []).append(order)
 
@@ -152,10 +155,10 @@ class Matcher:
     # -- market data -------------------------------------------------------------------------
 
     def on_book(self, event: BookDelta | BookSnapshot) -> None:
+        """A venue book message: applied to our book, then our queues and crossings follow."""
         self.has_book = True
         book = self.book
         snapshot = type(event) is BookSnapshot
-        watched = self._watched_levels(event, snapshot)
         try:
             if snapshot:
                 book.apply_snapshot(event)  # type: ignore[arg-type]
@@ -172,36 +175,24 @@ class Matcher:
                 self.taken_bids.pop(price, None)
             for price, _ in event.asks:
                 self.taken_asks.pop(price, None)
-        queue = self.queue
-        for is_buy, price, before in watched:
-            after = book.size_at(is_buy, price)
-            if after != before:
-                for order in (self.bids if is_buy else self.asks).get(price, ()):
-                    queue.on_level(order, before, after)
+        if self.bids:
+            self._follow_levels(True, self.bids)
+        if self.asks:
+            self._follow_levels(False, self.asks)
         if self.bids or self.asks:
             self._cross(event.ts_event)
 
-    def _watched_levels(
-        self, event: BookDelta | BookSnapshot, snapshot: bool
-    ) -> list[tuple[bool, int, int]]:
-        """(is_buy, price, size before) of the levels this event changes that hold our orders."""
-        out: list[tuple[bool, int, int]] = []
+    def _follow_levels(self, is_buy: bool, resting: dict[int, list[Order]]) -> None:
+        """Tell the queue model about every change of a level holding our orders (compared
+        with the size each order last saw there)."""
         size_at = self.book.size_at
-        if snapshot:
-            for price in self.bids:
-                out.append((True, price, size_at(True, price)))
-            for price in self.asks:
-                out.append((False, price, size_at(False, price)))
-            return out
-        if self.bids:
-            for price, _ in event.bids:
-                if price in self.bids:
-                    out.append((True, price, size_at(True, price)))
-        if self.asks:
-            for price, _ in event.asks:
-                if price in self.asks:
-                    out.append((False, price, size_at(False, price)))
-        return out
+        queue = self.queue
+        for price, orders in resting.items():
+            after = size_at(is_buy, price)
+            for order in orders:
+                if order.level_seen != after:
+                    queue.on_level(order, order.level_seen, after)
+                    order.level_seen = after
 
     def _cross(self, ts: int) -> None:
         """Fill resting orders the opposite side has reached (maker, at our price)."""

@@ -51,6 +51,8 @@ class Order:
     filled: int = 0
     queue_ahead: int = 0
     """Size resting ahead of this order at its price (the queue model's estimate)."""
+    level_seen: int = 0
+    """The size of our level on our side when the order last looked (queue models)."""
     traded_at_level: int = 0
     """Trades at our level not yet matched by a book decrease (probabilistic queue model)."""
     reason: str = ""

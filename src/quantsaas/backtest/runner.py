@@ -22,11 +22,14 @@ from typing import Any
 
 from quantsaas.analytics.candles import INTERVALS
 from quantsaas.backtest.engine import Backtest, BacktestConfig
+from quantsaas.backtest.live import EventsFeed, run_on_runtime, stored_feeds_for
 from quantsaas.backtest.results import build_result
 from quantsaas.backtest.sources import sim_events, sim_instruments, stored_bars, stored_events
 from quantsaas.backtest.strategy import Strategy
 from quantsaas.backtest.vector import Bars, run_vector
+from quantsaas.config import Settings
 from quantsaas.errors import ConfigError
+from quantsaas.feeds.base import Feed
 from quantsaas.feeds.sim_instruments import SimConfig
 from quantsaas.model import Instrument, symbol_from_text
 from quantsaas.store.history import HistoryStore
@@ -54,6 +57,8 @@ class RunSpec:
     seed: int = 7
     rate: float = 50.0
     vector: bool = False
+    direct: bool = False
+    """Feed the backtest straight from the source, without the engine and bus (faster)."""
 
 
 def load_strategy(path: Path) -> type[Strategy]:
@@ -224,7 +229,18 @@ def run_spec(spec: RunSpec, progress: Progress | None = None) -> dict[str, Any]:
         else:
             assert store is not None
             events = stored_events(store, instruments, start, end)
-        run = Backtest(strategy, instruments, config).run(_progress(events, start, end, progress))
+        if spec.direct or use_bars:
+            backtest = Backtest(strategy, instruments, config)
+            run = backtest.run(_progress(events, start, end, progress))
+        else:
+            if spec.data == "sim":
+                feeds: list[Feed] = [
+                    EventsFeed("sim", instruments, _progress(events, start, end, progress))
+                ]
+            else:
+                assert store is not None
+                feeds = stored_feeds_for(store, instruments, start, end)
+            run = run_on_runtime(Settings(), strategy, instruments, config, feeds)
     elapsed = time.perf_counter() - began
     source = spec.strategy_path.read_bytes()
     return build_result(
@@ -238,7 +254,13 @@ def run_spec(spec: RunSpec, progress: Progress | None = None) -> dict[str, Any]:
         },
         {
             "kind": spec.data,
-            "path": "vector" if spec.vector else ("bars" if use_bars else "events"),
+            "path": "vector"
+            if spec.vector
+            else "bars"
+            if use_bars
+            else "direct"
+            if spec.direct
+            else "runtime",
             "instruments": [f"{i.venue}:{i.symbol}" for i in instruments],
             "from_ns": start,
             "to_ns": end,

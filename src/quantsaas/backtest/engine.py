@@ -25,6 +25,7 @@ state after everything at or before b (metrics.py resamples it).
 
 from __future__ import annotations
 
+import collections
 import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -118,6 +119,8 @@ class Backtest:
                 i.key: CandleBuilder(i, strategy.bar_interval) for i in self.instruments
             }
         self._heap: list[tuple[int, int, int, Any]] = []
+        self._ready: collections.deque[tuple[int, int, Any]] = collections.deque()
+        self._busy = False
         self._seq = 0
         self.now = 0
         """Exchange time: the last event's (or due item's) time."""
@@ -160,7 +163,7 @@ class Backtest:
         if t < self.now:
             t = self.now
         if self._heap and self._heap[0][0] <= t:
-            self._run_due(t)
+            self._process(t)
         if self._next_sample is not None and self._next_sample < t:
             self._sample_until(t)
         self.now = t
@@ -191,6 +194,7 @@ class Backtest:
                 if closed is not None:
                     self._deliver(t, _EVENT, closed)
         self._deliver(t, _EVENT, event)
+        self._process(t)
 
     def _start(self, t: int) -> None:
         self.started = True
@@ -200,8 +204,7 @@ class Backtest:
         self._next_sample = t - t % grid
         self._sample_until(t + 1)
         self.strategy.on_start()
-        if self._heap:
-            self._run_due(t)
+        self._process(t)
 
     def finish(self) -> None:
         """Close open bars and deliver what is due up to the last event; sample the end."""
@@ -215,7 +218,7 @@ class Backtest:
                 closed = builder.close_due(builder.current.end_ns)
                 if closed is not None:
                     self._deliver(self.now, _EVENT, closed)
-        self._run_due(self.now + self.md_latency)
+        self._process(self.now + self.md_latency)
         self._record(self.now)
 
     # -- scheduling --------------------------------------------------------------------------
@@ -225,25 +228,42 @@ class Backtest:
         heapq.heappush(self._heap, (due, self._seq, kind, item))
 
     def _deliver(self, t: int, kind: int, item: Any) -> None:
+        """Tell the strategy about `item` (an event, a fill, an order update) that happened at
+        exchange time `t`: md_latency later, or right after the current step when zero."""
         if self.md_latency:
             self._push(t + self.md_latency, kind, item)
+        else:
+            self._ready.append((t, kind, item))
+
+    def _process(self, t: int) -> None:
+        """Run deliveries and everything due at or before `t`, in order. Never re-entered: what
+        a step causes (a fill while an order walks the book, an order sent from a callback)
+        waits until that step is complete."""
+        if self._busy:
             return
-        self.local_ns = t
-        self._dispatch(kind, item)
-        if self._heap and self._heap[0][0] <= t:
-            self._run_due(t)
+        self._busy = True
+        heap, ready = self._heap, self._ready
+        try:
+            while True:
+                if ready:
+                    when, kind, item = ready.popleft()
+                    self.local_ns = when
+                    self._dispatch(kind, item)
+                elif heap and heap[0][0] <= t:
+                    due, _, kind, item = heapq.heappop(heap)
+                    if self._next_sample is not None and self._next_sample < due:
+                        self._sample_until(due)
+                    if due > self.now:
+                        self.now = due
+                    if kind >= _EVENT:
+                        self.local_ns = due
+                    self._dispatch(kind, item)
+                else:
+                    break
+        finally:
+            self._busy = False
 
-    def _run_due(self, t: int) -> None:
-        heap = self._heap
-        while heap and heap[0][0] <= t:
-            due, _, kind, item = heapq.heappop(heap)
-            if self._next_sample is not None and self._next_sample < due:
-                self._sample_until(due)
-            if due > self.now:
-                self.now = due
-            self._dispatch(kind, item, due)
-
-    def _dispatch(self, kind: int, item: Any, due: int | None = None) -> None:
+    def _dispatch(self, kind: int, item: Any) -> None:
         strategy = self.strategy
         if kind == _ARRIVE:
             order: Order = item
@@ -256,8 +276,6 @@ class Backtest:
             if self.matchers[order.instrument.key].cancel(order):
                 self._deliver(self.now, _ORDER, order)
             return
-        if due is not None:
-            self.local_ns = due
         if kind == _EVENT:
             cls = type(item)
             if cls is BookDelta or cls is BookSnapshot:

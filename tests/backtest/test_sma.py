@@ -11,6 +11,7 @@ same round trips, prices, fees and final equity to the last unit.
 from __future__ import annotations
 
 import random
+from typing import Any
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -113,7 +114,8 @@ def check_against_oracle(count: int, seed: int, fast: int, slow: int) -> None:
     # the vectorised path: the same fills, the same money
     cls = load_strategy(EXAMPLE)
     frame = Bars.from_candles(bars)
-    target = cls(fast=fast, slow=slow, size="1").vector(frame)
+    strategy: Any = cls(fast=fast, slow=slow, size="1")
+    target = strategy.vector(frame)
     vector = run_vector(target, frame, BacktestConfig(fees=FEES))
     assert [(f.side, f.price, f.size, f.fee, f.ts_ns) for f in vector.fills] == [
         (f.side, f.price, f.size, f.fee, f.ts_ns) for f in run.fills

@@ -11,8 +11,8 @@ same round trips, prices, fees and final equity to the last unit.
 from __future__ import annotations
 
 import random
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

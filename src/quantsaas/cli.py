@@ -19,12 +19,12 @@ from pydantic import ValidationError
 from quantsaas import __version__, runtime
 from quantsaas import history_cli as store_cli
 from quantsaas.accounts import cli as accounts_cli
-from quantsaas.backtest import cli as backtest_cli
 from quantsaas.api.app import create_app
+from quantsaas.backtest import cli as backtest_cli
 from quantsaas.config import Settings
 from quantsaas.errors import ConfigError, StorageError, UnknownInstrument
 from quantsaas.logs import configure_logging
-from quantsaas.store import warmstart
+from quantsaas.store import importer_cli, warmstart
 from quantsaas.venue_cli import COMMANDS as VENUE_COMMANDS
 from quantsaas.venue_cli import add_commands as add_venue_commands
 
@@ -94,6 +94,7 @@ def parser() -> argparse.ArgumentParser:
     store_cli.add_store_options(serve)
     add_venue_commands(commands)
     backtest_cli.add_commands(commands)
+    importer_cli.add_commands(commands)
     accounts_cli.add_commands(commands)
     store_cli.add_commands(commands, serve)
     return root
@@ -233,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return accounts_cli.COMMANDS[args.command](args)
     if args.command in backtest_cli.COMMANDS:
         return backtest_cli.COMMANDS[args.command](args)
+    if args.command in importer_cli.COMMANDS:
+        return importer_cli.COMMANDS[args.command](args)
     if args.command in VENUE_COMMANDS:
         try:
             return VENUE_COMMANDS[args.command](args)

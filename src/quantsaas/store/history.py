@@ -41,6 +41,8 @@ from quantsaas.store.rollup import ROLLUP, SECOND, candle_sql, split_covered
 from quantsaas.symbols import resolve
 
 MIN_INTERVAL_NS, MAX_INTERVAL_NS = NS, 86_400 * NS
+CATALOGUE_KINDS = (TRADES, BOOK, ROLLUP)
+"""Where instruments are found: ROLLUP holds imported klines (store/importer_binance.py)."""
 _UNITS = {"s": NS, "m": 60 * NS, "h": 3600 * NS, "d": 86_400 * NS}
 _INTERVAL = re.compile(r"^(\d{1,6})([smhd])$")
 
@@ -100,14 +102,17 @@ class HistoryStore:
     # -- catalogue ---------------------------------------------------------------------------
 
     def instruments(self) -> list[Instrument]:
+        """Every instrument with trades, book messages or imported klines (rollups)."""
         found: dict[tuple[str, str], Instrument] = {}
-        for kind in (TRADES, BOOK):
+        for kind in CATALOGUE_KINDS:
             for venue, symbol, directory in symbol_dirs(self.root, kind):
                 if (venue, symbol) in found:
                     continue
-                first = next(iter(sorted(directory.glob("date=*/*.parquet"))), None)
-                if first is not None:
-                    found[(venue, symbol)] = read_instrument(first)
+                for path in sorted(directory.glob("date=*/*.parquet")):
+                    instrument = _instrument_of(path)
+                    if instrument is not None:
+                        found[(venue, symbol)] = instrument
+                        break
         return list(found.values())
 
     def instrument(self, venue: str, symbol: str) -> Instrument:
@@ -119,18 +124,22 @@ class HistoryStore:
             raise UnknownInstrument(f"no history for {quote(venue)} {quote(symbol)}") from None
 
     def _recorded(self, venue: str) -> list[Instrument]:
-        """The instruments recorded on `venue`, each read once from its first file's metadata."""
+        """The instruments recorded (or imported) on `venue`, each read once from the metadata
+        of its first file that has it (rollups built from recorded trades have none)."""
         found: dict[str, Instrument] = {}
-        for kind in (TRADES, BOOK):
+        for kind in CATALOGUE_KINDS:
             for directory in sorted((self.root / kind / f"venue={venue}").glob("symbol=*")):
                 if directory.name in found:
                     continue
                 known = self._known.get(directory)
                 if known is None:
-                    first = next(iter(sorted(directory.glob("date=*/*.parquet"))), None)
-                    if first is None:
+                    for path in sorted(directory.glob("date=*/*.parquet")):
+                        known = _instrument_of(path)
+                        if known is not None:
+                            break
+                    if known is None:
                         continue
-                    known = self._known[directory] = read_instrument(first)
+                    self._known[directory] = known
                 found[directory.name] = known
         return list(found.values())
 
@@ -211,7 +220,7 @@ class HistoryStore:
         for attempt in range(3):
             trades = self._files(TRADES, instrument, start, end)
             aligned = start % SECOND == 0 and end % SECOND == 0
-            rollups = self._files(ROLLUP, instrument, start, end) if aligned and trades else []
+            rollups = self._files(ROLLUP, instrument, start, end) if aligned else []
             trades = split_covered(trades, rollups)
             if not trades and not rollups:
                 return []
@@ -364,6 +373,14 @@ class HistoryStore:
         )
         row = self._query(sql, files, start=start, end=end).to_pylist()[0]
         return int(row["a"]), int(row["b"])
+
+
+def _instrument_of(path: Path) -> Instrument | None:
+    """The instrument in a file's metadata (rollups built from recorded trades have none)."""
+    try:
+        return read_instrument(path)
+    except KeyError:
+        return None
 
 
 def trade_from_row(instrument: Instrument, row: dict[str, Any]) -> Trade:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from quantsaas.analytics.candles import INTERVALS
+from quantsaas.analytics.candles import INTERVALS, Candle
 from quantsaas.backtest.engine import Backtest, BacktestConfig
 from quantsaas.backtest.live import EventsFeed, run_on_runtime, stored_feeds_for
 from quantsaas.backtest.results import build_result
@@ -36,6 +36,7 @@ from quantsaas.store.history import HistoryStore
 
 NS = 1_000_000_000
 SIM_START = 1_704_067_200 * NS
+FAR_FUTURE = 4_102_444_800 * NS
 """2024-01-01T00:00:00Z: where a simulated run starts unless told."""
 CURVE_STEPS = (NS, 10 * NS, 60 * NS, 300 * NS, 900 * NS, 3600 * NS, 86_400 * NS)
 MAX_CURVE_POINTS = 20_000
@@ -191,55 +192,59 @@ def run_spec(spec: RunSpec, progress: Progress | None = None) -> dict[str, Any]:
     params = convert_params(cls, spec.params)
     store = None if spec.data == "sim" else HistoryStore(spec.data_dir)
     instruments = instruments_for(spec, store)
+    strategy = cls(**params)
+    use_bars = store is not None and (bars_only(cls) or spec.vector)
+    candles: list[Candle] = []
     if spec.data == "sim":
         start = spec.start if spec.start is not None else SIM_START
         end = spec.end if spec.end is not None else start + 3600 * NS
+    elif use_bars:
+        assert store is not None and cls.bar_interval is not None
+        first, last = spec.start or 0, spec.end or FAR_FUTURE
+        candles = list(stored_bars(store, instruments, cls.bar_interval, first, last))
+        if not candles:
+            raise ConfigError(f"no {cls.bar_interval} bars in that range")
+        start = spec.start or min(c.start_ns for c in candles)
+        end = spec.end or max(c.end_ns for c in candles)
     else:
         assert store is not None
-        first, last = store.extent(instruments, spec.start or 0, spec.end or 2**62)
+        first, last = store.extent(instruments, spec.start or 0, spec.end or FAR_FUTURE)
         if last < first:
             raise ConfigError("no recorded events in that range")
         start, end = spec.start or first, spec.end or last + 1
     if end <= start:
         raise ConfigError("--to must be after --from")
-    strategy = cls(**params)
     bar_floor = INTERVALS[cls.bar_interval] if cls.bar_interval else NS
     config = spec.config
     if config.curve_ns == BacktestConfig().curve_ns:
         config = BacktestConfig(**{**vars(config), "curve_ns": curve_step(end - start, bar_floor)})
     began = time.perf_counter()
-    use_bars = store is not None and bars_only(cls)
     if spec.vector:
         vector = getattr(strategy, "vector", None)
-        if vector is None or store is None or cls.bar_interval is None or len(instruments) != 1:
+        if vector is None or not use_bars or len(instruments) != 1:
             raise ConfigError(
                 "--vector needs a strategy with vector(bars) and bar_interval, recorded or "
                 "imported data and one instrument"
             )
-        candles = list(stored_bars(store, instruments, cls.bar_interval, start, end))
         bars = Bars.from_candles(candles)
         run: Any = run_vector(vector(bars), bars, config)
+    elif use_bars:
+        run = Backtest(strategy, instruments, config).run(candles)
     else:
         if spec.data == "sim":
             sim = SimConfig(seed=spec.seed, events_per_second=spec.rate)
             events: Iterable[Any] = sim_events([i.symbol for i in instruments], start, end, sim)
-        elif use_bars:
-            assert store is not None and cls.bar_interval is not None
-            events = stored_bars(store, instruments, cls.bar_interval, start, end)
+            feeds: list[Feed] = [
+                EventsFeed("sim", instruments, _progress(events, start, end, progress))
+            ]
         else:
             assert store is not None
             events = stored_events(store, instruments, start, end)
-        if spec.direct or use_bars:
+            feeds = stored_feeds_for(store, instruments, start, end)
+        if spec.direct:
             backtest = Backtest(strategy, instruments, config)
             run = backtest.run(_progress(events, start, end, progress))
         else:
-            if spec.data == "sim":
-                feeds: list[Feed] = [
-                    EventsFeed("sim", instruments, _progress(events, start, end, progress))
-                ]
-            else:
-                assert store is not None
-                feeds = stored_feeds_for(store, instruments, start, end)
             run = run_on_runtime(Settings(), strategy, instruments, config, feeds)
     elapsed = time.perf_counter() - began
     source = spec.strategy_path.read_bytes()

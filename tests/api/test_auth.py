@@ -39,7 +39,13 @@ from quantsaas.config import Settings
 from quantsaas.model import now_ns
 from secured import PASSWORD, TEST_TIERS, Secured, secured_service
 
-PATH_VALUES = {"venue": "test", "symbol": "BTC-USD", "currency": "BTC", "key_id": "nokey"}
+PATH_VALUES = {
+    "venue": "test",
+    "symbol": "BTC-USD",
+    "currency": "BTC",
+    "key_id": "nokey",
+    "backtest_id": "20240101T000000-00000000",
+}
 
 
 @pytest_asyncio.fixture(params=["sqlite+memory", "postgres+redis"])

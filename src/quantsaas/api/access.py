@@ -78,6 +78,9 @@ ROUTES: Mapping[str, Access] = {
     "/api/v1/history/candles/{venue}/{symbol}": Access(family="history"),
     "/api/v1/history/book/{venue}/{symbol}": Access(family="history"),
     "/api/v1/history/books/{venue}/{symbol}": Access(family="history"),
+    # results of backtests users ran in their own processes: their own only
+    "/api/v1/backtests": Access(user=True, family="backtests"),
+    "/api/v1/backtests/{backtest_id}": Access(user=True, family="backtests"),
 }
 """Path template -> access rule. Not listed: credentials required (SIGNED_IN)."""
 

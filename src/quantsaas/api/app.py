@@ -20,6 +20,7 @@ from quantsaas.api.access_metrics import AccessCollector
 from quantsaas.api.accounts_routes import router as accounts_router
 from quantsaas.api.analytics_routes import router as analytics_router
 from quantsaas.api.auth import Guard, LimitHeadersMiddleware, guard_request
+from quantsaas.api.backtest_routes import router as backtest_router
 from quantsaas.api.consolidated_routes import router as consolidated_router
 from quantsaas.api.headers import SecurityHeadersMiddleware
 from quantsaas.api.history_routes import router as history_router
@@ -132,6 +133,7 @@ def create_app(
         app.include_router(consolidated_router)
         app.include_router(history_router)
         app.include_router(accounts_router)
+        app.include_router(backtest_router)
     # a plain Starlette route: the app-wide HTTP dependency does not apply; /ws checks itself
     app.router.add_websocket_route("/ws", websocket_endpoint)
     app.state.stream_counters = StreamCounters()

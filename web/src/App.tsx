@@ -12,6 +12,7 @@ import { Analytics, useOptions } from './panels/Analytics';
 import { Heatmap } from './panels/Heatmap';
 import { Account, useAuthFeatures, useSession } from './panels/Account';
 import { TierNotice, deniedOf, denialFor } from './panels/TierNotice';
+import { Backtests } from './panels/Backtests';
 import type { User } from './lib/accounts';
 import { chainCurrencies, hasSessionHint, pickSymbol, type OptionChain } from './lib/startup';
 
@@ -61,6 +62,7 @@ export function App() {
   const [tab, setTab] = useState<Tab>('chart');
   const auth = useAuthFeatures();
   const [accountOpen, setAccountOpen] = useState(false);
+  const [backtestsOpen, setBacktestsOpen] = useState(false);
   const [user, setUser] = useSession(auth);
   const chains = useOptionChains();
   const currency = symbol.split('/')[0] ?? '';
@@ -228,6 +230,11 @@ export function App() {
           problem={live.conn.problem}
           identity={live.conn.identity}
         />
+        {user && (
+          <button onClick={() => setBacktestsOpen((o) => !o)} aria-expanded={backtestsOpen} data-testid="backtests-button">
+            Backtests
+          </button>
+        )}
         {auth && (
           <button
             onClick={() => setAccountOpen((o) => !o)}
@@ -268,6 +275,7 @@ export function App() {
           <Tape pricePrecision={meta.pp} amountPrecision={meta.ap} showVenue={venue === null && venues.length > 1} />
         </section>
       </main>
+      {user && backtestsOpen && <Backtests onClose={() => setBacktestsOpen(false)} dark={dark} />}
       {auth && accountOpen && <Account features={auth} user={user} onUser={onUser} onClose={() => setAccountOpen(false)} />}
       <nav className="tabs" data-testid="tabs" role="tablist">
         {TABS.map((t) => (

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -35,7 +35,7 @@ try:  # pragma: no cover - depends on the optional extra
     COMPILED = True
 
     def compiled(function: F) -> F:
-        return _njit(cache=True, nogil=True)(function)  # type: ignore[no-any-return]
+        return cast(F, _njit(cache=True, nogil=True)(function))
 
 except ImportError:  # pragma: no cover
     COMPILED = False

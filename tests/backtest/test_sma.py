@@ -132,6 +132,26 @@ def test_oracle_on_a_long_series() -> None:
     check_against_oracle(5_000, 42, 10, 30)
 
 
+def test_vector_equity_curve_bar_by_bar() -> None:
+    """cash + position x close after every bar, recomputed from the fills alone."""
+    bars = synthetic_bars(2_000, 3)
+    strategy: Any = load_strategy(EXAMPLE)(fast=5, slow=20, size="1")
+    frame = Bars.from_candles(bars)
+    run = run_vector(strategy.vector(frame), frame, BacktestConfig(fees=FEES))
+    cash, position = 1_000_000 * 10**7, 0
+    fills = {f.ts_ns: f for f in run.fills}
+    expected = [cash]
+    for bar in bars:
+        fill = fills.get(bar.end_ns)
+        if fill is not None:
+            sign = 1 if fill.side.value == "buy" else -1
+            cash -= sign * fill.price * fill.size * 10 + fill.fee
+            position += sign * fill.size
+        expected.append(cash + position * bar.close * 10)
+    assert len(run.fills) > 20
+    assert run.curve.equity["USD"] == expected
+
+
 def test_oracle_when_the_run_ends_in_a_position() -> None:
     for seed in range(30):
         bars = synthetic_bars(400, seed)

@@ -102,14 +102,13 @@ def run_vector(target: np.ndarray, bars: Bars, config: BacktestConfig) -> Vector
     ends = bars.end_ns
     orders: list[Order] = []
     fills: list[Fill] = []
-    cash_at = np.zeros(len(bars), dtype=object)
-    cash_now = account.cash[currency]
-    last = 0
+    cash_after = [account.cash[currency]]
+    """Cash from each fill on (the first entry: before any fill)."""
     taker = config.fees.taker
+    closes = bars.close
     for index in where.tolist():
-        cash_at[last:index] = cash_now
         delta = int(change[index])
-        price = int(bars.close[index])
+        price = int(closes[index])
         ts = int(ends[index])
         side = Side.BUY if delta > 0 else Side.SELL
         size = abs(delta)
@@ -121,20 +120,22 @@ def run_vector(target: np.ndarray, bars: Bars, config: BacktestConfig) -> Vector
         account.apply(fill)
         orders.append(order)
         fills.append(fill)
-        cash_now = account.cash[currency]
-        last = index
-    cash_at[last:] = cash_now
+        cash_after.append(account.cash[currency])
+    # each bar's cash: the cash after the last fill at or before it
+    segment = np.searchsorted(where, np.arange(len(bars)), side="right")
     mult = units.mark_mult[instrument.key]
-    bound = int(np.abs(target).max(initial=0)) * int(bars.close.max(initial=0)) * 10 * mult
-    cash_bound = max(abs(int(v)) for v in cash_at) if len(cash_at) else 0
-    if bound + cash_bound < INT64_SAFE:
-        value = target * (bars.close * (10 * mult))
-        equity = (cash_at.astype(np.int64) + value).tolist()
+    bound = int(np.abs(target).max(initial=0)) * int(closes.max(initial=0)) * 10 * mult
+    if bound + max(abs(c) for c in cash_after) < INT64_SAFE:
+        cash_at = np.array(cash_after, dtype=np.int64)[segment]
+        value = target * (closes * (10 * mult))
+        equity = (cash_at + value).tolist()
         exposure = np.abs(value).tolist()
-    else:
-        marks = [int(c) * 10 * mult for c in bars.close.tolist()]
-        value_list = [int(p) * m for p, m in zip(target.tolist(), marks, strict=True)]
-        equity = [int(c) + v for c, v in zip(cash_at.tolist(), value_list, strict=True)]
+    else:  # beyond int64: the same sums in Python integers
+        cash_list = [cash_after[i] for i in segment.tolist()]
+        value_list = [
+            p * c * 10 * mult for p, c in zip(target.tolist(), closes.tolist(), strict=True)
+        ]
+        equity = [c + v for c, v in zip(cash_list, value_list, strict=True)]
         exposure = [abs(v) for v in value_list]
     account.set_mark(instrument.key, int(bars.close[-1]) * 10)
     start = int(bars.start_ns[0])

@@ -11,10 +11,12 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from quantsaas.backtest.sources import stored_events
 from quantsaas.cli import main
-from quantsaas.model import BookDelta, BookSnapshot, Instrument, Side
+from quantsaas.model import BookDelta, BookSnapshot, Instrument, Side, parse_fixed
 from quantsaas.store.history import HistoryStore
 from quantsaas.store.importer import Report, fixed_column, time_rec
 from quantsaas.store.importer_cli import infer_scales
@@ -267,3 +269,40 @@ def test_wrong_layout_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFix
     )
     assert code == 2
     assert "header is not the expected layout" in capsys.readouterr().err
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    texts=st.lists(
+        st.one_of(
+            st.from_regex(r"\A[0-9]{0,20}(\.[0-9]{0,12})?\Z"),
+            st.text(alphabet="0123456789.-+eE x", max_size=12),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    scale=st.integers(min_value=0, max_value=10),
+    skip=st.integers(min_value=0, max_value=3),
+)
+def test_vectorised_decimals_agree_with_parse_fixed(
+    texts: list[str], scale: int, skip: int
+) -> None:
+    """Exactly `model.parse_fixed` on plain decimal text, within int64; everything else
+    refused (signs, exponents, spaces, more than 18 digits)."""
+    column = pa.array(["pad"] * skip + texts).slice(skip)
+    values, ok = fixed_column(column, scale)
+    for text, value, good in zip(texts, values.tolist(), ok.tolist(), strict=True):
+        plain = all(c in "0123456789." for c in text) and text.count(".") <= 1
+        try:
+            expected: int | None = parse_fixed(text, scale)
+        except ValueError:
+            expected = None
+        if good:
+            assert expected == value, (text, scale)
+        else:
+            assert (
+                not plain
+                or expected is None
+                or expected >= 10**18
+                or not any(c.isdigit() for c in text)
+            ), (text, scale)

@@ -107,8 +107,10 @@ def import_binance(
 
 
 def _bool(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    text = pc.utf8_lower(column).to_numpy(zero_copy_only=False)
-    return text == "true", (text == "true") | (text == "false")
+    lower = pc.utf8_lower(column)
+    true = np.asarray(pc.equal(lower, "true").to_numpy(zero_copy_only=False), dtype=bool)
+    false = np.asarray(pc.equal(lower, "false").to_numpy(zero_copy_only=False), dtype=bool)
+    return true, true | false
 
 
 def _trades(reader: CsvReader, writer: Writer, instrument: Instrument) -> None:

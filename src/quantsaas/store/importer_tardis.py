@@ -89,6 +89,14 @@ def import_tardis(
     writer.close()
 
 
+def _is(column: pa.Array, word: str) -> np.ndarray:
+    """Case-insensitive equality with `word`, as a NumPy bool array."""
+    same = pc.equal(column, word)
+    if not pc.all(same).as_py():
+        same = pc.or_(same, pc.equal(pc.utf8_lower(column), word))
+    return np.asarray(same.to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def _times(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     ts_event, ok_e = time_column(batch.column("timestamp"), US)
     ts_recv, ok_r = time_column(batch.column("local_timestamp"), US)
@@ -100,8 +108,10 @@ def _trades(reader: CsvReader, writer: Writer, instrument: Instrument) -> None:
         ts_event, ok_e, ts_recv, ok_r = _times(batch)
         price, ok_p = fixed_column(batch.column("price"), instrument.price_scale)
         size, ok_s = fixed_column(batch.column("amount"), instrument.size_scale)
-        side_text = pc.utf8_lower(batch.column("side")).to_numpy(zero_copy_only=False)
-        side = np.where(side_text == "buy", SIDE_BUY, np.where(side_text == "sell", SIDE_SELL, 0))
+        side_text = batch.column("side")
+        side = np.where(
+            _is(side_text, "buy"), SIDE_BUY, np.where(_is(side_text, "sell"), SIDE_SELL, 0)
+        )
         ok_side = side != 0
         positive = (price > 0) & (size > 0)
         reasons = [
@@ -137,11 +147,10 @@ def _incremental(reader: CsvReader, writer: Writer, instrument: Instrument) -> N
         ts_event, ok_e, ts_recv, ok_r = _times(batch)
         price, ok_p = fixed_column(batch.column("price"), instrument.price_scale)
         size, ok_s = fixed_column(batch.column("amount"), instrument.size_scale)
-        side_text = pc.utf8_lower(batch.column("side")).to_numpy(zero_copy_only=False)
-        side = np.where(side_text == "bid", BID, np.where(side_text == "ask", ASK, -1))
-        snap_text = pc.utf8_lower(batch.column("is_snapshot")).to_numpy(zero_copy_only=False)
-        snapshot = snap_text == "true"
-        ok_snap = snapshot | (snap_text == "false")
+        side_text = batch.column("side")
+        side = np.where(_is(side_text, "bid"), BID, np.where(_is(side_text, "ask"), ASK, -1))
+        snapshot = _is(batch.column("is_snapshot"), "true")
+        ok_snap = snapshot | _is(batch.column("is_snapshot"), "false")
         ok_side = side >= 0
         positive = price > 0
         reasons = [

@@ -10,11 +10,12 @@ micro-unit open/high/low/close/volume arrays written by bench_backtest_bars.py.
 import json
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
 
-def signals(close, fast, slow):  # type: ignore[no-untyped-def]
+def signals(close: Any, fast: int, slow: int) -> Any:
     """Strict SMA crossings in exact integers (float SMAs of these prices cross differently:
     vectorbt's own MA crossings give ~1.7x the entries on this data), so every engine trades
     the same signals and only the engines are compared."""
@@ -30,9 +31,9 @@ def signals(close, fast, slow):  # type: ignore[no-untyped-def]
     return (previous < 0) & (sign > 0), (previous > 0) & (sign < 0)
 
 
-def vectorbt_run(bars, fast, slow):  # type: ignore[no-untyped-def]
-    import pandas as pd  # type: ignore[import-not-found]
-    import vectorbt as vbt  # type: ignore[import-not-found]
+def vectorbt_run(bars: Any, fast: int, slow: int) -> tuple[int, float]:
+    import pandas as pd  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    import vectorbt as vbt  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
     index = pd.date_range("2024-01-01", periods=len(bars["close"]), freq="1min")
     close = pd.Series(bars["close"] / 1e6, index=index)
@@ -44,11 +45,11 @@ def vectorbt_run(bars, fast, slow):  # type: ignore[no-untyped-def]
     return int(portfolio.trades.count()), float(portfolio.final_value())
 
 
-def backtrader_run(bars, fast, slow):  # type: ignore[no-untyped-def]
+def backtrader_run(bars: Any, fast: int, slow: int) -> tuple[int, float]:
     import datetime as dt
 
-    import backtrader as bt  # type: ignore[import-not-found]
-    import pandas as pd  # type: ignore[import-not-found]
+    import backtrader as bt  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    import pandas as pd  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
     index = pd.date_range("2024-01-01", periods=len(bars["close"]), freq="1min")
     frame = pd.DataFrame(
@@ -91,7 +92,7 @@ def main() -> None:
     engine, path = sys.argv[1], sys.argv[2]
     fast, slow, repeats = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     bars = dict(np.load(path))
-    run = vectorbt_run if engine == "vectorbt" else backtrader_run
+    run: Any = vectorbt_run if engine == "vectorbt" else backtrader_run
     began = time.perf_counter()
     trips, equity = run(bars, fast, slow)
     cold = time.perf_counter() - began

@@ -110,11 +110,11 @@ def main() -> None:
         rows.append((name, *ours(bars, vector, args.repeats)))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bars.npz"
-        np.savez(
-            path,
-            **{k: np.array([getattr(b, k) for b in bars], dtype=np.int64)
-               for k in ("open", "high", "low", "close", "volume")},
-        )  # fmt: skip
+        columns: dict[str, Any] = {
+            k: np.array([getattr(b, k) for b in bars], dtype=np.int64)
+            for k in ("open", "high", "low", "close", "volume")
+        }
+        np.savez(path, **columns)
         for engine, python in (
             ("vectorbt", args.vectorbt_python),
             ("backtrader", args.backtrader_python),

@@ -10,15 +10,16 @@ risk-averse queue, partial fills, value fees (maker may be negative), linear ass
 import json
 import sys
 import time
+from typing import Any
 
 import numpy as np
-from hftbacktest import (  # type: ignore[import-not-found]
+from hftbacktest import (  # type: ignore[import-not-found,import-untyped,unused-ignore]
     GTX,
     LIMIT,
     BacktestAsset,
     HashMapMarketDepthBacktest,
 )
-from numba import njit  # type: ignore[import-not-found]
+from numba import njit  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
 
 @njit(cache=True)
@@ -57,7 +58,17 @@ def market_maker(hbt, every_ns, size, max_lots):  # type: ignore[no-untyped-def]
     return order_id
 
 
-def run_once(data, tick, lot, size, every, latency, max_lots, maker, taker):  # type: ignore[no-untyped-def]
+def run_once(
+    data: Any,
+    tick: float,
+    lot: float,
+    size: float,
+    every: int,
+    latency: int,
+    max_lots: int,
+    maker: float,
+    taker: float,
+) -> Any:
     asset = (
         BacktestAsset()
         .data(data)

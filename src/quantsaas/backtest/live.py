@@ -20,7 +20,8 @@ on after its strategy failed, so the first error is kept and raised when the run
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from quantsaas import runtime
@@ -61,12 +62,23 @@ class EventsFeed(Feed):
 
 
 def stored_feeds_for(
-    store: HistoryStore, instruments: Sequence[Instrument], start: int, end: int
+    store: HistoryStore,
+    instruments: Sequence[Instrument],
+    start: int,
+    end: int,
+    progress: Callable[[object, int, int], None] | None = None,
 ) -> list[Feed]:
+    """One StoredFeed per venue; `progress(part, done, total)` in seconds of recorded time."""
     by_venue: dict[str, list[Instrument]] = {}
     for instrument in instruments:
         by_venue.setdefault(instrument.venue, []).append(instrument)
-    return [StoredFeed(store, group, start, end) for _, group in sorted(by_venue.items())]
+    feeds: list[Feed] = []
+    for venue, group in sorted(by_venue.items()):
+        report = None
+        if progress is not None:
+            report = functools.partial(progress, venue)
+        feeds.append(StoredFeed(store, group, start, end, progress=report))
+    return feeds
 
 
 def run_on_runtime(

@@ -184,6 +184,17 @@ def _progress(
     report(total, total)
 
 
+def _per_part(report: Progress) -> Callable[[object, int, int], None]:
+    """Several feeds' progress summed into one (done, total)."""
+    parts: dict[object, tuple[int, int]] = {}
+
+    def update(part: object, done: int, total: int) -> None:
+        parts[part] = (done, total)
+        report(sum(d for d, _ in parts.values()), sum(t for _, t in parts.values()))
+
+    return update
+
+
 def run_spec(spec: RunSpec, progress: Progress | None = None) -> dict[str, Any]:
     """Run one backtest and return its result document (results.py), not yet saved."""
     if spec.data not in DATA_KINDS:
@@ -240,7 +251,8 @@ def run_spec(spec: RunSpec, progress: Progress | None = None) -> dict[str, Any]:
         else:
             assert store is not None
             events = stored_events(store, instruments, start, end)
-            feeds = stored_feeds_for(store, instruments, start, end)
+            per_venue = None if progress is None else _per_part(progress)
+            feeds = stored_feeds_for(store, instruments, start, end, per_venue)
         if spec.direct:
             backtest = Backtest(strategy, instruments, config)
             run = backtest.run(_progress(events, start, end, progress))

@@ -55,6 +55,13 @@ test('sign up, free tier, create and revoke a key, stream as the user, sign out'
   await panel.getByRole('button', { name: 'Refresh limits' }).click();
   await expect(panel.getByTestId('usage-ws')).toHaveText('1 of 1 open');
 
+  // saved backtests are not in the free tier: the window says so instead of listing any
+  await page.getByTestId('backtests-button').click();
+  const backtests = page.getByTestId('backtests');
+  await expect(backtests.getByRole('alert')).toContainText('does not include backtests');
+  await page.getByTestId('backtests-button').click(); // the header button toggles it
+  await expect(backtests).toHaveCount(0);
+
   // a key: shown once, works, is revoked, stops working
   await panel.getByLabel('Key name').fill('e2e-bot');
   await panel.getByRole('button', { name: 'Create key' }).click();

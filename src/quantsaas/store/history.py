@@ -108,11 +108,9 @@ class HistoryStore:
             for venue, symbol, directory in symbol_dirs(self.root, kind):
                 if (venue, symbol) in found:
                     continue
-                for path in sorted(directory.glob("date=*/*.parquet")):
-                    instrument = _instrument_of(path)
-                    if instrument is not None:
-                        found[(venue, symbol)] = instrument
-                        break
+                instrument = _first_instrument(directory)
+                if instrument is not None:
+                    found[(venue, symbol)] = instrument
         return list(found.values())
 
     def instrument(self, venue: str, symbol: str) -> Instrument:
@@ -131,16 +129,10 @@ class HistoryStore:
             for directory in sorted((self.root / kind / f"venue={venue}").glob("symbol=*")):
                 if directory.name in found:
                     continue
-                known = self._known.get(directory)
+                known = self._known.get(directory) or _first_instrument(directory)
                 if known is None:
-                    for path in sorted(directory.glob("date=*/*.parquet")):
-                        known = _instrument_of(path)
-                        if known is not None:
-                            break
-                    if known is None:
-                        continue
-                    self._known[directory] = known
-                found[directory.name] = known
+                    continue
+                found[directory.name] = self._known[directory] = known
         return list(found.values())
 
     # -- queries -----------------------------------------------------------------------------
@@ -373,6 +365,14 @@ class HistoryStore:
         )
         row = self._query(sql, files, start=start, end=end).to_pylist()[0]
         return int(row["a"]), int(row["b"])
+
+
+def _first_instrument(directory: Path) -> Instrument | None:
+    for path in sorted(directory.glob("date=*/*.parquet")):
+        instrument = _instrument_of(path)
+        if instrument is not None:
+            return instrument
+    return None
 
 
 def _instrument_of(path: Path) -> Instrument | None:

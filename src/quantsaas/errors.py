@@ -20,13 +20,71 @@
     └── VenueError             anything a feed meets on the wire
         ├── ConnectError
         ├── ProtocolError      malformed or unexpected frame
+        │   └── MalformedBook  a book frame of a known instrument: its book is not trusted
         ├── SequenceGap        missing update ids / sequence numbers
         └── ChecksumMismatch   a venue checksum disagrees with our book
 
 Builtin bases are added where callers naturally catch them (aiohttp style).
+
+Every message that quotes outside input goes through `quote` (at most ~100 characters of it),
+so a 100 kB product id never reaches a log line, /health or a CLI error whole; `clip` bounds a
+message of our own that may embed such quotes (an exception's text) as a last line of defence.
 """
 
 from __future__ import annotations
+
+import reprlib
+
+QUOTE_LIMIT = 100
+"""Characters of outside input a message may quote."""
+MESSAGE_LIMIT = 500
+"""Characters of an error message kept where it is stored or shown (/health `last_error`)."""
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """`value` (outside input) quoted for a message: repr of at most `limit` characters of it,
+    followed by its full length when it was cut. Never builds the repr of a huge value whole."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        head = bytes(value[: limit * 4]).decode("utf-8", "replace")
+        return _cut(head[:limit], len(value), "bytes", len(value) > limit)
+    if isinstance(value, str):
+        return _cut(value[:limit], len(value), "chars", len(value) > limit)
+    shown = _REPR.repr(value)
+    return shown if len(shown) <= limit else shown[:limit] + "…"
+
+
+def _cut(head: str, size: int, unit: str, cut: bool) -> str:
+    return f"{head!r}… ({size:,} {unit})" if cut else repr(head)
+
+
+def clip(message: str, limit: int = MESSAGE_LIMIT) -> str:
+    """A message of ours bounded to `limit` characters (it may embed quoted input)."""
+    if len(message) <= limit:
+        return message
+    return f"{message[:limit]}… ({len(message):,} chars)"
+
+
+def describe(exc: BaseException, limit: int = 200) -> str:
+    """`TypeName: text` of an exception, bounded (its text may quote outside input)."""
+    return clip(f"{type(exc).__name__}: {exc}", limit)
+
+
+class _BoundedRepr(reprlib.Repr):
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 4 * QUOTE_LIMIT:  # repr would be long, or refused (4,300 digits)
+            return f"<{x.bit_length():,}-bit integer>"
+        return super().repr_int(x, level)
+
+
+def _bounded_repr() -> reprlib.Repr:
+    shape = _BoundedRepr()
+    shape.maxstring = shape.maxother = QUOTE_LIMIT
+    shape.maxlist = shape.maxtuple = shape.maxdict = shape.maxset = 8
+    shape.maxlevel = 3
+    return shape
+
+
+_REPR = _bounded_repr()
 
 
 class QuantError(Exception):
@@ -119,22 +177,19 @@ class ProtocolError(VenueError):
     """A frame was malformed or not what the protocol allows."""
 
 
+class MalformedBook(ProtocolError):
+    """A book frame of a known instrument was malformed (a poisoned price or size, a bad level):
+    the frame is dropped, so that instrument's book misses an update and must be resynced.
+    `symbol` is the venue's native symbol."""
+
+    def __init__(self, message: str, symbol: str) -> None:
+        super().__init__(message)
+        self.symbol = symbol
+
+
 class SequenceGap(VenueError):
     """Sequence numbers or update ids skipped: the book must be resynced."""
 
 
 class ChecksumMismatch(VenueError):
     """The venue's book checksum disagrees with the local book."""
-
-
-QUOTE_LIMIT = 100
-"""At most this many characters of any outside input are quoted in a message."""
-
-
-def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
-    """`repr` of outside input, cut to `limit` characters (a 100 kB symbol must not become a
-    100 kB log line, /health body or CLI error)."""
-    text = value if isinstance(value, str) else str(value)
-    if len(text) <= limit:
-        return repr(text)
-    return f"{text[:limit]!r}… ({len(text):,} chars)"

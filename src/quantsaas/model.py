@@ -14,26 +14,41 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Protocol, TypeAlias
 
-from quantsaas.errors import InvalidNumber
+from quantsaas.errors import InvalidNumber, quote
 
 Level: TypeAlias = tuple[int, int]
 """One price level: (raw price, raw size)."""
 
 _DIGITS = frozenset("0123456789")
 
+MAX_RAW = 2**63 - 1
+"""The largest raw price or size: every value must fit a signed 64-bit integer, as the recorded
+history stores it (Parquet int64) and as every consumer may assume."""
+MAX_NUMBER_TEXT = 64
+"""The longest number text accepted. Checked before any conversion: a 5,000-digit number is a
+malformed value, not something to compute (Python refuses past 4,300 digits, slowly)."""
+MAX_WHOLE_DIGITS = 19
+"""More integer digits than this cannot fit MAX_RAW at any scale."""
 
-def parse_fixed(text: str, scale: int) -> int:
+
+def parse_fixed(text: str, scale: int, limit: int = MAX_RAW) -> int:
     """Exact decimal text -> raw integer at `scale` decimals.
 
     Trailing zeros beyond the scale are accepted ("0.35130000" at scale 4 is 3513); a non-zero
-    digit beyond the scale is an error, as is anything that is not a finite decimal number.
+    digit beyond the scale is an error, as is anything that is not a finite decimal number, text
+    longer than MAX_NUMBER_TEXT and a value beyond +-`limit` (MAX_RAW unless a caller keeps
+    wider values apart; checked before any big number is built, so `1e999999` costs nothing).
     """
+    if not isinstance(text, str):
+        raise InvalidNumber(f"not decimal text: {quote(text)}")
+    if len(text) > MAX_NUMBER_TEXT:
+        raise InvalidNumber(f"number text too long: {quote(text, 24)}")
     body = text.strip()
     negative = body.startswith("-")
     if negative or body.startswith("+"):
         body = body[1:]
     if "e" in body or "E" in body:
-        return _parse_scientific(text, scale)
+        return _parse_scientific(text, scale, limit)
     whole, _, fraction = body.partition(".")
     if not whole and not fraction:
         raise InvalidNumber(f"not a decimal number: {text!r}")
@@ -44,29 +59,59 @@ def parse_fixed(text: str, scale: int) -> int:
         if extra.strip("0"):
             raise InvalidNumber(f"{text!r} has more than {scale} decimals")
         fraction = fraction[:scale]
+    if len(whole.lstrip("0")) > MAX_WHOLE_DIGITS + 20:
+        raise InvalidNumber(f"{text!r} is out of range at {scale} decimals")
     raw = int((whole or "0") + fraction.ljust(scale, "0"))
+    if raw > limit:
+        raise InvalidNumber(f"{text!r} is out of range at {scale} decimals")
     return -raw if negative else raw
 
 
-def _parse_scientific(text: str, scale: int) -> int:
+def parse_price(text: str, scale: int, limit: int = MAX_RAW) -> int:
+    """`parse_fixed` for a price: it must be positive (a level or trade at 0 or below is not
+    a price any venue quotes; it is a poisoned value)."""
+    raw = parse_fixed(text, scale, limit)
+    if raw <= 0:
+        raise InvalidNumber(f"price must be positive, not {quote(text, 40)}")
+    return raw
+
+
+def parse_size(text: str, scale: int, limit: int = MAX_RAW) -> int:
+    """`parse_fixed` for a size: zero (delete the level) or positive."""
+    raw = parse_fixed(text, scale, limit)
+    if raw < 0:
+        raise InvalidNumber(f"size must not be negative, not {quote(text, 40)}")
+    return raw
+
+
+def _parse_scientific(text: str, scale: int, limit: int) -> int:
     try:
         value = Decimal(text.strip())
     except InvalidOperation as exc:
         raise InvalidNumber(f"not a decimal number: {text!r}") from exc
-    return decimal_to_raw(value, scale)
+    return decimal_to_raw(value, scale, limit)
 
 
-def decimal_to_raw(value: Decimal, scale: int) -> int:
-    """Exact Decimal -> raw integer; refuses values finer than the scale.
+def decimal_to_raw(value: Decimal, scale: int, limit: int = MAX_RAW) -> int:
+    """Exact Decimal -> raw integer; refuses values finer than the scale or beyond +-`limit`.
 
-    Works on the digit tuple, so no Decimal context precision can round the result.
+    Works on the digit tuple, so no Decimal context precision can round the result, and bounds
+    the exponent before any power of ten is built.
     """
     if not value.is_finite():
-        raise InvalidNumber(f"not a finite number: {value}")
+        raise InvalidNumber(f"not a finite number: {quote(str(value), 40)}")
     sign, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)
+    if len(digits) > MAX_NUMBER_TEXT:
+        raise InvalidNumber(f"too many digits: {quote(str(value), 24)}")
     coefficient = int("".join(map(str, digits)) or "0")
+    if coefficient == 0:
+        return 0
     shift = exponent + scale
+    if shift > MAX_WHOLE_DIGITS + 20:
+        raise InvalidNumber(f"{quote(str(value), 40)} is out of range at {scale} decimals")
+    if -shift > len(digits):  # smaller than one unit at this scale, and not zero
+        raise InvalidNumber(f"{quote(str(value), 40)} has more than {scale} decimals")
     factor: int = 10 ** abs(shift)
     if shift >= 0:
         raw = coefficient * factor
@@ -74,6 +119,8 @@ def decimal_to_raw(value: Decimal, scale: int) -> int:
         raw, remainder = divmod(coefficient, factor)
         if remainder:
             raise InvalidNumber(f"{value} has more than {scale} decimals")
+    if raw > limit:
+        raise InvalidNumber(f"{quote(str(value), 40)} is out of range at {scale} decimals")
     return -raw if sign else raw
 
 

@@ -100,6 +100,32 @@ def test_negative_size_is_a_book_error() -> None:
     assert not book.valid
 
 
+@pytest.mark.parametrize(
+    ("bids", "asks"),
+    [
+        ([(0, 5)], []),  # a price of zero
+        ([(-3, 5)], []),  # a negative price
+        ([], [(-1, 2)]),
+        ([(99, 2**63)], []),  # a size no int64 column can hold
+        ([], [(10**1000, 1)]),  # a price no int64 column can hold
+        ([], [(101, -(10**5000))]),
+    ],
+)
+def test_poisoned_levels_are_refused_as_a_second_guard(
+    bids: list[Level], asks: list[Level]
+) -> None:
+    book = L2Book(INSTRUMENT)
+    book.apply_snapshot(snapshot(INSTRUMENT, [(100, 5)], [(101, 3)]))
+    with pytest.raises(BookError, match="out of range|negative size") as caught:
+        book.apply_delta(delta(INSTRUMENT, bids, asks, 2))
+    assert len(str(caught.value)) < 120  # never a 5,000-digit number in a message
+    assert not book.valid
+    fresh = L2Book(INSTRUMENT)
+    with pytest.raises(BookError):
+        fresh.apply_snapshot(snapshot(INSTRUMENT, [(100, 5), *bids], [(101, 3), *asks]))
+    assert not fresh.valid
+
+
 def test_delta_before_any_snapshot_is_refused() -> None:
     with pytest.raises(BookNotReady):
         L2Book(INSTRUMENT).apply_delta(delta(INSTRUMENT, [(1, 1)], [], 1))

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+import poison
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from samples_path import SAMPLES, lines
 
-from quantsaas.errors import ProtocolError
+from quantsaas.errors import MalformedBook, ProtocolError
 from quantsaas.feeds.binance.book_sync import DepthSync
 from quantsaas.feeds.binance.parse import (
     Control,
@@ -18,7 +21,7 @@ from quantsaas.feeds.binance.parse import (
     parse_frame,
 )
 from quantsaas.feeds.instruments import binance_instruments
-from quantsaas.model import BookDelta, BookSnapshot, Side, Ticker, Trade
+from quantsaas.model import MAX_RAW, BookDelta, BookSnapshot, Side, Ticker, Trade
 
 NKN, BNB, LRC = binance_instruments(["NKN/USDT", "BNB/BTC", "LRC/BTC"])
 BY_NATIVE = {inst.native_symbol: inst for inst in (NKN, BNB, LRC)}
@@ -158,3 +161,55 @@ def test_snapshot_plus_150_diffs_equal_an_independent_book() -> None:
     ours_asks = {NKN.price_decimal(p): NKN.size_decimal(s) for p, s in book.asks()}
     assert ours_bids == bids and ours_asks == asks
     assert book.valid and book.best_bid()[0] < book.best_ask()[0]  # type: ignore[index]
+
+
+POISON_FRAMES = [
+    lines("binance_depth.jsonl")[5],
+    lines("binance_trade.jsonl")[0],
+    lines("binance_aggTrade.jsonl")[0],
+    lines("binance_bookTicker.jsonl")[0],
+]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), token=poison.tokens)
+def test_any_text_for_any_number_gives_a_value_or_a_protocol_error(
+    data: st.DataObject, token: str
+) -> None:
+    frame = data.draw(st.sampled_from(POISON_FRAMES))
+    path = data.draw(st.sampled_from(poison.slots(json.loads(frame))))
+    raw = poison.inject(frame, path, token)
+    try:
+        item = parse_frame(raw, BY_NATIVE, RECV)
+    except ProtocolError as exc:
+        assert len(str(exc)) < 700
+        return
+    if isinstance(item, DepthDiff):
+        assert 0 <= item.first_id <= MAX_RAW and 0 <= item.last_id <= MAX_RAW
+        poison.check_value(item.delta)
+    poison.check_value(item)
+
+
+@pytest.mark.parametrize("token", poison.TOKENS)
+def test_every_poisoned_price_of_a_depth_diff_is_a_malformed_book(token: str) -> None:
+    frame = lines("binance_depth.jsonl")[5]
+    raw = poison.inject(frame, ("data", "b", 0, 0), token)
+    with pytest.raises(ProtocolError) as caught:
+        parse_frame(raw, BY_NATIVE, RECV)
+    assert len(str(caught.value)) < 400
+    if poison.decodes(raw):  # valid JSON: the book of that symbol is known to be hit
+        assert isinstance(caught.value, MalformedBook) and caught.value.symbol == "NKNUSDT"
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), token=poison.tokens)
+def test_any_text_in_a_rest_snapshot_gives_a_snapshot_or_a_protocol_error(
+    data: st.DataObject, token: str
+) -> None:
+    body = (SAMPLES / "binance_depth_snapshot.jsonl").read_bytes()
+    path = data.draw(st.sampled_from(poison.slots(json.loads(body))[:40]))
+    try:
+        depth = parse_depth_snapshot(poison.inject(body, path, token), NKN, RECV)
+    except ProtocolError:
+        return
+    poison.check_value(depth.snapshot)

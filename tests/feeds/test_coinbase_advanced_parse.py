@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
+import poison
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from samples_path import lines
 
-from quantsaas.errors import ProtocolError
+from quantsaas.errors import MalformedBook, ProtocolError
 from quantsaas.feeds.coinbase.advanced_parse import parse_frame
 from quantsaas.feeds.coinbase.exchange_parse import VenueRefused
 from quantsaas.feeds.instruments import coinbase_instruments
-from quantsaas.model import BookDelta, BookSnapshot, Side, Ticker, Trade
+from quantsaas.model import MAX_RAW, BookDelta, BookSnapshot, Side, Ticker, Trade
 
 (PERP,) = coinbase_instruments(["BTC-PERP-INTX"])
 INSTRUMENTS = {"BTC-PERP-INTX": PERP}
@@ -61,3 +66,36 @@ def test_error_and_malformed_frames() -> None:
         parse_frame(b'{"channel":"l2_data","sequence_num":1,"events":[{"type":"update"}]}', {}, 1)
     with pytest.raises(ProtocolError):
         parse_frame(b'{"channel":"l2_data"', INSTRUMENTS, 1)
+
+
+QUOTED = lines("coinbase_advanced_quoted.jsonl")
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), token=poison.tokens)
+def test_any_text_for_any_number_gives_a_value_or_a_protocol_error(
+    data: st.DataObject, token: str
+) -> None:
+    frame = data.draw(st.sampled_from(QUOTED[1:5]))
+    path = data.draw(st.sampled_from(poison.slots(json.loads(frame))))
+    raw = poison.inject(frame, path, token)
+    try:
+        envelope = parse_frame(raw, INSTRUMENTS, 7)
+    except ProtocolError as exc:
+        assert len(str(exc)) < 700
+        return
+    assert 0 <= envelope.sequence_num <= MAX_RAW
+    for _, event in envelope.events:
+        poison.check_value(event)
+
+
+@pytest.mark.parametrize("token", poison.TOKENS)
+def test_a_poisoned_level2_price_is_a_malformed_book(token: str) -> None:
+    for frame in QUOTED[1:3]:
+        raw = poison.inject(frame, ("events", 0, "updates", 0, "price_level"), token)
+        with pytest.raises(ProtocolError) as caught:
+            parse_frame(raw, INSTRUMENTS, 7)
+        assert len(str(caught.value)) < 400
+        if poison.decodes(raw):
+            assert isinstance(caught.value, MalformedBook)
+            assert caught.value.symbol == "BTC-PERP-INTX"

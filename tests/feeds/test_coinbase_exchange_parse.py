@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+import poison
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from samples_path import lines
 
 from quantsaas.book import L2Book
-from quantsaas.errors import ProtocolError
+from quantsaas.errors import MalformedBook, ProtocolError
 from quantsaas.feeds.coinbase.exchange_parse import (
     Ack,
     Sequenced,
@@ -18,7 +21,7 @@ from quantsaas.feeds.coinbase.exchange_parse import (
     time_ns,
 )
 from quantsaas.feeds.instruments import coinbase_instruments
-from quantsaas.model import BookDelta, BookSnapshot, Side, Ticker, Trade
+from quantsaas.model import MAX_RAW, BookDelta, BookSnapshot, Side, Ticker, Trade
 
 PRODUCTS = ["BAND-GBP", "SKL-GBP", "NU-GBP", "SKL-BTC", "SKL-USD", "BAND-BTC", "YFI-BTC"]
 PRODUCTS += ["CRV-EUR", "NMR-EUR", "DASH-BTC", "BAND-EUR", "NMR-GBP", "NU-EUR", "NU-BTC"]
@@ -114,3 +117,51 @@ def test_error_frame_raises_venue_refused_with_the_reason() -> None:
 def test_malformed_frames_raise_protocol_error(raw: bytes) -> None:
     with pytest.raises(ProtocolError):
         parse_frame(raw, INSTRUMENTS, 1)
+
+
+POISON_FRAMES = [
+    lines("coinbase_exchange_level2.jsonl")[1],
+    lines("coinbase_exchange_level2.jsonl")[5],
+    lines("coinbase_exchange_matches.jsonl")[1],
+    lines("coinbase_exchange_ticker.jsonl")[0],
+]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), token=poison.tokens)
+def test_any_text_for_any_number_gives_a_value_or_a_protocol_error(
+    data: st.DataObject, token: str
+) -> None:
+    frame = data.draw(st.sampled_from(POISON_FRAMES))
+    path = data.draw(st.sampled_from(poison.slots(json.loads(frame))[:60]))
+    raw = poison.inject(frame, path, token)
+    try:
+        item = parse_frame(raw, INSTRUMENTS, 1)
+    except ProtocolError as exc:
+        assert len(str(exc)) < 700
+        return
+    assert isinstance(item, Sequenced)
+    assert item.sequence is None or 0 <= item.sequence <= MAX_RAW
+    poison.check_value(item.event)
+
+
+@pytest.mark.parametrize("token", poison.TOKENS)
+def test_a_poisoned_level_of_a_snapshot_or_update_is_a_malformed_book(token: str) -> None:
+    snapshot, update = (lines("coinbase_exchange_level2.jsonl")[i] for i in (1, 5))
+    for raw in (
+        poison.inject(snapshot, ("asks", 0, 0), token),
+        poison.inject(update, ("changes", 0, 1), token),
+        poison.inject(update, ("changes", 0, 2), token.replace('"0"', '"-1"')),
+    ):
+        with pytest.raises(ProtocolError) as caught:
+            parse_frame(raw, INSTRUMENTS, 1)
+        assert len(str(caught.value)) < 400
+        if poison.decodes(raw):
+            assert isinstance(caught.value, MalformedBook) and caught.value.symbol == "SKL-GBP"
+
+
+def test_a_100_kb_product_id_is_quoted_briefly() -> None:
+    raw = json.dumps({"type": "l2update", "product_id": "X" * 100_000, "changes": []})
+    with pytest.raises(ProtocolError) as caught:
+        parse_frame(raw.encode(), INSTRUMENTS, 1)
+    assert len(str(caught.value)) < 300 and "100,000 chars" in str(caught.value)

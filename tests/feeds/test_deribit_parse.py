@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import orjson
+import poison
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from samples_path import lines
 
-from quantsaas.errors import ProtocolError, SequenceGap
+from quantsaas.errors import MalformedBook, ProtocolError, SequenceGap
 from quantsaas.feeds.deribit import parse
 from quantsaas.feeds.deribit.book_sync import ChangeSync
-from quantsaas.model import BookDelta, BookSnapshot, OptionTicker
+from quantsaas.model import MAX_RAW, BookDelta, BookSnapshot, OptionTicker
 from quantsaas.replay_raw import replay_lines
 
 NAME = "BTC-24SEP21-8000-P"
@@ -116,3 +120,41 @@ def test_control_frames_and_errors() -> None:
     ):
         with pytest.raises(ProtocolError):
             parse.parse_frame(bad, INSTRUMENTS, 0)
+
+
+DERIBIT_TRADES = (
+    '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"trades.BTC-24SEP21-8000-P.100ms",'
+    '"data":[{"trade_seq":1,"trade_id":"ETH-1","timestamp":1626993724318,"price":0.0015,'
+    '"amount":2.6,"direction":"buy","instrument_name":"BTC-24SEP21-8000-P","iv":140.1}]}}'
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), token=poison.tokens)
+def test_any_text_for_any_number_gives_a_value_or_a_protocol_error(
+    data: st.DataObject, token: str
+) -> None:
+    frames = [*lines("deribit_book.jsonl")[1:4], TICKER.encode(), DERIBIT_TRADES.encode()]
+    frame = data.draw(st.sampled_from(frames))
+    path = data.draw(st.sampled_from(poison.slots(json.loads(frame))))
+    raw = poison.inject(frame, path, token)
+    try:
+        item = parse.parse_frame(raw, INSTRUMENTS, 0)
+    except ProtocolError as exc:
+        assert len(str(exc)) < 700
+        return
+    if isinstance(item, parse.BookChange):
+        assert 0 <= item.change_id <= MAX_RAW
+        poison.check_value(item.event)
+    for each in item if isinstance(item, list) else [item]:
+        poison.check_value(each)
+
+
+@pytest.mark.parametrize("token", poison.TOKENS)
+def test_a_poisoned_book_level_is_a_malformed_book(token: str) -> None:
+    raw = poison.inject(lines("deribit_book.jsonl")[2], ("params", "data", "asks", 0, 1), token)
+    with pytest.raises(ProtocolError) as caught:
+        parse.parse_frame(raw, INSTRUMENTS, 0)
+    assert len(str(caught.value)) < 400
+    if poison.decodes(raw) or token in ("NaN", "Infinity", "-Infinity"):
+        assert isinstance(caught.value, MalformedBook) and caught.value.symbol == NAME

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from quantsaas.errors import ProtocolError
+import poison
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from samples_path import lines
+
+from quantsaas.errors import MalformedBook, ProtocolError
 from quantsaas.feeds.kraken import parse
+from quantsaas.feeds.kraken.book import BookUpdate, KrakenBook
 from quantsaas.model import Side
 
 (BTC,) = parse.kraken_instruments(["BTC/USD"])
@@ -80,3 +87,75 @@ def test_bad_frames_are_protocol_errors(raw: str) -> None:
 def test_v1_names_are_canonical() -> None:
     (chf,) = parse.kraken_instruments(["XBT/CHF"])
     assert chf.symbol == "BTC/CHF" and chf.native_symbol == "XBT/CHF"
+
+
+TRADE = (
+    '{"channel":"trade","type":"update","data":[{"symbol":"BTC/USD","side":"sell",'
+    '"price":105944.2,"qty":0.00100000,"ord_type":"limit","trade_id":4665846,'
+    '"timestamp":"2023-09-25T07:48:36.925533Z"}]}'
+)
+TICKER = (
+    '{"channel":"ticker","type":"snapshot","data":[{"symbol":"BTC/USD","bid":105944.20,'
+    '"bid_qty":2.5,"ask":105944.30,"ask_qty":3.2,"last":105899.40,"volume":163.28908096,'
+    '"timestamp":"2022-12-25T09:30:59.123456Z"}]}'
+)
+(ETH,) = parse.kraken_instruments(["ETH/USD"])
+BOOKS = {"BTC/USD": BTC, "ETH/USD": ETH}
+SNAPSHOT, UPDATE = lines("kraken_v2_book.jsonl")[-2:]
+
+
+def _parsed_and_applied(raw: bytes) -> list[object]:
+    """Parse, and apply book messages to a book that took the real snapshot first."""
+    out: list[object] = []
+    for item in parse.parse_frame(raw, BOOKS, 7):
+        if isinstance(item, parse.BookMessage):
+            book = KrakenBook(BOOKS[item.symbol], 10, verify=False)
+            if not item.snapshot:
+                (first,) = parse.parse_frame(SNAPSHOT, BOOKS, 7)
+                assert isinstance(first, parse.BookMessage)
+                book.on_snapshot(first.update, 7)
+                out.append(book.on_update(item.update, 7))
+            else:
+                out.append(book.on_snapshot(item.update, 7))
+        else:
+            out.append(item)
+    return out
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), token=poison.tokens)
+def test_any_text_for_any_number_gives_a_value_or_a_protocol_error(
+    data: st.DataObject, token: str
+) -> None:
+    frame = data.draw(st.sampled_from([SNAPSHOT, UPDATE, TRADE.encode(), TICKER.encode()]))
+    path = data.draw(st.sampled_from(poison.slots(json.loads(frame))))
+    raw = poison.inject(frame, path, token)
+    try:
+        items = _parsed_and_applied(raw)
+    except ProtocolError as exc:
+        assert len(str(exc)) < 700
+        return
+    for item in items:
+        poison.check_value(item)
+
+
+@pytest.mark.parametrize("token", [t for t in poison.TOKENS if not t.startswith('"')])
+def test_a_poisoned_book_level_is_a_malformed_book(token: str) -> None:
+    raw = poison.inject(UPDATE, ("data", 0, "asks", 1, "price"), token)
+    with pytest.raises(ProtocolError) as caught:
+        _parsed_and_applied(raw)
+    assert len(str(caught.value)) < 400
+    if poison.decodes(raw) and token not in ("null", "true", "[]", "{}"):
+        assert isinstance(caught.value, MalformedBook) and caught.value.symbol == "ETH/USD"
+
+
+def test_a_joke_ask_beyond_the_raw_range_stays_for_the_checksum_but_is_not_published() -> None:
+    (first,) = parse.parse_frame(SNAPSHOT, BOOKS, 7)
+    assert isinstance(first, parse.BookMessage)
+    book = KrakenBook(ETH, 25, verify=False)
+    book.on_snapshot(first.update, 7)
+    far = BookUpdate((), (("9999999997.00000", "1.00000000"),), None, 7)
+    delta = book.on_update(far, 8)
+    assert delta is not None and delta.asks == () and book.withheld == 1
+    _, asks = book.top(20)
+    assert ("9999999997.00000", "1.00000000") in asks

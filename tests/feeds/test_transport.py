@@ -10,14 +10,19 @@ import pytest
 
 from quantsaas.cli import parser, settings_from
 from quantsaas.config import Settings
+from quantsaas.errors import VenueError
 from quantsaas.fakes.binance import BinanceFakeConfig, FakeBinance
 from quantsaas.feeds.base import BooksStale
 from quantsaas.feeds.binance.feed import BinanceFeed
 from quantsaas.feeds.coinbase.feed import CoinbaseFeed
-from quantsaas.feeds.instruments import binance_instruments
+from quantsaas.feeds.deribit.feed import DeribitFeed
+from quantsaas.feeds.deribit.parse import option_instrument
+from quantsaas.feeds.instruments import binance_instruments, coinbase_instruments
+from quantsaas.feeds.kraken.feed import KrakenFeed
+from quantsaas.feeds.kraken.parse import kraken_instruments
 from quantsaas.feeds.registry import build_feeds
 from quantsaas.feeds.simulator import SimulatorFeed
-from quantsaas.feeds.transport import Backoff, TransportConfig
+from quantsaas.feeds.transport import Backoff, TransportConfig, WsFeed
 from quantsaas.model import MarketEvent
 
 
@@ -158,3 +163,94 @@ async def test_forced_disconnect_at_the_connection_lifetime_reconnects() -> None
     assert feed.stats.reconnects >= 2
     assert "lifetime" in (feed.stats.last_error or "")
     assert feed.stats.resyncs == 0 and feed.stats.gaps == 0
+
+
+BIG = "X" * 100_000
+
+
+def _venue_feeds() -> list[tuple[WsFeed, bytes, bytes, bytes]]:
+    """Per venue: a feed (never run), a poisoned book frame of its first instrument, `{}` and a
+    well-formed frame of a type it does not consume."""
+    deribit_name = "BTC-24SEP21-8000-P"
+    return [
+        (
+            BinanceFeed(binance_instruments(["NKN/USDT"])),
+            b'{"stream":"nknusdt@depth@100ms","data":{"e":"depthUpdate","E":1,"s":"NKNUSDT",'
+            b'"U":5,"u":6,"b":[["1e999999","1.0"]],"a":[]}}',
+            b"{}",
+            b'{"stream":"nknusdt@kline_1m","data":{"e":"kline","E":1,"s":"NKNUSDT","k":{}}}',
+        ),
+        (
+            CoinbaseFeed(coinbase_instruments(["BTC-USD"])),
+            b'{"type":"l2update","product_id":"BTC-USD","changes":[["sell","1e999999","1"]],'
+            b'"time":"2021-04-17T16:43:37.078325Z"}',
+            b"{}",
+            b'{"type":"received","product_id":"BTC-USD"}',
+        ),
+        (
+            CoinbaseFeed(coinbase_instruments(["BTC-USD"]), api="advanced"),
+            b'{"channel":"l2_data","timestamp":"2026-09-07T01:57:58.894355Z","sequence_num":0,'
+            b'"events":[{"type":"update","product_id":"BTC-USD","updates":[{"side":"bid",'
+            b'"price_level":"-3","new_quantity":"1"}]}]}',
+            b"{}",
+            b'{"channel":"futures_balance_summary","sequence_num":0,"events":[]}',
+        ),
+        (
+            KrakenFeed(kraken_instruments(["BTC/USD"])),
+            b'{"channel":"book","type":"snapshot","data":[{"symbol":"BTC/USD","bids":[{"price":'
+            b'1e999999,"qty":1.0}],"asks":[],"checksum":1}]}',
+            b"{}",
+            b'{"channel":"level3","type":"update","data":[]}',
+        ),
+        (
+            DeribitFeed([option_instrument(deribit_name)]),
+            b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.'
+            + deribit_name.encode()
+            + b'.100ms","data":{"type":"snapshot","timestamp":1,"instrument_name":"'
+            + deribit_name.encode()
+            + b'","change_id":1,"bids":[["new",0.001,-2.5]],"asks":[]}}}',
+            b"{}",
+            b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"markprice.options.'
+            b'btc_usd","data":[]}}',
+        ),
+    ]
+
+
+@pytest.mark.parametrize("index", range(5))
+def test_a_poisoned_book_frame_is_counted_logged_briefly_and_resyncs_the_book(
+    index: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    feed, poisoned, empty, unknown = _venue_feeds()[index]
+    stale: list[str] = []
+    feed.sink = lambda item: stale.extend(  # what `run` sets: BooksStale items among events
+        i.symbol for i in getattr(item, "instruments", ())
+    )
+    assert feed.receive(poisoned, 1) == []
+    assert feed.stats.malformed == 1 and feed.stats.messages == 1
+    assert feed.stats.last_error is not None and len(feed.stats.last_error) < 600
+    resynced = feed.stats.resyncs == 1 or feed._reconnect_reason is not None
+    assert resynced, "the book that missed an update must be resynced"
+    if feed.venue != "coinbase":  # coinbase resyncs by reconnecting (all books go stale then)
+        assert stale == [feed.instruments[0].symbol]
+    assert all(len(record.getMessage()) < 700 for record in caplog.records)
+    # `{}` is malformed or ignored; a well-formed frame of another type is ignored: both counted
+    feed.receive(empty, 2)
+    feed.receive(unknown, 3)
+    assert feed.stats.malformed + feed.stats.ignored == 3
+    assert feed.stats.ignored >= 1
+
+
+@pytest.mark.parametrize("index", range(5))
+def test_a_100_kb_symbol_is_never_echoed_whole(
+    index: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    feed, poisoned, _, _ = _venue_feeds()[index]
+    native = feed.instruments[0].native_symbol.encode()
+    feed.receive(poisoned.replace(native, BIG.encode()), 1)
+    try:  # a venue's refusal ends the connection (coinbase): its text is bounded too
+        feed.receive(b'{"type":"error","message":"' + BIG.encode() + b'"}', 2)
+    except VenueError as exc:
+        assert len(str(exc)) < 300
+    assert feed.stats.malformed >= 1
+    assert feed.stats.last_error is not None and len(feed.stats.last_error) < 600
+    assert all(len(record.getMessage()) < 700 for record in caplog.records)

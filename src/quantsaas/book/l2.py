@@ -4,7 +4,9 @@ Levels live in a dict per side (raw price -> raw size) beside a sorted list of p
 update to an existing level is one dict store, and a new or removed level is a binary search plus
 a C-level list insert or delete. A size of zero deletes the level (integers compare numerically).
 After every update the book checks that it is not crossed; a crossed or locked book is flagged
-invalid and refuses further deltas until a fresh snapshot arrives.
+invalid and refuses further deltas until a fresh snapshot arrives. As a second guard behind the
+parsers (which check every number where it is read), a level with a price not above zero, a
+negative size or a value beyond the raw range (`model.MAX_RAW`) is refused the same way.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from quantsaas.errors import BookError, BookNotReady, CrossedBook
-from quantsaas.model import BookDelta, BookSnapshot, Instrument, Level, format_fixed
+from quantsaas.model import MAX_RAW, BookDelta, BookSnapshot, Instrument, Level, format_fixed
 
 
 class L2Book:
@@ -100,12 +102,16 @@ class L2Book:
             if size == 0:
                 if levels.pop(price, None) is not None:
                     del prices[bisect_left(prices, price)]
-            elif size > 0:
+            elif 0 < size <= MAX_RAW:
                 if price not in levels:
+                    if not 0 < price <= MAX_RAW:
+                        raise BookError(f"price {_shown(price)} out of range (size {size})")
                     insort(prices, price)
                 levels[price] = size
+            elif size < 0:
+                raise BookError(f"negative size {_shown(size)} at price {_shown(price)}")
             else:
-                raise BookError(f"negative size {size} at price {price}")
+                raise BookError(f"size {_shown(size)} out of range at price {_shown(price)}")
 
     def best_bid(self) -> Level | None:
         if not self._bid_prices:
@@ -165,6 +171,11 @@ class L2Book:
             ts_event=self.ts_event,
             ts_recv=self.ts_recv,
         )
+
+
+def _shown(value: int) -> str:
+    """An int for a message: a hostile one may be too long to print (or to print cheaply)."""
+    return str(value) if -MAX_RAW <= value <= MAX_RAW else f"<{value.bit_length()}-bit integer>"
 
 
 def _running_total(levels: list[Level]) -> list[Level]:

@@ -15,6 +15,7 @@ import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from quantsaas.errors import clip
 from quantsaas.model import Instrument, MarketEvent, now_ns
 
 
@@ -60,6 +61,8 @@ class FeedStats:
     """Book checksums that did not match: that book was dropped and resynced."""
     replies: collections.Counter[str] = field(default_factory=collections.Counter)
     """Venue replies to our requests, by kind (`RpcResult`, `RpcError`, ...)."""
+    ignored: int = 0
+    """Well-formed frames of a type or channel the feed does not consume (counted, dropped)."""
     last_message_ns: int | None = None
     last_error: str | None = None
     """Why the feed last disconnected, resynced or rejected a frame (shown in /health)."""
@@ -79,7 +82,7 @@ class FeedStats:
             recent.popleft()
 
     def record_error(self, text: str) -> None:
-        self.last_error = text
+        self.last_error = clip(text)
         self.last_error_ns = now_ns()
 
     def messages_per_second(self, at_ns: int | None = None) -> float:

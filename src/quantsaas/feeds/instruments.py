@@ -10,27 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from quantsaas.errors import ConfigError
-from quantsaas.model import Instrument, parse_fixed, symbol_from_text
+from quantsaas.feeds.numbers import fast_fixed as fast_fixed  # its home is feeds/numbers.py
+from quantsaas.model import Instrument, symbol_from_text
 
 VENUE_SCALE = 8
 
 _QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "GBP", "USD", "TRY")
-
-
-_POWERS: tuple[int, ...] = tuple(10**n for n in range(40))
-
-
-def fast_fixed(text: str, scale: int) -> int:
-    """`model.parse_fixed` with a fast path for plain venue text ("0.35130000" at its scale).
-
-    Only ASCII digits with at most `scale` decimals take the shortcut; anything else (signs,
-    exponents, junk, extra decimals) goes through `parse_fixed` and its checks.
-    """
-    whole, _, fraction = text.partition(".")
-    missing = scale - len(fraction)
-    if missing >= 0 and whole.isdigit() and (fraction.isdigit() or not fraction) and text.isascii():
-        return int(whole + fraction) * _POWERS[missing]
-    return parse_fixed(text, scale)
 
 
 def venue_instrument(venue: str, base: str, quote: str, native: str) -> Instrument:

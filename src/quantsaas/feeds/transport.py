@@ -27,7 +27,15 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from quantsaas.errors import ConfigError, ConnectError, ProtocolError, SequenceGap, VenueError
+from quantsaas.errors import (
+    ConfigError,
+    ConnectError,
+    MalformedBook,
+    ProtocolError,
+    SequenceGap,
+    VenueError,
+    clip,
+)
 from quantsaas.feeds.base import EventSink, Feed, FeedState
 from quantsaas.model import Instrument, MarketEvent, now_ns
 
@@ -121,6 +129,12 @@ class WsFeed(Feed, abc.ABC):
         """Parse one frame into events to publish; ProtocolError for a bad frame,
         SequenceGap or Reconnect when the connection must be re-established."""
 
+    def untrusted_book(self, symbol: str, reason: str) -> None:
+        """A malformed book frame of `symbol` (native) was dropped: that book missed an update.
+        By default reconnect (fresh snapshots of every book); venues that can resync one book
+        (a new REST snapshot, a resubscribe) do only that."""
+        self.reconnect_soon(f"book of {symbol} not trusted after a malformed frame: {reason}")
+
     def maintain(self, sink: EventSink) -> None:
         """Called after every frame and every `poll_s` without one (snapshot fetches etc.)."""
 
@@ -163,6 +177,7 @@ class WsFeed(Feed, abc.ABC):
             raise
 
     def _fail(self, text: str) -> None:
+        text = clip(text)
         self.stats.record_error(text)
         log.warning("%s: %s", self.venue, text, extra={"venue": self.venue})
 
@@ -204,7 +219,7 @@ class WsFeed(Feed, abc.ABC):
         return self._delivered
 
     async def _read(self, conn: ClientConnection, sink: EventSink) -> None:
-        config, stats = self.config, self.stats
+        config = self.config
         self._last_data = time.monotonic()
         while True:
             raw: str | bytes | None = None
@@ -215,16 +230,7 @@ class WsFeed(Feed, abc.ABC):
             except TimeoutError:
                 pass
             if raw is not None:
-                ts_recv = now_ns()
-                for tap in self.taps:
-                    tap(self.venue, raw, ts_recv)
-                stats.record_message(len(raw), ts_recv)
-                try:
-                    events = self.handle_frame(raw, ts_recv)
-                except ProtocolError as exc:
-                    stats.malformed += 1
-                    self._fail(f"bad frame ignored: {exc}")
-                    events = []
+                events = self.receive(raw, now_ns())
                 if events:
                     self._last_data = time.monotonic()
                     self._delivered = True
@@ -235,6 +241,21 @@ class WsFeed(Feed, abc.ABC):
             if time.monotonic() - self._last_data > config.stall_s:
                 raise ConnectError(f"stalled: no market data for {config.stall_s:g}s")
             self.maintain(sink)
+
+    def receive(self, raw: str | bytes, ts_recv: int) -> list[MarketEvent]:
+        """One frame: raw taps, counters, the venue protocol. A malformed frame is counted,
+        logged briefly and dropped; a malformed book frame also resyncs that book."""
+        for tap in self.taps:
+            tap(self.venue, raw, ts_recv)
+        self.stats.record_message(len(raw), ts_recv)
+        try:
+            return self.handle_frame(raw, ts_recv)
+        except ProtocolError as exc:
+            self.stats.malformed += 1
+            self._fail(f"bad frame ignored: {exc}")
+            if isinstance(exc, MalformedBook):
+                self.untrusted_book(exc.symbol, str(exc))
+            return []
 
     def mark_data(self) -> None:
         """Market data arrived outside `handle_frame` (e.g. a REST snapshot)."""
@@ -251,7 +272,7 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, websockets.exceptions.InvalidStatus):
         return f"handshake refused: HTTP {exc.response.status_code}"
     if isinstance(exc, VenueError):
-        return str(exc)
+        return clip(str(exc))
     if isinstance(exc, OSError | TimeoutError):
-        return f"cannot connect: {type(exc).__name__}: {exc}"
-    return f"{type(exc).__name__}: {exc}"
+        return clip(f"cannot connect: {type(exc).__name__}: {exc}")
+    return clip(f"{type(exc).__name__}: {exc}")

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from quantsaas.errors import ProtocolError, SequenceGap
+from quantsaas.errors import ProtocolError, SequenceGap, describe, quote
 from quantsaas.feeds.base import EventSink, FeedState
 from quantsaas.feeds.binance.book_sync import DepthSync, StaleSnapshot, SyncState
 from quantsaas.feeds.binance.parse import (
@@ -94,6 +94,7 @@ class BinanceFeed(WsFeed):
     def handle_frame(self, raw: str | bytes, ts_recv: int) -> list[MarketEvent]:
         item: Parsed | None = parse_frame(raw, self.by_native, ts_recv)
         if item is None:
+            self.stats.ignored += 1
             return []
         return self._handlers[type(item)](item)
 
@@ -126,7 +127,7 @@ class BinanceFeed(WsFeed):
 
     def _on_control(self, control: Control) -> list[MarketEvent]:
         if "code" in control.payload:
-            raise ProtocolError(f"binance error reply: {control.payload}")
+            raise ProtocolError(f"binance error reply: {quote(control.payload)}")
         return []
 
     def _resyncing(self, reason: str, gap: bool = False) -> None:
@@ -144,6 +145,15 @@ class BinanceFeed(WsFeed):
         sync.reset()
         self._resyncing(f"engine: {reason}")
 
+    def untrusted_book(self, symbol: str, reason: str) -> None:
+        """A malformed diff was dropped: fetch a fresh REST snapshot for that symbol only."""
+        sync = self.syncs.get(symbol)
+        if sync is None:
+            return
+        sync.reset()
+        self._resyncing(f"bad diff: {reason}")
+        self.books_stale([sync.instrument], reason)
+
     def maintain(self, sink: EventSink) -> None:
         for native, sync in self.syncs.items():
             if sync.wants_snapshot and native not in self._fetching:
@@ -160,8 +170,8 @@ class BinanceFeed(WsFeed):
             log.warning("%s", exc)
             await asyncio.sleep(min(self.retry_s, 0.2))
         except (httpx.HTTPError, ProtocolError) as exc:
-            self.stats.record_error(f"depth snapshot for {native} failed: {exc!r}")
-            log.warning("binance: depth snapshot for %s failed: %r", native, exc)
+            self.stats.record_error(f"depth snapshot for {native} failed: {describe(exc)}")
+            log.warning("binance: depth snapshot for %s failed: %s", native, describe(exc))
             await asyncio.sleep(self.retry_s)
         else:
             for event in events:

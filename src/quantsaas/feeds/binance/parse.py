@@ -2,7 +2,9 @@
 
 No I/O, no book state. Combined-stream frames (`{"stream": ..., "data": ...}`) and raw payloads
 are both accepted. Prices and sizes go from the venue's decimal strings straight to integers.
-Anything malformed raises `ProtocolError` naming the frame kind.
+Every price and size is checked here (`feeds.numbers`): a poisoned number makes the frame
+malformed. Anything malformed raises `ProtocolError` naming the frame kind; a depth diff of a
+known symbol raises `MalformedBook`, since that book has then missed an update.
 """
 
 from __future__ import annotations
@@ -13,11 +15,9 @@ from typing import Any, TypeAlias
 
 import orjson
 
-from quantsaas.errors import ProtocolError, UnknownInstrument
-from quantsaas.feeds.instruments import fast_fixed
+from quantsaas.errors import MalformedBook, ProtocolError, UnknownInstrument, describe, quote
+from quantsaas.feeds.numbers import checked_id, fast_price, fast_size, ms_to_ns
 from quantsaas.model import BookDelta, BookSnapshot, Instrument, Level, Side, Ticker, Trade
-
-MS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,34 +60,39 @@ def decode(raw: str | bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ProtocolError(f"binance: invalid JSON: {exc}") from None
+        raise ProtocolError(f"binance: invalid JSON: {describe(exc)}") from None
 
 
 def levels(instrument: Instrument, rows: Any) -> tuple[Level, ...]:
     ps, ss = instrument.price_scale, instrument.size_scale
-    return tuple([(fast_fixed(p, ps), fast_fixed(q, ss)) for p, q in rows])
+    return tuple([(fast_price(p, ps), fast_size(q, ss)) for p, q in rows])
 
 
 def _instrument(instruments: Instruments, payload: Mapping[str, Any]) -> Instrument:
     symbol = payload["s"]
     found = instruments.get(symbol)
     if found is None:
-        raise UnknownInstrument(f"binance: frame for unsubscribed symbol {symbol!r}")
+        raise UnknownInstrument(f"binance: frame for unsubscribed symbol {quote(symbol)}")
     return found
 
 
 def _depth(payload: Mapping[str, Any], instruments: Instruments, ts_recv: int) -> DepthDiff:
     instrument = _instrument(instruments, payload)
-    last_id = int(payload["u"])
-    delta = BookDelta(
-        instrument,
-        levels(instrument, payload["b"]),
-        levels(instrument, payload["a"]),
-        last_id,
-        int(payload["E"]) * MS,
-        ts_recv,
-    )
-    return DepthDiff(int(payload["U"]), last_id, delta)
+    try:
+        last_id = checked_id(payload["u"])
+        delta = BookDelta(
+            instrument,
+            levels(instrument, payload["b"]),
+            levels(instrument, payload["a"]),
+            last_id,
+            ms_to_ns(payload["E"]),
+            ts_recv,
+        )
+        return DepthDiff(checked_id(payload["U"]), last_id, delta)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        native = instrument.native_symbol
+        text = f"binance: malformed depthUpdate of {native}: {describe(exc)}"
+        raise MalformedBook(text, native) from None
 
 
 def _trade(payload: Mapping[str, Any], instruments: Instruments, ts_recv: int) -> Trade:
@@ -96,24 +101,26 @@ def _trade(payload: Mapping[str, Any], instruments: Instruments, ts_recv: int) -
     trade_id = payload["t"] if payload["e"] == "trade" else payload["a"]
     return Trade(
         instrument,
-        instrument.price(payload["p"]),
-        instrument.size(payload["q"]),
+        fast_price(payload["p"], instrument.price_scale),
+        fast_size(payload["q"], instrument.size_scale),
         Side.SELL if payload["m"] else Side.BUY,
         str(trade_id),
-        int(payload["T"]) * MS,
+        ms_to_ns(payload["T"]),
         ts_recv,
     )
 
 
 def _book_ticker(payload: Mapping[str, Any], instruments: Instruments, ts_recv: int) -> Ticker:
-    """Spot bookTicker has no event time: `ts_event` is the receive time."""
+    """Spot bookTicker has no event time: `ts_event` is the receive time. A side's price may be
+    zero (nothing quoted on it), never negative."""
     instrument = _instrument(instruments, payload)
+    ps, ss = instrument.price_scale, instrument.size_scale
     return Ticker(
         instrument,
-        instrument.price(payload["b"]),
-        instrument.size(payload["B"]),
-        instrument.price(payload["a"]),
-        instrument.size(payload["A"]),
+        fast_size(payload["b"], ps),
+        fast_size(payload["B"], ss),
+        fast_size(payload["a"], ps),
+        fast_size(payload["A"], ss),
         None,
         None,
         ts_recv,
@@ -122,7 +129,7 @@ def _book_ticker(payload: Mapping[str, Any], instruments: Instruments, ts_recv: 
 
 
 def _shutdown(payload: Mapping[str, Any], instruments: Instruments, ts_recv: int) -> ServerShutdown:
-    return ServerShutdown(int(payload.get("E", 0)) * MS)
+    return ServerShutdown(ms_to_ns(payload.get("E", 0)))
 
 
 Handler: TypeAlias = Callable[[Mapping[str, Any], Instruments, int], Parsed]
@@ -149,11 +156,16 @@ def parse_message(message: Any, instruments: Instruments, ts_recv: int) -> Parse
                 return _book_ticker(payload, instruments, ts_recv)
             if "id" in payload or "result" in payload or "code" in payload:
                 return Control(payload)
-            raise ProtocolError(f"binance: unrecognised frame with keys {sorted(payload)[:8]}")
+            raise ProtocolError(
+                f"binance: unrecognised frame with keys {quote(sorted(payload)[:8])}"
+            )
         handler = HANDLERS.get(kind)
         return None if handler is None else handler(payload, instruments, ts_recv)
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise ProtocolError(f"binance: malformed {payload.get('e', 'frame')}: {exc!r}") from None
+    except ProtocolError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        kind = quote(payload.get("e", "frame"), 40)
+        raise ProtocolError(f"binance: malformed {kind}: {describe(exc)}") from None
 
 
 def parse_frame(raw: str | bytes, instruments: Instruments, ts_recv: int) -> Parsed | None:
@@ -164,7 +176,7 @@ def parse_depth_snapshot(raw: str | bytes, instrument: Instrument, ts_recv: int)
     """A REST depth response for `instrument`; Binance gives it no timestamp (ts_event=ts_recv)."""
     body = decode(raw)
     try:
-        last_id = int(body["lastUpdateId"])
+        last_id = checked_id(body["lastUpdateId"])
         snapshot = BookSnapshot(
             instrument,
             tuple(sorted(levels(instrument, body["bids"]), reverse=True)),
@@ -173,6 +185,6 @@ def parse_depth_snapshot(raw: str | bytes, instrument: Instrument, ts_recv: int)
             ts_recv,
             ts_recv,
         )
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise ProtocolError(f"binance: malformed depth snapshot: {exc!r}") from None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise ProtocolError(f"binance: malformed depth snapshot: {describe(exc)}") from None
     return DepthSnapshot(last_id, snapshot)

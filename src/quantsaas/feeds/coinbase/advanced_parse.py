@@ -4,6 +4,8 @@ Every frame is an envelope `{"channel", "timestamp", "sequence_num", "events": [
 arrives on channel `l2_data` with sides `bid`/`offer`. `market_trades` snapshots (recent history
 sent on subscribe) are skipped so a reconnect does not repeat trades. Its `side` is taken as the
 maker's side, as NautilusTrader does (unverified against live data), so the aggressor is opposite.
+Every price and size is checked here (`feeds.numbers`); a bad level of a known product raises
+`MalformedBook`.
 """
 
 from __future__ import annotations
@@ -14,9 +16,17 @@ from typing import Any, TypeAlias
 
 import orjson
 
-from quantsaas.errors import ProtocolError, UnknownInstrument
+from quantsaas.errors import (
+    QUOTE_LIMIT,
+    MalformedBook,
+    ProtocolError,
+    UnknownInstrument,
+    clip,
+    describe,
+    quote,
+)
 from quantsaas.feeds.coinbase.exchange_parse import VenueRefused, time_ns
-from quantsaas.feeds.instruments import fast_fixed
+from quantsaas.feeds.numbers import checked_id, fast_price, fast_size
 from quantsaas.model import (
     BookDelta,
     BookSnapshot,
@@ -44,7 +54,7 @@ class Envelope:
 def _instrument(instruments: Instruments, product: str) -> Instrument:
     found = instruments.get(product)
     if found is None:
-        raise UnknownInstrument(f"coinbase: frame for unsubscribed product {product!r}")
+        raise UnknownInstrument(f"coinbase: frame for unsubscribed product {quote(product)}")
     return found
 
 
@@ -56,12 +66,18 @@ def _l2(events: list[Any], instruments: Instruments, ts: int, ts_recv: int) -> l
         bids: list[Level] = []
         asks: list[Level] = []
         ps, ss = inst.price_scale, inst.size_scale
-        for row in event["updates"]:
-            side = row["side"]
-            target = bids if side == "bid" else asks if side == "offer" else None
-            if target is None:
-                raise ProtocolError(f"coinbase: level2 side {side!r}")
-            target.append((fast_fixed(row["price_level"], ps), fast_fixed(row["new_quantity"], ss)))
+        try:
+            for row in event["updates"]:
+                side = row["side"]
+                target = bids if side == "bid" else asks if side == "offer" else None
+                if target is None:
+                    raise ValueError(f"level2 side {quote(side, 20)}")
+                target.append(
+                    (fast_price(row["price_level"], ps), fast_size(row["new_quantity"], ss))
+                )
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            text = f"coinbase: malformed level2 of {product}: {describe(exc)}"
+            raise MalformedBook(text, product) from None
         if event["type"] == "snapshot":
             book: MarketEvent = BookSnapshot(
                 inst, tuple(sorted(bids, reverse=True)), tuple(sorted(asks)), 0, ts, ts_recv
@@ -82,8 +98,8 @@ def _trades(events: list[Any], instruments: Instruments, ts: int, ts_recv: int) 
             inst = _instrument(instruments, product)
             trade = Trade(
                 inst,
-                inst.price(row["price"]),
-                inst.size(row["size"]),
+                fast_price(row["price"], inst.price_scale),
+                fast_size(row["size"], inst.size_scale),
                 MAKER_TO_AGGRESSOR[row["side"]],
                 str(row["trade_id"]),
                 time_ns(row["time"]) if "time" in row else ts,
@@ -101,14 +117,15 @@ def _tickers(events: list[Any], instruments: Instruments, ts: int, ts_recv: int)
             inst = _instrument(instruments, product)
             if "best_bid" not in row or "best_ask" not in row:
                 continue  # older frames had no top of book
+            ps, ss = inst.price_scale, inst.size_scale  # a side may be quoted at 0: empty
             ticker = Ticker(
                 inst,
-                inst.price(row["best_bid"]),
-                inst.size(row.get("best_bid_quantity") or "0"),
-                inst.price(row["best_ask"]),
-                inst.size(row.get("best_ask_quantity") or "0"),
-                inst.price(row["price"]),
-                inst.size(row["volume_24_h"]) if "volume_24_h" in row else None,
+                fast_size(row["best_bid"], ps),
+                fast_size(row.get("best_bid_quantity") or "0", ss),
+                fast_size(row["best_ask"], ps),
+                fast_size(row.get("best_ask_quantity") or "0", ss),
+                fast_price(row["price"], ps),
+                fast_size(row["volume_24_h"], ss) if "volume_24_h" in row else None,
                 ts,
                 ts_recv,
             )
@@ -135,20 +152,23 @@ def parse_message(msg: Any, instruments: Instruments, ts_recv: int) -> Envelope:
     if not isinstance(msg, dict):
         raise ProtocolError(f"coinbase: expected a JSON object, got {type(msg).__name__}")
     if msg.get("type") == "error":
-        raise VenueRefused(f"coinbase: {msg.get('message')}")
+        raise VenueRefused(f"coinbase: {clip(str(msg.get('message')), QUOTE_LIMIT)}")
     try:
         channel = msg["channel"]
-        sequence = int(msg["sequence_num"])
+        sequence = checked_id(msg["sequence_num"])
         ts = time_ns(msg["timestamp"]) if "timestamp" in msg else ts_recv
         handler = HANDLERS.get(channel, _nothing)
         return Envelope(channel, sequence, tuple(handler(msg["events"], instruments, ts, ts_recv)))
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise ProtocolError(f"coinbase: malformed {msg.get('channel')} frame: {exc!r}") from None
+    except ProtocolError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        kind = quote(msg.get("channel"), 40)
+        raise ProtocolError(f"coinbase: malformed {kind} frame: {describe(exc)}") from None
 
 
 def parse_frame(raw: str | bytes, instruments: Instruments, ts_recv: int) -> Envelope:
     try:
         msg = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ProtocolError(f"coinbase: invalid JSON: {exc}") from None
+        raise ProtocolError(f"coinbase: invalid JSON: {describe(exc)}") from None
     return parse_message(msg, instruments, ts_recv)

@@ -3,21 +3,29 @@
 Channels: `level2_batch` (`snapshot`, `l2update`), `matches` (`last_match`, `match`), `ticker`,
 `heartbeat`, plus `subscriptions` acks and `error` replies. `match.side` is the maker's side, so
 the aggressor is the opposite. Level-2 frames carry no sequence number; `sequence` (per product)
-is on ticker, match and heartbeat frames.
+is on ticker, match and heartbeat frames. Every price and size is checked here
+(`feeds.numbers`); a bad level of a known product raises `MalformedBook`.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, TypeAlias
 
 import orjson
 
-from quantsaas.errors import ProtocolError, UnknownInstrument, VenueError
-from quantsaas.feeds.instruments import fast_fixed
+from quantsaas.errors import (
+    QUOTE_LIMIT,
+    MalformedBook,
+    ProtocolError,
+    UnknownInstrument,
+    VenueError,
+    clip,
+    describe,
+    quote,
+)
+from quantsaas.feeds.numbers import checked_id, fast_price, fast_size, iso_ns
 from quantsaas.model import BookDelta, BookSnapshot, Instrument, Level, Side, Ticker, Trade
 
 Instruments: TypeAlias = Mapping[str, Instrument]
@@ -50,39 +58,44 @@ MAKER_TO_AGGRESSOR = {"buy": Side.SELL, "sell": Side.BUY}
 TAKER_SIDE = {"buy": Side.BUY, "sell": Side.SELL}
 
 
-@functools.lru_cache(maxsize=1024)
-def _epoch_seconds(head: str) -> int:
-    """`2021-04-17T16:43:37` (UTC) -> Unix seconds; cached, frames share their second."""
-    return int(datetime.fromisoformat(head + "+00:00").timestamp())
+time_ns = iso_ns
+"""ISO 8601 with `Z` and up to 9 decimals -> integer ns (no float, no datetime)."""
 
 
-def time_ns(text: str) -> int:
-    """ISO 8601 with `Z` and up to 9 decimals -> integer ns (no float)."""
-    head, _, frac = text.rstrip("Z").partition(".")
-    if frac and not (frac.isdigit() and frac.isascii()):
-        raise ValueError(f"bad fraction of a second in {text!r}")
-    return _epoch_seconds(head) * 1_000_000_000 + int((frac + "000000000")[:9])
+def _update_time(value: Any, ts_recv: int) -> int:
+    """An l2update's time; real captures hold `0001-01-01T00:00:00.000000Z` now and then (the
+    levels are fine): a time before 1970 is taken as unknown, the receive time."""
+    if isinstance(value, str) and value[:4] < "1970" and value[:4].isdigit():
+        return ts_recv
+    return iso_ns(value)
 
 
 def _levels(instrument: Instrument, rows: Any) -> list[Level]:
     ps, ss = instrument.price_scale, instrument.size_scale
-    return [(fast_fixed(row[0], ps), fast_fixed(row[1], ss)) for row in rows]
+    return [(fast_price(row[0], ps), fast_size(row[1], ss)) for row in rows]
 
 
 def _instrument(instruments: Instruments, product: str) -> Instrument:
     found = instruments.get(product)
     if found is None:
-        raise UnknownInstrument(f"coinbase: frame for unsubscribed product {product!r}")
+        raise UnknownInstrument(f"coinbase: frame for unsubscribed product {quote(product)}")
     return found
 
 
 def _snapshot(msg: Mapping[str, Any], instruments: Instruments, ts_recv: int) -> Parsed:
     product = msg["product_id"]
     inst = _instrument(instruments, product)
-    bids = tuple(sorted(_levels(inst, msg["bids"]), reverse=True))
-    asks = tuple(sorted(_levels(inst, msg["asks"])))
-    ts = time_ns(msg["time"]) if "time" in msg else ts_recv
+    try:
+        bids = tuple(sorted(_levels(inst, msg["bids"]), reverse=True))
+        asks = tuple(sorted(_levels(inst, msg["asks"])))
+        ts = time_ns(msg["time"]) if "time" in msg else ts_recv
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise _bad_book("snapshot", product, exc) from None
     return Sequenced(product, None, BookSnapshot(inst, bids, asks, 0, ts, ts_recv))
+
+
+def _bad_book(kind: str, product: str, exc: Exception) -> MalformedBook:
+    return MalformedBook(f"coinbase: malformed {kind} of {product}: {describe(exc)}", product)
 
 
 def _l2update(msg: Mapping[str, Any], instruments: Instruments, ts_recv: int) -> Parsed:
@@ -91,13 +104,16 @@ def _l2update(msg: Mapping[str, Any], instruments: Instruments, ts_recv: int) ->
     bids: list[Level] = []
     asks: list[Level] = []
     ps, ss = inst.price_scale, inst.size_scale
-    for side, price, size in msg["changes"]:
-        target = bids if side == "buy" else asks if side == "sell" else None
-        if target is None:
-            raise ProtocolError(f"coinbase: l2update side {side!r}")
-        target.append((fast_fixed(price, ps), fast_fixed(size, ss)))
-    delta = BookDelta(inst, tuple(bids), tuple(asks), 0, time_ns(msg["time"]), ts_recv)
-    return Sequenced(product, None, delta)
+    try:
+        for side, price, size in msg["changes"]:
+            target = bids if side == "buy" else asks if side == "sell" else None
+            if target is None:
+                raise ValueError(f"l2update side {quote(side, 20)}")
+            target.append((fast_price(price, ps), fast_size(size, ss)))
+        ts = _update_time(msg["time"], ts_recv)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise _bad_book("l2update", product, exc) from None
+    return Sequenced(product, None, BookDelta(inst, tuple(bids), tuple(asks), 0, ts, ts_recv))
 
 
 def _match(msg: Mapping[str, Any], instruments: Instruments, ts_recv: int) -> Parsed:
@@ -105,36 +121,36 @@ def _match(msg: Mapping[str, Any], instruments: Instruments, ts_recv: int) -> Pa
     inst = _instrument(instruments, product)
     trade = Trade(
         inst,
-        inst.price(msg["price"]),
-        inst.size(msg["size"]),
+        fast_price(msg["price"], inst.price_scale),
+        fast_size(msg["size"], inst.size_scale),
         MAKER_TO_AGGRESSOR[msg["side"]],
         str(msg["trade_id"]),
         time_ns(msg["time"]),
         ts_recv,
     )
-    return Sequenced(product, int(msg["sequence"]), trade)
+    return Sequenced(product, checked_id(msg["sequence"]), trade)
 
 
 def _ticker(msg: Mapping[str, Any], instruments: Instruments, ts_recv: int) -> Parsed:
     product = msg["product_id"]
     inst = _instrument(instruments, product)
-    price, size = inst.price, inst.size
+    ps, ss = inst.price_scale, inst.size_scale  # a ticker side may be quoted at 0: empty
     ticker = Ticker(
         inst,
-        price(msg["best_bid"]),
-        size(msg.get("best_bid_size") or "0"),
-        price(msg["best_ask"]),
-        size(msg.get("best_ask_size") or "0"),
-        price(msg["price"]),
-        size(msg["volume_24h"]) if "volume_24h" in msg else None,
+        fast_size(msg["best_bid"], ps),
+        fast_size(msg.get("best_bid_size") or "0", ss),
+        fast_size(msg["best_ask"], ps),
+        fast_size(msg.get("best_ask_size") or "0", ss),
+        fast_price(msg["price"], ps),
+        fast_size(msg["volume_24h"], ss) if "volume_24h" in msg else None,
         time_ns(msg["time"]) if "time" in msg else ts_recv,
         ts_recv,
     )
-    return Sequenced(product, int(msg["sequence"]), ticker)
+    return Sequenced(product, checked_id(msg["sequence"]), ticker)
 
 
 def _heartbeat(msg: Mapping[str, Any], instruments: Instruments, ts_recv: int) -> Parsed:
-    return Sequenced(msg["product_id"], int(msg["sequence"]), None)
+    return Sequenced(msg["product_id"], checked_id(msg["sequence"]), None)
 
 
 def _subscriptions(msg: Mapping[str, Any], instruments: Instruments, ts_recv: int) -> Parsed:
@@ -144,7 +160,9 @@ def _subscriptions(msg: Mapping[str, Any], instruments: Instruments, ts_recv: in
 
 def _error(msg: Mapping[str, Any], instruments: Instruments, ts_recv: int) -> Parsed:
     reason = msg.get("reason")
-    raise VenueRefused(f"coinbase: {msg.get('message')}" + (f": {reason}" if reason else ""))
+    said = clip(str(msg.get("message")), QUOTE_LIMIT)
+    text = f"coinbase: {said}" + (f": {clip(str(reason), QUOTE_LIMIT)}" if reason else "")
+    raise VenueRefused(text)
 
 
 Handler: TypeAlias = Callable[[Mapping[str, Any], Instruments, int], Parsed]
@@ -165,18 +183,21 @@ def parse_message(msg: Any, instruments: Instruments, ts_recv: int) -> Parsed | 
     """A decoded frame -> parsed item; None for types we do not consume."""
     if not isinstance(msg, dict):
         raise ProtocolError(f"coinbase: expected a JSON object, got {type(msg).__name__}")
-    handler = HANDLERS.get(msg.get("type", ""))
+    kind = msg.get("type", "")
+    handler = HANDLERS.get(kind) if isinstance(kind, str) else None
     if handler is None:
         return None
     try:
         return handler(msg, instruments, ts_recv)
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise ProtocolError(f"coinbase: malformed {msg.get('type')}: {exc!r}") from None
+    except ProtocolError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise ProtocolError(f"coinbase: malformed {quote(kind, 40)}: {describe(exc)}") from None
 
 
 def parse_frame(raw: str | bytes, instruments: Instruments, ts_recv: int) -> Parsed | None:
     try:
         msg = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ProtocolError(f"coinbase: invalid JSON: {exc}") from None
+        raise ProtocolError(f"coinbase: invalid JSON: {describe(exc)}") from None
     return parse_message(msg, instruments, ts_recv)

@@ -75,6 +75,9 @@ class CoinbaseFeed(WsFeed):
 
     def _exchange(self, raw: str | bytes, ts_recv: int) -> list[MarketEvent]:
         item = exchange_parse.parse_frame(raw, self.by_product, ts_recv)
+        if item is None:
+            self.stats.ignored += 1
+            return []
         if not isinstance(item, exchange_parse.Sequenced):
             return []
         if item.sequence is not None:
@@ -88,6 +91,8 @@ class CoinbaseFeed(WsFeed):
 
     def _advanced(self, raw: str | bytes, ts_recv: int) -> list[MarketEvent]:
         envelope = advanced_parse.parse_frame(raw, self.by_product, ts_recv)
+        if envelope.channel not in advanced_parse.HANDLERS:
+            self.stats.ignored += 1
         expected = None if self._envelope_seq is None else self._envelope_seq + 1
         if expected is not None and envelope.sequence_num > expected:
             raise SequenceGap(

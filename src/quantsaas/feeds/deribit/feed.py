@@ -24,7 +24,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection
 
 from quantsaas.config import Settings
-from quantsaas.errors import ConfigError, ProtocolError, SequenceGap, UnknownInstrument
+from quantsaas.errors import ConfigError, ProtocolError, SequenceGap, UnknownInstrument, quote
 from quantsaas.feeds.base import EventSink, FeedState
 from quantsaas.feeds.deribit.book_sync import ChangeSync
 from quantsaas.feeds.deribit.parse import (
@@ -149,6 +149,12 @@ class DeribitFeed(WsFeed):
         if sync is not None:
             self._resubscribe(sync, f"engine: {reason}")
 
+    def untrusted_book(self, symbol: str, reason: str) -> None:
+        sync = self.syncs.get(symbol)
+        if sync is not None:
+            self.books_stale([self.by_name[symbol]], reason)
+            self._resubscribe(sync, reason)
+
     def _resubscribe(self, sync: ChangeSync, reason: str) -> None:
         sync.reset()
         self.stats.resyncs += 1
@@ -164,6 +170,9 @@ class DeribitFeed(WsFeed):
             item = parse_frame(raw, self.by_name, ts_recv)
         except UnknownInstrument as exc:
             raise ProtocolError(str(exc)) from None
+        if item is None:
+            self.stats.ignored += 1
+            return []
         if isinstance(item, BookChange):
             return self._on_book(item)
         if isinstance(item, OptionTicker):
@@ -180,7 +189,7 @@ class DeribitFeed(WsFeed):
         elif isinstance(item, RpcError):
             self.stats.replies["RpcError"] += 1
             what = self._pending.pop(item.id, "request") if item.id is not None else "request"
-            raise ProtocolError(f"deribit refused {what}: {item.code} {item.message}")
+            raise ProtocolError(f"deribit refused {what}: {item.code} {quote(item.message)}")
         return []
 
     def _on_result(self, item: RpcResult) -> None:

@@ -3,20 +3,30 @@
 No I/O, no book state. Deribit sends prices and amounts as JSON numbers: frames are decoded with
 `parse_float=str`, so each number reaches the fixed-point parser as the venue's own text, never
 through a float. Option instruments are built from their names (`option_names`, the one parser
-of Deribit names).
+of Deribit names). Every price and amount is checked here (`feeds.numbers`), and the float
+analytics fields must be finite; a bad level of a known instrument raises `MalformedBook`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from quantsaas import option_names
-from quantsaas.errors import ProtocolError, UnknownInstrument
+from quantsaas.errors import (
+    InvalidNumber,
+    MalformedBook,
+    ProtocolError,
+    UnknownInstrument,
+    describe,
+    quote,
+)
 from quantsaas.feeds import exact_json
-from quantsaas.feeds.instruments import fast_fixed
+from quantsaas.feeds.numbers import checked_id, fast_price, fast_size, ms_to_ns, number_text
 from quantsaas.model import (
+    MAX_NUMBER_TEXT,
     BookDelta,
     BookSnapshot,
     Instrument,
@@ -28,7 +38,6 @@ from quantsaas.model import (
 )
 
 DERIBIT_SCALE = 8
-MS = 1_000_000
 
 
 def option_instrument(name: str) -> Instrument:
@@ -90,18 +99,25 @@ Instruments: TypeAlias = Mapping[str, Instrument]
 
 
 decode = exact_json.decoder("deribit")
-_text = exact_json.number_text("deribit")
+
+
+def _text(value: Any) -> str:
+    return number_text(value, "deribit")
 
 
 def _float(value: Any) -> float:
-    """Analytics fields (IV, greeks, index): floats by design of OptionTicker."""
-    return float(_text(value))
+    """Analytics fields (IV, greeks, index): floats by design of OptionTicker, and finite."""
+    text = _text(value)
+    number = float(text) if len(text) <= MAX_NUMBER_TEXT else math.inf
+    if not math.isfinite(number):
+        raise InvalidNumber(f"deribit: not a finite number: {quote(text, 40)}")
+    return number
 
 
 def _instrument(instruments: Instruments, name: Any) -> Instrument:
     found = instruments.get(name)
     if found is None:
-        raise UnknownInstrument(f"deribit: frame for unsubscribed instrument {name!r}")
+        raise UnknownInstrument(f"deribit: frame for unsubscribed instrument {quote(name)}")
     return found
 
 
@@ -112,22 +128,27 @@ def _levels(inst: Instrument, rows: Any) -> tuple[Level, ...]:
             action, price, amount = row
         else:  # grouped books: [price, amount]
             action, (price, amount) = "new", row
-        raw = fast_fixed(_text(price), inst.price_scale)
+        raw = fast_price(_text(price), inst.price_scale)
         if action == "delete":
             out.append((raw, 0))
         elif action in ("new", "change"):
-            out.append((raw, fast_fixed(_text(amount), inst.size_scale)))
+            out.append((raw, fast_size(_text(amount), inst.size_scale)))
         else:
-            raise ProtocolError(f"deribit: unknown book action {action!r}")
+            raise ValueError(f"unknown book action {quote(action, 20)}")
     return tuple(out)
 
 
 def _book(data: Mapping[str, Any], instruments: Instruments, ts_recv: int) -> BookChange:
     inst = _instrument(instruments, data["instrument_name"])
-    change_id = int(data["change_id"])
-    prev = data.get("prev_change_id")
-    bids, asks = _levels(inst, data["bids"]), _levels(inst, data["asks"])
-    ts_event = int(data["timestamp"]) * MS
+    try:
+        change_id = checked_id(data["change_id"])
+        prev = data.get("prev_change_id")
+        prev_id = None if prev is None else checked_id(prev)
+        bids, asks = _levels(inst, data["bids"]), _levels(inst, data["asks"])
+        ts_event = ms_to_ns(data["timestamp"])
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        name = inst.native_symbol
+        raise MalformedBook(f"deribit: malformed book of {name}: {describe(exc)}", name) from None
     if data.get("type", "snapshot") == "snapshot":
         snapshot = BookSnapshot(
             inst,
@@ -139,13 +160,13 @@ def _book(data: Mapping[str, Any], instruments: Instruments, ts_recv: int) -> Bo
         )
         return BookChange(change_id, None, snapshot)
     delta = BookDelta(inst, bids, asks, change_id, ts_event, ts_recv)
-    return BookChange(change_id, None if prev is None else int(prev), delta)
+    return BookChange(change_id, prev_id, delta)
 
 
 def _opt_price(inst: Instrument, value: Any) -> int | None:
     if value is None:
         return None
-    raw = fast_fixed(_text(value), inst.price_scale)
+    raw = fast_size(_text(value), inst.price_scale)  # 0: nothing quoted
     return raw or None
 
 
@@ -155,7 +176,7 @@ def _ticker(data: Mapping[str, Any], instruments: Instruments, ts_recv: int) -> 
     bid_iv, ask_iv = data.get("bid_iv"), data.get("ask_iv")
     return OptionTicker(
         instrument=inst,
-        mark_price=fast_fixed(_text(data["mark_price"]), inst.price_scale),
+        mark_price=fast_size(_text(data["mark_price"]), inst.price_scale),
         mark_iv=_float(data["mark_iv"]),
         bid_iv=None if bid_iv is None else _float(bid_iv),
         ask_iv=None if ask_iv is None else _float(ask_iv),
@@ -165,13 +186,13 @@ def _ticker(data: Mapping[str, Any], instruments: Instruments, ts_recv: int) -> 
         underlying_index=str(data["underlying_index"]),
         index_price=_float(data["index_price"]),
         interest_rate=_float(data.get("interest_rate", 0)),
-        open_interest=fast_fixed(_text(data["open_interest"]), inst.size_scale),
+        open_interest=fast_size(_text(data["open_interest"]), inst.size_scale),
         delta=_float(greeks.get("delta", 0)),
         gamma=_float(greeks.get("gamma", 0)),
         vega=_float(greeks.get("vega", 0)),
         theta=_float(greeks.get("theta", 0)),
         rho=_float(greeks.get("rho", 0)),
-        ts_event=int(data["timestamp"]) * MS,
+        ts_event=ms_to_ns(data["timestamp"]),
         ts_recv=ts_recv,
     )
 
@@ -185,11 +206,11 @@ def _trades(data: Any, instruments: Instruments, ts_recv: int) -> list[Trade]:
         out.append(
             Trade(
                 inst,
-                fast_fixed(_text(row["price"]), inst.price_scale),
-                fast_fixed(_text(row["amount"]), inst.size_scale),
+                fast_price(_text(row["price"]), inst.price_scale),
+                fast_size(_text(row["amount"]), inst.size_scale),
                 Side.BUY if row["direction"] == "buy" else Side.SELL,
                 str(row["trade_id"]),
-                int(row["timestamp"]) * MS,
+                ms_to_ns(row["timestamp"]),
                 ts_recv,
             )
         )
@@ -211,7 +232,8 @@ def parse_message(message: Any, instruments: Instruments, ts_recv: int) -> Parse
         if method == "heartbeat":
             return Heartbeat(params.get("type") == "test_request")
         if method != "subscription":
-            raise ProtocolError(f"deribit: unrecognised frame with keys {sorted(message)[:8]}")
+            keys = quote(sorted(message)[:8])
+            raise ProtocolError(f"deribit: unrecognised frame with keys {keys}")
         channel, data = str(params["channel"]), params["data"]
         kind = channel.partition(".")[0]
         if kind == "book":
@@ -224,7 +246,7 @@ def parse_message(message: Any, instruments: Instruments, ts_recv: int) -> Parse
     except ProtocolError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        raise ProtocolError(f"deribit: malformed frame: {exc!r}") from None
+        raise ProtocolError(f"deribit: malformed frame: {describe(exc)}") from None
 
 
 def parse_frame(raw: str | bytes, instruments: Instruments, ts_recv: int) -> Parsed | None:

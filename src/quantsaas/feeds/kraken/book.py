@@ -7,6 +7,13 @@ wrote it (trailing zeros matter): for each of the 10 best asks (ascending) then 
 concatenation, unsigned. After every update the book is truncated to the subscribed depth (Kraken
 sends no deletes for levels that fall out of scope) and the deletions this causes are reported,
 so a downstream `L2Book` stays equal to this one.
+
+Every price and size is checked as it is converted (`feeds.numbers`: finite, bounded digits,
+price > 0, size >= 0); a bad one resets the book and raises `MalformedBook`, since the message was
+only partly applied. A level beyond the raw range (`model.MAX_RAW`: Kraken's scale of 10 decimals
+puts it at 922 million; real books hold joke asks at 9,999,999,997 CHF) stays in this book, so the
+checksum still covers what the venue sent, but is left out of published events (`withheld`
+counts them): no consumer downstream ever sees a value it cannot store.
 """
 
 from __future__ import annotations
@@ -16,13 +23,16 @@ from bisect import bisect_left, insort
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from quantsaas.errors import ChecksumMismatch
-from quantsaas.feeds.instruments import fast_fixed
-from quantsaas.model import BookDelta, BookSnapshot, Instrument, Level
+from quantsaas.errors import ChecksumMismatch, InvalidNumber, MalformedBook, describe
+from quantsaas.feeds.numbers import fast_price, fast_size
+from quantsaas.model import MAX_RAW, BookDelta, BookSnapshot, Instrument, Level
 
 CHECKSUM_LEVELS = 10
 DEPTHS = (10, 25, 100, 500, 1000)
 PRICE_CACHE = 50_000
+WIDE = 10**40
+"""Bound of the values this book holds (digits are bounded first); MAX_RAW bounds what it
+publishes."""
 
 TextLevel = tuple[str, str]
 """(price text, quantity text) exactly as the venue wrote them."""
@@ -108,7 +118,17 @@ class _Side:
 class KrakenBook:
     """Text-exact book of one pair at a subscribed depth, verifying every checksum."""
 
-    __slots__ = ("instrument", "depth", "verify", "_bids", "_asks", "synced", "sequence", "_prices")
+    __slots__ = (
+        "instrument",
+        "depth",
+        "verify",
+        "_bids",
+        "_asks",
+        "synced",
+        "sequence",
+        "_prices",
+        "withheld",
+    )
 
     def __init__(self, instrument: Instrument, depth: int = 10, verify: bool = True) -> None:
         self.instrument = instrument
@@ -121,6 +141,8 @@ class KrakenBook:
         """Counts accepted book messages: Kraken has no sequence numbers of its own."""
         self._prices: dict[str, int] = {}
         """Price text -> raw: prices near the top repeat in nearly every update."""
+        self.withheld = 0
+        """Levels left out of published events: beyond the raw range (kept for the checksum)."""
 
     def reset(self) -> None:
         self._bids.clear()
@@ -142,6 +164,14 @@ class KrakenBook:
             )
 
     def _levels(self, side: _Side, rows: tuple[TextLevel, ...]) -> list[Level]:
+        try:
+            return self._apply(side, rows)
+        except (InvalidNumber, TypeError, ValueError) as exc:
+            self.reset()
+            native = self.instrument.native_symbol
+            raise MalformedBook(f"kraken {native}: bad level: {describe(exc)}", native) from None
+
+    def _apply(self, side: _Side, rows: tuple[TextLevel, ...]) -> list[Level]:
         ps, ss = self.instrument.price_scale, self.instrument.size_scale
         prices = self._prices
         if len(prices) > PRICE_CACHE:
@@ -150,14 +180,15 @@ class KrakenBook:
         for price_text, qty_text in rows:
             price = prices.get(price_text)
             if price is None:
-                price = prices[price_text] = fast_fixed(price_text, ps)
-            size = fast_fixed(qty_text, ss)
+                price = prices[price_text] = fast_price(price_text, ps, WIDE)
+            size = fast_size(qty_text, ss, WIDE)
             side.set(price, size, (price_text, qty_text))
             out.append((price, size))
         return out
 
     def on_snapshot(self, update: BookUpdate, ts_recv: int) -> BookSnapshot:
-        """Replace the book; raises ChecksumMismatch (book reset) if the checksum disagrees."""
+        """Replace the book; raises ChecksumMismatch (book reset) if the checksum disagrees,
+        MalformedBook (book reset) for a bad level."""
         self.reset()
         self._levels(self._bids, update.bids)
         self._levels(self._asks, update.asks)
@@ -170,9 +201,26 @@ class KrakenBook:
 
     def snapshot(self, ts_event: int, ts_recv: int) -> BookSnapshot:
         ss = self.instrument.size_scale
-        bids = tuple((p, fast_fixed(q, ss)) for p, (_, q) in self._raw(self._bids))
-        asks = tuple((p, fast_fixed(q, ss)) for p, (_, q) in self._raw(self._asks))
+        bids = self._publishable(
+            [(p, fast_size(q, ss, WIDE)) for p, (_, q) in self._raw(self._bids)]
+        )
+        asks = self._publishable(
+            [(p, fast_size(q, ss, WIDE)) for p, (_, q) in self._raw(self._asks)]
+        )
         return BookSnapshot(self.instrument, bids, asks, self.sequence, ts_event, ts_recv)
+
+    def _publishable(self, levels: list[Level], delta: bool = False) -> tuple[Level, ...]:
+        """Levels within the raw range; in a delta, a level whose size left the range is
+        published as deleted (downstream it must not keep its old size)."""
+        kept: list[Level] = []
+        for price, size in levels:
+            if price <= MAX_RAW and size <= MAX_RAW:
+                kept.append((price, size))
+                continue
+            self.withheld += 1
+            if delta and price <= MAX_RAW:
+                kept.append((price, 0))
+        return tuple(kept)
 
     @staticmethod
     def _raw(side: _Side) -> list[tuple[int, TextLevel]]:
@@ -194,8 +242,8 @@ class KrakenBook:
         self.sequence += 1
         return BookDelta(
             self.instrument,
-            tuple(changed_bids.items()),
-            tuple(changed_asks.items()),
+            self._publishable(list(changed_bids.items()), delta=True),
+            self._publishable(list(changed_asks.items()), delta=True),
             self.sequence,
             update.ts_event,
             ts_recv,

@@ -21,13 +21,15 @@ from websockets.asyncio.client import ClientConnection
 from quantsaas.errors import (
     ChecksumMismatch,
     ConfigError,
-    InvalidNumber,
+    MalformedBook,
     ProtocolError,
     UnknownInstrument,
+    quote,
 )
 from quantsaas.feeds.base import EventSink, FeedState
 from quantsaas.feeds.kraken.book import DEPTHS, KrakenBook
 from quantsaas.feeds.kraken.parse import (
+    CHANNELS,
     Ack,
     BookMessage,
     Precision,
@@ -102,6 +104,14 @@ class KrakenFeed(WsFeed):
         book.reset()
         self._resyncing(instrument.native_symbol, f"engine: {reason}")
 
+    def untrusted_book(self, symbol: str, reason: str) -> None:
+        book = self.books.get(symbol)
+        if book is None:
+            return
+        book.reset()
+        self.books_stale([book.instrument], reason)
+        self._resyncing(symbol, reason)
+
     def _resyncing(self, symbol: str, reason: str) -> None:
         """Drop one pair's book and resubscribe it: the venue answers with a fresh snapshot
         (updates in between are ignored, the book is not synced)."""
@@ -129,6 +139,8 @@ class KrakenFeed(WsFeed):
             items = parse_message(message, self.by_native, ts_recv)
         except UnknownInstrument as exc:
             raise ProtocolError(str(exc)) from None
+        if not items and message.get("channel") not in CHANNELS:
+            self.stats.ignored += 1
         out: list[MarketEvent] = []
         for item in items:
             if isinstance(item, BookMessage):
@@ -138,7 +150,8 @@ class KrakenFeed(WsFeed):
             elif isinstance(item, Status):
                 self._on_status(item.system)
             elif isinstance(item, Ack) and not item.success:
-                raise ProtocolError(f"kraken refused {item.method} {item.symbol}: {item.error}")
+                said = f"{quote(item.method, 40)} {quote(item.symbol, 40)}: {quote(item.error)}"
+                raise ProtocolError(f"kraken refused {said}")
             elif isinstance(item, Precision) and item.symbol in self.by_native:
                 self.precisions[item.symbol] = item
                 finest = max(item.price_precision, item.qty_precision)
@@ -164,7 +177,7 @@ class KrakenFeed(WsFeed):
             if previous not in ("online", "unknown"):
                 self.reconnect_soon(f"venue back online after {previous}: fresh snapshots")
             return
-        reason = f"venue status {system}"
+        reason = f"venue status {quote(system, 40)}"
         self.stats.state = FeedState.DISCONNECTED
         self.stats.record_error(reason)
         log.warning("kraken: %s", reason)
@@ -175,7 +188,7 @@ class KrakenFeed(WsFeed):
     def _on_book(self, item: BookMessage, ts_recv: int) -> list[MarketEvent]:
         book = self.books.get(item.symbol)
         if book is None:
-            raise ProtocolError(f"kraken: book for unsubscribed pair {item.symbol!r}")
+            raise ProtocolError(f"kraken: book for unsubscribed pair {quote(item.symbol)}")
         if self.system not in ("online", "unknown"):
             return []  # maintenance: the venue's books are not trusted until it is back online
         checked = book.verify and item.update.checksum is not None
@@ -194,11 +207,10 @@ class KrakenFeed(WsFeed):
             self.books_stale([book.instrument], str(exc))
             self._resyncing(item.symbol, str(exc))
             return []
-        except InvalidNumber as exc:  # the book took part of the message: drop it
+        except MalformedBook as exc:  # the book took part of the message and reset itself
             self.stats.malformed += 1
-            book.reset()
-            self.books_stale([book.instrument], str(exc))
-            self._resyncing(item.symbol, f"kraken {item.symbol}: bad level: {exc}")
+            self._fail(f"bad frame ignored: {exc}")
+            self.untrusted_book(item.symbol, str(exc))
             return []
         self.stats.checksums_verified += checked
         return [] if event is None else [event]

@@ -3,20 +3,21 @@
 No I/O, no book state. v2 sends prices and quantities as JSON numbers whose exact lexeme matters
 (the book checksum is computed over it, trailing zeros included), so frames are decoded with
 `parse_float=str`: every number reaches us as the venue's own text, never as a float. Anything
-malformed raises `ProtocolError` naming the frame kind.
+malformed raises `ProtocolError` naming the frame kind. Book levels are checked by the book as it
+converts them (`kraken.book`); trade and ticker numbers here (`feeds.numbers`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from quantsaas.errors import ConfigError, ProtocolError, UnknownInstrument
+from quantsaas.errors import ConfigError, ProtocolError, UnknownInstrument, describe, quote
 from quantsaas.feeds import exact_json
-from quantsaas.feeds.instruments import fast_fixed
 from quantsaas.feeds.kraken.book import BookUpdate, TextLevel
+from quantsaas.feeds.numbers import fast_price, fast_size, number_text
+from quantsaas.feeds.numbers import iso_ns as _iso_ns
 from quantsaas.model import Instrument, Side, Ticker, Trade
 
 KRAKEN_SCALE = 10
@@ -93,19 +94,22 @@ Parsed: TypeAlias = Status | Ack | Heartbeat | BookMessage | Trade | Ticker | Pr
 Instruments: TypeAlias = Mapping[str, Instrument]
 
 
+CHANNELS = frozenset(("book", "trade", "ticker", "heartbeat", "status", "instrument"))
+"""Channels parsed; frames of any other channel are well-formed but ignored."""
+
 decode = exact_json.decoder("kraken")
-text = exact_json.number_text("kraken")
+
+
+def text(value: Any) -> str:
+    """A v2 JSON number (kept as its text) -> that text; InvalidNumber for anything else."""
+    return number_text(value, "kraken")
 
 
 def iso_ns(value: Any) -> int:
-    """`2025-05-06T09:17:26.208075Z` -> ns since the epoch (exact to the microsecond)."""
+    """`2025-05-06T09:17:26.208075Z` -> ns since the epoch (exact, without datetime)."""
     if not isinstance(value, str):
-        raise ProtocolError(f"kraken: expected an ISO timestamp, got {value!r}")
-    moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+        raise ProtocolError(f"kraken: expected an ISO timestamp, got {quote(value, 40)}")
+    return _iso_ns(value)
 
 
 def _levels(rows: Any) -> tuple[TextLevel, ...]:
@@ -119,7 +123,7 @@ def _book(message: Mapping[str, Any], ts_recv: int) -> list[Parsed]:
         stamp = entry.get("timestamp")
         checksum = entry.get("checksum")
         if checksum is not None and (isinstance(checksum, bool) or not isinstance(checksum, int)):
-            raise ProtocolError(f"kraken: book checksum must be an integer, not {checksum!r}")
+            raise ProtocolError(f"kraken: book checksum must be an integer, not {quote(checksum)}")
         update = BookUpdate(
             _levels(entry.get("bids", ())),
             _levels(entry.get("asks", ())),
@@ -133,7 +137,7 @@ def _book(message: Mapping[str, Any], ts_recv: int) -> list[Parsed]:
 def _instrument(instruments: Instruments, symbol: Any) -> Instrument:
     found = instruments.get(symbol)
     if found is None:
-        raise UnknownInstrument(f"kraken: frame for unsubscribed pair {symbol!r}")
+        raise UnknownInstrument(f"kraken: frame for unsubscribed pair {quote(symbol)}")
     return found
 
 
@@ -143,12 +147,12 @@ def _trades(message: Mapping[str, Any], instruments: Instruments, ts_recv: int) 
         inst = _instrument(instruments, entry["symbol"])
         side = entry["side"]
         if side not in ("buy", "sell"):
-            raise ProtocolError(f"kraken: trade side {side!r}")
+            raise ProtocolError(f"kraken: trade side {quote(side, 20)}")
         out.append(
             Trade(
                 inst,
-                fast_fixed(text(entry["price"]), inst.price_scale),
-                fast_fixed(text(entry["qty"]), inst.size_scale),
+                fast_price(text(entry["price"]), inst.price_scale),
+                fast_size(text(entry["qty"]), inst.size_scale),
                 Side.BUY if side == "buy" else Side.SELL,
                 str(entry["trade_id"]),
                 iso_ns(entry["timestamp"]),
@@ -162,18 +166,18 @@ def _tickers(message: Mapping[str, Any], instruments: Instruments, ts_recv: int)
     out: list[Parsed] = []
     for entry in message["data"]:
         inst = _instrument(instruments, entry["symbol"])
-        ps, ss = inst.price_scale, inst.size_scale
+        ps, ss = inst.price_scale, inst.size_scale  # a side may be quoted at 0: empty
         last, volume = entry.get("last"), entry.get("volume")
         stamp = entry.get("timestamp")
         out.append(
             Ticker(
                 inst,
-                fast_fixed(text(entry["bid"]), ps),
-                fast_fixed(text(entry["bid_qty"]), ss),
-                fast_fixed(text(entry["ask"]), ps),
-                fast_fixed(text(entry["ask_qty"]), ss),
-                None if last is None else fast_fixed(text(last), ps),
-                None if volume is None else fast_fixed(text(volume), ss),
+                fast_size(text(entry["bid"]), ps),
+                fast_size(text(entry["bid_qty"]), ss),
+                fast_size(text(entry["ask"]), ps),
+                fast_size(text(entry["ask_qty"]), ss),
+                None if last is None else fast_price(text(last), ps),
+                None if volume is None else fast_size(text(volume), ss),
                 ts_recv if stamp is None else iso_ns(stamp),
                 ts_recv,
             )
@@ -213,15 +217,15 @@ def parse_message(message: Any, instruments: Instruments, ts_recv: int) -> list[
             return [Status(str(message["data"][0]["system"]))]
         if channel == "instrument":
             return _precisions(message)
-        if channel is None:
-            raise ProtocolError(f"kraken: unrecognised frame with keys {sorted(message)[:8]}")
+        if not isinstance(channel, str):
+            keys = quote(sorted(message)[:8])
+            raise ProtocolError(f"kraken: unrecognised frame with keys {keys}")
         return []
     except ProtocolError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        raise ProtocolError(
-            f"kraken: malformed {message.get('channel', 'frame')}: {exc!r}"
-        ) from None
+        kind = quote(message.get("channel", "frame"), 40)
+        raise ProtocolError(f"kraken: malformed {kind}: {describe(exc)}") from None
 
 
 def parse_frame(raw: str | bytes, instruments: Instruments, ts_recv: int) -> list[Parsed]:

@@ -10,12 +10,12 @@ applied in array order. The checksum rule is v2's (`book.checksum`). Event frame
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any, TypeAlias
 
-from quantsaas.errors import ProtocolError
+from quantsaas.errors import ProtocolError, describe, quote
 from quantsaas.feeds.kraken.book import BookUpdate, TextLevel
 from quantsaas.feeds.kraken.parse import BookMessage
+from quantsaas.feeds.numbers import seconds_text_ns
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +41,9 @@ def _levels(rows: Any) -> tuple[tuple[TextLevel, ...], int]:
     for row in rows:
         price, volume, stamp = row[0], row[1], row[2]
         if not isinstance(price, str) or not isinstance(volume, str):
-            raise ProtocolError(f"kraken v1: level prices must be strings, got {row!r}")
+            raise ProtocolError(f"kraken v1: level prices must be strings, got {quote(row)}")
         out.append((price, volume))
-        try:
-            latest = max(latest, int(Decimal(stamp) * 1_000_000_000))
-        except (InvalidOperation, TypeError) as exc:
-            raise ProtocolError(f"kraken v1: bad level time {stamp!r}") from exc
+        latest = max(latest, seconds_text_ns(stamp))
     return tuple(out), latest
 
 
@@ -55,7 +52,8 @@ def parse_v1(message: Any, ts_recv: int) -> Parsed:
     if isinstance(message, dict):
         name = message.get("event")
         if not isinstance(name, str):
-            raise ProtocolError(f"kraken v1: object frame without `event`: {sorted(message)[:8]}")
+            keys = quote(sorted(message)[:8])
+            raise ProtocolError(f"kraken v1: object frame without `event`: {keys}")
         return Event(name, message)
     if not isinstance(message, list) or len(message) < 4:
         raise ProtocolError("kraken v1: expected an event object or a channel array")
@@ -80,8 +78,14 @@ def parse_v1(message: Any, ts_recv: int) -> Parsed:
         asks, t_a = _levels(ask_rows)
         bids, t_b = _levels(bid_rows)
         raw_checksum = payloads[-1].get("c")
+        if raw_checksum is not None and not (
+            isinstance(raw_checksum, str) and raw_checksum.isdigit() and len(raw_checksum) <= 20
+        ):
+            raise ProtocolError(f"kraken v1: checksum {quote(raw_checksum, 20)} is not a CRC32")
         checksum = None if raw_checksum is None else int(raw_checksum)
         update = BookUpdate(bids, asks, checksum, max(t_a, t_b) or ts_recv)
         return V1Book(depth, BookMessage(str(pair), False, update))
+    except ProtocolError:
+        raise
     except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise ProtocolError(f"kraken v1: malformed {channel}: {exc!r}") from None
+        raise ProtocolError(f"kraken v1: malformed {quote(channel, 40)}: {describe(exc)}") from None

@@ -57,6 +57,16 @@ class Settings(BaseSettings):
     `fake-exchange --tls` prints."""
     feed_stall_s: float = Field(default=30.0, gt=0)
     """A venue connection without market data this long is re-established."""
+    feed_liveness_s: float = Field(default=5.0, gt=0)
+    """A venue connection with no frame at all (data, heartbeat, probe answer) this long is dead
+    and re-established: found within seconds, apart from data age."""
+    sim_stale_s: float = Field(default=10.0, gt=0)
+    binance_stale_s: float = Field(default=10.0, gt=0)
+    coinbase_stale_s: float = Field(default=15.0, gt=0)
+    kraken_stale_s: float = Field(default=15.0, gt=0)
+    deribit_stale_s: float = Field(default=120.0, gt=0)
+    """Per venue: a book without data for longer is marked stale in /health and in its REST
+    JSON (`stale`, `age_ms`), however alive the connection (option books are quiet)."""
     feed_backoff_initial_s: float = Field(default=0.5, gt=0)
     feed_backoff_cap_s: float = Field(default=30.0, gt=0)
 

@@ -224,3 +224,52 @@ async def test_connection_faults_reconnect_within_the_backoff_bound(
         assert "stalled" in (world.feed.stats.last_error or "")
     if fault == "shutdown":
         assert "serverShutdown" in (world.feed.stats.last_error or "")
+
+
+@pytest.mark.asyncio
+async def test_a_silent_venue_is_alive_but_its_books_are_marked_stale() -> None:
+    """`silent`: the fake sends no market data but answers our probes. The connection is alive
+    (probe answers, never counted as data), the books' data age passes the venue's bound:
+    /health shows the feed not live with its stale books, the REST book says `stale`."""
+    fake = FakeBinance(BinanceFakeConfig(symbols=SYMBOLS, rate=100, interval_s=0.05))
+    port = await fake.start()
+    config = TransportConfig(stall_s=60.0, liveness_s=1.5, probe_s=0.3)
+    feed = BinanceFeed(
+        binance_instruments(SYMBOLS),
+        ws_url=f"ws://127.0.0.1:{port}",
+        rest_url=f"http://127.0.0.1:{port}",
+        config=config,
+        retry_s=0.1,
+    )
+    feed.stats.stale_after_s = 0.5
+    built = make_runtime([feed], Settings())
+    engine = engine_of(built)
+    app = create_app(built)
+    try:
+        async with (
+            serve_in_loop(app) as address,
+            httpx.AsyncClient(base_url=f"http://{address}", timeout=5) as http,
+        ):
+            book = engine.books[feed.instruments[0].key]
+            await wait_until(lambda: book.valid and feed.stats.state is FeedState.LIVE, 10, "sync")
+            fresh = (await http.get("/api/v1/book/binance/BTC-USDT")).json()
+            assert fresh["stale"] is False and 0 <= fresh["age_ms"] < 500
+            fake.inject("silent")
+            await wait_until(lambda: len(feed.stats.stale_books()) == 2, 5, "stale books")
+            frames = feed.stats.messages
+            await asyncio.sleep(2.0)  # past liveness_s: probe answers keep the link alive
+            assert feed.stats.reconnects == 0 and feed.stats.messages > frames
+            assert feed.stats.last_message_age_s() < 1.0 < feed.stats.last_data_age_s()  # type: ignore[operator]
+            health = await http.get("/health")
+            assert health.status_code == 503
+            (binance,) = health.json()["feeds"]
+            assert binance["live"] is False and binance["stale_books"] == ["BTC/USDT", "ETH/USDT"]
+            assert health.json()["books_stale"] == 2
+            stale = (await http.get("/api/v1/book/binance/BTC-USDT")).json()
+            assert stale["stale"] is True and stale["age_ms"] > 500
+            (row,) = (await http.get("/api/market_data", params={"symbols": "BTC/USDT"})).json()[
+                "data"
+            ]
+            assert row["stale"] is True and row["age_ms"] > 500
+    finally:
+        await fake.stop()

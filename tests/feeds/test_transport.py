@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from typing import Any
 
 import pytest
+from websockets.asyncio.server import ServerConnection, serve
 
 from quantsaas.cli import parser, settings_from
 from quantsaas.config import Settings
@@ -254,3 +256,55 @@ def test_a_100_kb_symbol_is_never_echoed_whole(
     assert feed.stats.malformed >= 1
     assert feed.stats.last_error is not None and len(feed.stats.last_error) < 600
     assert all(len(record.getMessage()) < 700 for record in caplog.records)
+
+
+async def _server(answer: bool) -> tuple[Any, int]:
+    """A venue that never sends on its own; it answers each message (a probe) only if asked."""
+
+    async def handler(conn: ServerConnection) -> None:
+        async for _ in conn:
+            if answer:
+                await conn.send('{"result":[],"id":1}')
+
+    server = await serve(handler, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("answer", [False, True])
+async def test_a_dead_connection_is_found_in_seconds_and_probe_answers_are_not_data(
+    answer: bool,
+) -> None:
+    server, port = await _server(answer)
+    config = TransportConfig(
+        stall_s=60.0, liveness_s=0.6, probe_s=0.2, backoff=Backoff(initial_s=0.05, cap_s=0.1)
+    )
+    feed = BinanceFeed(binance_instruments(["BTC/USDT"]), f"ws://127.0.0.1:{port}", config=config)
+    task = asyncio.create_task(feed.run(lambda event: None))
+    try:
+        await asyncio.sleep(2.0)
+        if answer:  # probes answered: alive, never reconnected, and no data ever seen
+            assert feed.stats.reconnects == 0 and feed.stats.messages >= 3
+            assert feed.stats.last_data_ns is None and feed.stats.last_message_ns is not None
+        else:  # nothing at all: dead within liveness_s, every time
+            assert feed.stats.reconnects >= 2
+            assert "not even a heartbeat" in (feed.stats.last_error or "")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        server.close()
+        await server.wait_closed()
+
+
+def test_heartbeats_are_frames_but_never_data() -> None:
+    feed = CoinbaseFeed(coinbase_instruments(["BTC-USD"]))
+    feed.receive(
+        b'{"type":"heartbeat","sequence":90,"product_id":"BTC-USD",'
+        b'"time":"2014-11-07T08:19:28.464459Z"}',
+        5,
+    )
+    assert feed.stats.last_message_ns == 5 and feed.stats.last_data_ns is None
+    deribit = DeribitFeed([option_instrument("BTC-24SEP21-8000-P")])
+    deribit.receive(b'{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}', 7)
+    assert deribit.stats.last_message_ns == 7 and deribit.stats.last_data_ns is None
+    assert deribit.test_requests == 1

@@ -17,7 +17,7 @@ from quantsaas.book import L2Book
 from quantsaas.channels import BOOK
 from quantsaas.config import Settings
 from quantsaas.errors import quote
-from quantsaas.feeds.base import Feed, FeedState
+from quantsaas.feeds.base import Feed
 from quantsaas.market import InstrumentState
 from quantsaas.model import Instrument, now_ns
 from quantsaas.readmodel import ReadModel, resolve
@@ -82,20 +82,40 @@ def option_chains(runtime: Runtime) -> list[JSON]:
 
 
 def feed_is_live(feed: Feed, at_ns: int) -> bool:
-    """Live and a message within STALE_AFTER_S (what /health and /readyz count)."""
-    age = feed.stats.last_message_age_s(at_ns)
-    return feed.stats.state is FeedState.LIVE and age is not None and age < STALE_AFTER_S
+    """Live and market data (never a heartbeat) within the venue's bound (what /health and
+    /readyz count)."""
+    return feed.stats.is_live(at_ns)
+
+
+def stale_bounds(runtime: Runtime) -> dict[str, float]:
+    """Venue -> its data-age bound in seconds (a book without data for longer is stale); a
+    venue whose feed runs elsewhere (the api role) gets STALE_AFTER_S."""
+    return {feed.venue: feed.stats.stale_after_s for feed in runtime.feeds}
+
+
+def book_age(book: L2Book, at_ns: int, bounds: dict[str, float]) -> JSON:
+    """`age_ms` (None while the book is not valid) and `stale` of one book."""
+    age = book.age_ns(at_ns)
+    bound = bounds.get(book.instrument.venue, STALE_AFTER_S)
+    return {
+        "age_ms": None if age is None else age // 1_000_000,
+        "stale": age is not None and age > bound * 1e9,
+    }
 
 
 def _feed_health(feed: Feed, at_ns: int) -> JSON:
     stats = feed.stats
     age = stats.last_message_age_s(at_ns)
     live = feed_is_live(feed, at_ns)
+    data_age = stats.last_data_age_s(at_ns)
     return {
         "venue": feed.venue,
         "state": stats.state.value,
         "live": live,
         "last_message_age_s": None if age is None else round(age, 3),
+        "last_data_age_s": None if data_age is None else round(data_age, 3),
+        "stale_after_s": stats.stale_after_s,
+        "stale_books": stats.stale_books(at_ns),
         "messages_per_s": round(stats.messages_per_second(at_ns), 2),
         "messages": stats.messages,
         "bytes": stats.bytes,
@@ -103,6 +123,7 @@ def _feed_health(feed: Feed, at_ns: int) -> JSON:
         "resyncs": stats.resyncs,
         "reconnects": stats.reconnects,
         "malformed": stats.malformed,
+        "ignored": stats.ignored,
         "last_error": stats.last_error,
         "last_error_age_s": None
         if stats.last_error_ns is None
@@ -127,10 +148,12 @@ async def health(request: Request) -> JSONResponse:
     status = "ok" if live == len(feeds) else "degraded" if live else "down"
     read_model = runtime.read_model
     books = [b for key in read_model.instruments() if (b := read_model.book(key)) is not None]
+    bounds = stale_bounds(runtime)
     body = {
         "status": status,
         "feeds": feeds,
         "books": {"total": len(books), "valid": sum(1 for book in books if book.valid)},
+        "books_stale": sum(1 for book in books if book_age(book, at_ns, bounds)["stale"]),
         "resyncs_requested": 0 if engine is None else engine.resyncs_requested,
         "bus": {"published": bus.published, "subscribers": bus.subscriber_count()},
         "consumers": {c.name: c.health(at_ns) for c in bus.consumers},
@@ -148,7 +171,9 @@ def _decimal_text(value: Decimal) -> str:
     )
 
 
-def market_summary(read_model: ReadModel, instrument: Instrument) -> JSON:
+def market_summary(
+    read_model: ReadModel, instrument: Instrument, bounds: dict[str, float] | None = None
+) -> JSON:
     book = read_model.book(instrument.key) or L2Book(instrument)
     state = read_model.state(instrument.key) or InstrumentState(instrument)
     price, size = instrument.format_price, instrument.format_size
@@ -181,6 +206,7 @@ def market_summary(read_model: ReadModel, instrument: Instrument) -> JSON:
         "baseVolume": size(state.volume_24h()),
         "trades": state.trade_count,
         "book_valid": book.valid,
+        **book_age(book, now_ns(), bounds or {}),
         "timestamp": ts_event // 1_000_000 if ts_event else None,
         "datetime": iso_from_ns(ts_event) if ts_event else None,
         "ts_event": ts_event or None,
@@ -224,10 +250,11 @@ async def market_data(
             "delay_s": _settings(request).public_market_data_delay_s,
             "data": [sample[i.key] for i in instruments if i.key in sample],
         }
+    bounds = stale_bounds(_runtime(request))
     return {
         "delay_s": 0,
         "data": [
-            market_summary(read_model, instrument)
+            market_summary(read_model, instrument, bounds)
             for instrument in instruments
             if tier_denial(tier, None, instrument.venue, [instrument.symbol]) is None
         ],
@@ -284,6 +311,7 @@ async def book(
         "ts_recv": snapshot.ts_recv,
         "mid": None if mid is None else _decimal_text(mid),
         "spread": None if spread is None else instrument.format_price(spread),
+        **book_age(l2, now_ns(), stale_bounds(runtime)),
         "bids": levels_json(instrument, snapshot.bids),
         "asks": levels_json(instrument, snapshot.asks),
     }

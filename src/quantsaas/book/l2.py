@@ -83,6 +83,13 @@ class L2Book:
     def invalidate(self) -> None:
         self._valid = False
 
+    def age_ns(self, at_ns: int) -> int | None:
+        """Time since the last accepted update was received (its `ts_recv`); None while the
+        book is not valid. Compared with the venue's bound it tells a stale book."""
+        if not self._valid or not self.ts_recv:
+            return None
+        return max(0, at_ns - self.ts_recv)
+
     def _accept(self, sequence: int, ts_event: int, ts_recv: int) -> None:
         if self._bid_prices and self._ask_prices and self._bid_prices[-1] >= self._ask_prices[0]:
             raise CrossedBook(

@@ -5,6 +5,10 @@ hands each one to a sink. The engine owns the books: when a book rejects an upda
 `request_resync`, and the feed must answer with a fresh `BookSnapshot` for that instrument. A
 feed that loses its connection or sequence tells the sink with a `BooksStale` item, so the last
 books are not served as current until fresh snapshots arrive.
+
+Two clocks are kept apart in FeedStats: frames (anything the venue sent, heartbeats and pongs
+included: the connection is alive) and data (market events: the books are current). A book
+whose last data is older than the venue's `stale_after_s` is stale, whatever the heartbeats say.
 """
 
 from __future__ import annotations
@@ -12,11 +16,11 @@ from __future__ import annotations
 import abc
 import collections
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from quantsaas.errors import clip
-from quantsaas.model import Instrument, MarketEvent, now_ns
+from quantsaas.model import BookDelta, BookSnapshot, Instrument, MarketEvent, now_ns
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +35,10 @@ EventSink = Callable[[MarketEvent | BooksStale], None]
 
 RATE_WINDOW_NS = 10_000_000_000
 STALE_AFTER_S = 10.0
-"""A feed with no message for this long is not live (what /health, /readyz and the stream's
-`status` messages count)."""
+"""A feed with no market data for this long is not live (what /health, /readyz and the
+stream's `status` messages count), unless its venue's bound (`FeedStats.stale_after_s`) says
+otherwise."""
+DEFAULT_STALE_S = STALE_AFTER_S
 
 
 class FeedState(enum.Enum):
@@ -64,6 +70,13 @@ class FeedStats:
     ignored: int = 0
     """Well-formed frames of a type or channel the feed does not consume (counted, dropped)."""
     last_message_ns: int | None = None
+    """Receive time of the last frame of any kind (heartbeats too): liveness."""
+    last_data_ns: int | None = None
+    """Receive time of the last market data (never a heartbeat): what /health calls live."""
+    stale_after_s: float = DEFAULT_STALE_S
+    """The venue's bound: a book without data for longer is stale."""
+    book_data_ns: dict[str, int] = field(default_factory=dict)
+    """Instrument symbol -> receive time of its last book event."""
     last_error: str | None = None
     """Why the feed last disconnected, resynced or rejected a frame (shown in /health)."""
     last_error_ns: int | None = None
@@ -71,6 +84,20 @@ class FeedStats:
     _recent: collections.deque[int] = field(default_factory=collections.deque, repr=False)
 
     def record_message(self, size: int, ts_recv: int | None = None) -> None:
+        """A message that is market data (a simulator event, a replayed record)."""
+        self.record_frame(size, ts_recv)
+        self.last_data_ns = self.last_message_ns
+
+    def record_data(self, events: Iterable[MarketEvent], ts_recv: int) -> None:
+        """Market events were delivered from a frame received at `ts_recv`."""
+        self.last_data_ns = ts_recv
+        books = self.book_data_ns
+        for event in events:
+            if type(event) is BookDelta or type(event) is BookSnapshot:
+                books[event.instrument.symbol] = ts_recv
+
+    def record_frame(self, size: int, ts_recv: int | None = None) -> None:
+        """Any frame from the venue, data or not (heartbeats, pongs, acks): it is alive."""
         stamp = now_ns() if ts_recv is None else ts_recv
         self.messages += 1
         self.bytes += size
@@ -94,15 +121,31 @@ class FeedStats:
         return len(recent) / (RATE_WINDOW_NS / 1e9)
 
     def is_live(self, at_ns: int | None = None) -> bool:
-        """State LIVE and a message within STALE_AFTER_S."""
-        age = self.last_message_age_s(at_ns)
-        return self.state is FeedState.LIVE and age is not None and age < STALE_AFTER_S
+        """State LIVE and market data (never a heartbeat) within the venue's bound."""
+        age = self.last_data_age_s(at_ns)
+        return self.state is FeedState.LIVE and age is not None and age < self.stale_after_s
 
     def last_message_age_s(self, at_ns: int | None = None) -> float | None:
-        if self.last_message_ns is None:
-            return None
+        return _age_s(self.last_message_ns, at_ns)
+
+    def last_data_age_s(self, at_ns: int | None = None) -> float | None:
+        return _age_s(self.last_data_ns, at_ns)
+
+    def book_age_s(self, symbol: str, at_ns: int | None = None) -> float | None:
+        return _age_s(self.book_data_ns.get(symbol), at_ns)
+
+    def stale_books(self, at_ns: int | None = None) -> list[str]:
+        """Symbols whose book had data, but none within `stale_after_s`."""
         stamp = now_ns() if at_ns is None else at_ns
-        return max(0.0, (stamp - self.last_message_ns) / 1e9)
+        horizon = stamp - int(self.stale_after_s * 1e9)
+        return sorted(symbol for symbol, ts in self.book_data_ns.items() if ts < horizon)
+
+
+def _age_s(ts: int | None, at_ns: int | None) -> float | None:
+    if ts is None:
+        return None
+    stamp = now_ns() if at_ns is None else at_ns
+    return max(0.0, (stamp - ts) / 1e9)
 
 
 class Feed(abc.ABC):

@@ -27,8 +27,14 @@ def _simulator(settings: Settings) -> Feed:
 
 def _transport(settings: Settings) -> TransportConfig:
     backoff = Backoff(initial_s=settings.feed_backoff_initial_s, cap_s=settings.feed_backoff_cap_s)
-    tls = venue_ssl_context(settings.ca_file)
-    return TransportConfig(stall_s=settings.feed_stall_s, backoff=backoff, ssl=tls)
+    liveness = settings.feed_liveness_s
+    return TransportConfig(
+        stall_s=settings.feed_stall_s,
+        liveness_s=liveness,
+        probe_s=min(2.0, liveness / 2),
+        backoff=backoff,
+        ssl=venue_ssl_context(settings.ca_file),
+    )
 
 
 def _binance(settings: Settings) -> Feed:
@@ -82,6 +88,16 @@ FEED_FACTORIES: dict[str, Callable[[Settings], Feed]] = {
 }
 
 
+STALE_SETTINGS = {
+    "sim": "sim_stale_s",
+    "binance": "binance_stale_s",
+    "coinbase": "coinbase_stale_s",
+    "kraken": "kraken_stale_s",
+    "deribit": "deribit_stale_s",
+}
+"""Feed name -> the setting holding its venue's data-age bound (a book older is stale)."""
+
+
 def build_feeds(settings: Settings) -> list[Feed]:
     if not settings.feeds:
         raise ConfigError("at least one feed is required")
@@ -89,4 +105,9 @@ def build_feeds(settings: Settings) -> list[Feed]:
     if unknown:
         known = ", ".join(sorted(FEED_FACTORIES))
         raise ConfigError(f"unknown feed(s) {', '.join(unknown)}; known feeds: {known}")
-    return [FEED_FACTORIES[name](settings) for name in dict.fromkeys(settings.feeds)]
+    feeds = []
+    for name in dict.fromkeys(settings.feeds):
+        feed = FEED_FACTORIES[name](settings)
+        feed.stats.stale_after_s = float(getattr(settings, STALE_SETTINGS[name]))
+        feeds.append(feed)
+    return feeds

@@ -171,11 +171,14 @@ class SimulatorFeed(Feed):
         if key in pending:
             self._resync(sim, sink, now)
         limit = sim.sim_ns + MAX_BATCH_NS
+        stats = self.stats
         for event in sim.run_until(min(target, limit), now):
             if type(event) is BookDelta and key in pending:
                 continue  # superseded by the snapshot sent after this batch
             sink(event)
-            self.stats.record_message(_wire_size(event), now)
+            stats.record_message(_wire_size(event), now)
+            if type(event) is BookDelta:
+                stats.book_data_ns[sim.instrument.symbol] = now
         if key in pending:
             self._resync(sim, sink, now)
         return target > limit
@@ -194,3 +197,5 @@ class SimulatorFeed(Feed):
     def _emit(self, sink: EventSink, event: MarketEvent, now: int) -> None:
         sink(event)
         self.stats.record_message(_wire_size(event), now)
+        if type(event) is BookSnapshot:
+            self.stats.book_data_ns[event.instrument.symbol] = now

@@ -3,9 +3,14 @@
 `WsFeed.run` connects, sends the venue's subscribe messages (paced), reads frames, stamps each with
 a local receive time, hands it to the raw-frame taps and then to the venue protocol
 (`handle_frame`), and publishes the resulting events. It answers pings (the `websockets` library
-does this), sends its own keep-alive pings, treats a connection without market data for
-`stall_s` as dead, and reconnects with capped, jittered exponential backoff. After every
-(re)connect the venue protocol must rebuild its books from fresh snapshots (`on_connect`).
+does this) and sends its own keep-alive pings. Liveness and data age are told apart: every venue
+sends something on a live connection (Coinbase and Kraken heartbeats each second, or the answer
+to the venue's own probe that `probe_message` gives after `probe_s` of quiet: Binance
+LIST_SUBSCRIPTIONS, Kraken ping, Deribit public/test), so no frame at all for `liveness_s` means
+a dead connection, found within seconds; heartbeats never count as data, and a connection
+without market data for `stall_s` is re-established too. Reconnects use capped, jittered
+exponential backoff. After every (re)connect the venue protocol must rebuild its books from
+fresh snapshots (`on_connect`).
 
 A venue subclass holds only its wire protocol: URL, subscribe messages, frame handling, and an
 optional `maintain` hook that may `spawn` connection-scoped tasks (REST snapshot fetches).
@@ -64,6 +69,11 @@ class Backoff:
 class TransportConfig:
     stall_s: float = 30.0
     """No market data for this long: the connection is dropped and re-established."""
+    liveness_s: float = 5.0
+    """No frame at all (data, heartbeat, pong, ack) for this long: the connection is dead."""
+    probe_s: float = 2.0
+    """After this long without a frame, send the venue's probe (`probe_message`), at most once
+    per `probe_s`, so a quiet but live connection answers before `liveness_s`."""
     max_frame_bytes: int = 64 * 1024 * 1024
     ping_interval_s: float | None = 20.0
     ping_timeout_s: float | None = 20.0
@@ -108,6 +118,8 @@ class WsFeed(Feed, abc.ABC):
         self.stats.endpoint = url
         self._reconnect_reason: str | None = None
         self._last_data = 0.0
+        self._last_frame = 0.0
+        self._last_probe = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._delivered = False
 
@@ -128,6 +140,11 @@ class WsFeed(Feed, abc.ABC):
     def handle_frame(self, raw: str | bytes, ts_recv: int) -> list[MarketEvent]:
         """Parse one frame into events to publish; ProtocolError for a bad frame,
         SequenceGap or Reconnect when the connection must be re-established."""
+
+    def probe_message(self) -> str | None:
+        """A request the venue answers at once, sent after `probe_s` of quiet (None: the venue
+        sends heartbeats of its own)."""
+        return None
 
     def untrusted_book(self, symbol: str, reason: str) -> None:
         """A malformed book frame of `symbol` (native) was dropped: that book missed an update.
@@ -220,7 +237,7 @@ class WsFeed(Feed, abc.ABC):
 
     async def _read(self, conn: ClientConnection, sink: EventSink) -> None:
         config = self.config
-        self._last_data = time.monotonic()
+        self._last_data = self._last_frame = self._last_probe = time.monotonic()
         while True:
             raw: str | bytes | None = None
             try:
@@ -229,38 +246,56 @@ class WsFeed(Feed, abc.ABC):
                     raw = await conn.recv()
             except TimeoutError:
                 pass
+            now = time.monotonic()
             if raw is not None:
+                self._last_frame = now
                 events = self.receive(raw, now_ns())
                 if events:
-                    self._last_data = time.monotonic()
+                    self._last_data = now
                     self._delivered = True
                     for event in events:
                         sink(event)
             if self._reconnect_reason is not None:
                 raise Reconnect(self._reconnect_reason)
-            if time.monotonic() - self._last_data > config.stall_s:
+            self._check_alive(conn, now)
+            if now - self._last_data > config.stall_s:
                 raise ConnectError(f"stalled: no market data for {config.stall_s:g}s")
             self.maintain(sink)
+
+    def _check_alive(self, conn: ClientConnection, now: float) -> None:
+        config = self.config
+        quiet = now - self._last_frame
+        if quiet > config.liveness_s:
+            raise ConnectError(f"dead: no frame, not even a heartbeat, for {config.liveness_s:g}s")
+        if quiet > config.probe_s and now - self._last_probe > config.probe_s:
+            self._last_probe = now
+            probe = self.probe_message()
+            if probe is not None:
+                self.spawn(conn.send(probe), "probe")
 
     def receive(self, raw: str | bytes, ts_recv: int) -> list[MarketEvent]:
         """One frame: raw taps, counters, the venue protocol. A malformed frame is counted,
         logged briefly and dropped; a malformed book frame also resyncs that book."""
         for tap in self.taps:
             tap(self.venue, raw, ts_recv)
-        self.stats.record_message(len(raw), ts_recv)
+        self.stats.record_frame(len(raw), ts_recv)
         try:
-            return self.handle_frame(raw, ts_recv)
+            events = self.handle_frame(raw, ts_recv)
         except ProtocolError as exc:
             self.stats.malformed += 1
             self._fail(f"bad frame ignored: {exc}")
             if isinstance(exc, MalformedBook):
                 self.untrusted_book(exc.symbol, str(exc))
             return []
+        if events:
+            self.stats.record_data(events, ts_recv)
+        return events
 
-    def mark_data(self) -> None:
+    def mark_data(self, events: list[MarketEvent], ts_recv: int) -> None:
         """Market data arrived outside `handle_frame` (e.g. a REST snapshot)."""
         self._last_data = time.monotonic()
         self._delivered = True
+        self.stats.record_data(events, ts_recv)
 
 
 def _describe(exc: BaseException) -> str:

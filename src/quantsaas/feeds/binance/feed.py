@@ -60,6 +60,7 @@ class BinanceFeed(WsFeed):
         self.by_native = {instrument.native_symbol: instrument for instrument in self.instruments}
         self.syncs = {native: DepthSync(inst) for native, inst in self.by_native.items()}
         self._fetching: set[str] = set()
+        self._probes = 0
         self._http: httpx.AsyncClient | None = None
         self._handlers: dict[type, Callable[[Any], list[MarketEvent]]] = {
             DepthDiff: self._on_diff,
@@ -77,6 +78,11 @@ class BinanceFeed(WsFeed):
 
     def subscribe_messages(self) -> list[str]:
         return []
+
+    def probe_message(self) -> str | None:
+        """Binance answers LIST_SUBSCRIPTIONS at once (1 of its 5 inbound messages/s)."""
+        self._probes += 1
+        return f'{{"method":"LIST_SUBSCRIPTIONS","id":{self._probes}}}'
 
     def on_connect(self) -> None:
         for sync in self.syncs.values():
@@ -176,7 +182,7 @@ class BinanceFeed(WsFeed):
         else:
             for event in events:
                 sink(event)
-            self.mark_data()
+            self.mark_data(events, now_ns())
             if all(s.state is SyncState.SYNCED for s in self.syncs.values()):
                 self.stats.state = FeedState.LIVE
         finally:

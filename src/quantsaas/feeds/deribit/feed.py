@@ -126,6 +126,11 @@ class DeribitFeed(WsFeed):
         messages.append(self._request("public/set_heartbeat", {"interval": self.heartbeat_s}))
         return messages
 
+    def probe_message(self) -> str | None:
+        """`public/test`: Deribit's own heartbeats are at least 10 s apart, too slow to tell a
+        dead connection within seconds."""
+        return self._request("public/test", {})
+
     def on_connect(self) -> None:
         for sync in self.syncs.values():
             sync.reset()

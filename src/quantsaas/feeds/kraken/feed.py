@@ -85,6 +85,11 @@ class KrakenFeed(WsFeed):
             for i, p in enumerate(params)
         ]
 
+    def probe_message(self) -> str | None:
+        """Kraken's application ping; heartbeats come only when no other update does."""
+        self._req_id += 1
+        return f'{{"method":"ping","req_id":{self._req_id}}}'
+
     def on_connect(self) -> None:
         for book in self.books.values():
             book.reset()

@@ -97,3 +97,54 @@ def test_bad_options_exit_2_with_a_clear_message(args: list[str], message: str) 
     assert process.returncode == 2
     assert message in stderr
     assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("command", [["serve"], ["fake-exchange", "binance"]])
+def test_a_port_already_in_use_is_one_line_and_exit_2(command: list[str]) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        env = {**os.environ, "QUANTSAAS_DATA_DIR": tempfile.mkdtemp(prefix="quantsaas-test-")}
+        done = subprocess.run(
+            [sys.executable, "-m", "quantsaas.cli", *command, "--port", port],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+    assert done.returncode == 2
+    assert [line for line in done.stderr.splitlines() if line.strip()] == [
+        line for line in done.stderr.splitlines() if "quantsaas: error:" in line
+    ]
+    assert "in use" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_with_deribit_unreachable_serves_the_rest_and_shows_it_down() -> None:
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        unreachable = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    os.environ["QUANTSAAS_DERIBIT_REST_URL"] = unreachable
+    try:
+        process = start("--feeds", "sim,deribit", "--rate", "50")
+    finally:
+        del os.environ["QUANTSAAS_DERIBIT_REST_URL"]
+    try:
+        base = wait_for_url(process)
+        deadline = time.monotonic() + 15
+        while True:
+            body = httpx.get(f"{base}/health").json()
+            feeds = {feed["venue"]: feed for feed in body["feeds"]}
+            if feeds["sim"]["live"] and feeds["deribit"]["last_error"]:
+                break
+            assert time.monotonic() < deadline, body
+            time.sleep(0.2)
+        assert body["status"] == "degraded" and feeds["deribit"]["live"] is False
+        assert "cannot fetch the option chain" in feeds["deribit"]["last_error"]
+    finally:
+        process.kill()
+        process.communicate()

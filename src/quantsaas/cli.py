@@ -7,6 +7,7 @@ import asyncio
 import gc
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -203,7 +204,23 @@ async def _serve(server: uvicorn.Server, settings: Settings, app: FastAPI) -> No
     await task
 
 
+def check_port_free(host: str, port: int) -> None:
+    """A port already in use is one clear line (exit 2), not uvicorn's startup traceback."""
+    if port == 0:
+        return
+    try:
+        family, _, _, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def serve(settings: Settings, log_level: str, role: str = "all", bus: str = "memory") -> int:
+    check_port_free(settings.host, settings.port)
     configure_logging(log_level, settings.log_format)
     if role == "api":
         settings = settings.model_copy(update={"record": False})

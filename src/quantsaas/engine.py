@@ -56,11 +56,16 @@ class Engine:
         self.rejected_deltas = 0
         self.resyncs_requested = 0
         for feed in self.feeds:
-            for instrument in feed.instruments:
-                self.instruments[instrument.key] = instrument
-                self.books[instrument.key] = L2Book(instrument)
-                self.market.register(instrument)
-                self._feed_of[instrument.key] = feed
+            self.adopt(feed, feed.instruments)
+
+    def adopt(self, feed: Feed, instruments: Sequence[Instrument]) -> None:
+        """Books and market state for a feed's instruments (also ones it learns later: a chain
+        fetched in its run loop, wired by the composition root through `Feed.on_instruments`)."""
+        for instrument in instruments:
+            self.instruments[instrument.key] = instrument
+            self.books[instrument.key] = L2Book(instrument)
+            self.market.register(instrument)
+            self._feed_of[instrument.key] = feed
 
     async def run(self) -> None:
         """Run every feed until cancelled; a feed that crashes is logged, the others go on."""

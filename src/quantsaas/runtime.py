@@ -37,6 +37,7 @@ from quantsaas.config import Settings
 from quantsaas.engine import Engine
 from quantsaas.errors import ConfigError, quote
 from quantsaas.feeds.base import Feed, FeedState
+from quantsaas.model import Instrument
 from quantsaas.readmodel import LocalReadModel, ReadModel
 from quantsaas.status import Sources, SourceState, StatusWatcher
 from quantsaas.store.recorder import INPUTS as RECORDER_INPUTS
@@ -116,7 +117,8 @@ def build(
     if feeds is None:
         from quantsaas.feeds.registry import build_feeds
 
-        feeds = build_feeds(settings)
+        # serving: a venue unreachable at start-up retries in its run loop (issue 15.4)
+        feeds = build_feeds(settings, defer_unreachable=role in ("all", "ingest"))
     link: Any = None
     bus: Bus
     if bus_url == "memory":
@@ -127,6 +129,15 @@ def build(
         bus = bus_redis.MirroredBus()
     engine = Engine(feeds, bus.publish, clock)
     read_model = LocalReadModel(bus, engine.books, engine.market)
+
+    def adopt(feed: Feed, instruments: Sequence[Instrument]) -> None:
+        """Instruments a feed learnt while running (the Deribit chain after an offline start)."""
+        engine.adopt(feed, instruments)
+        for instrument in instruments:
+            read_model.add_instrument(instrument, engine.books[instrument.key])
+
+    for feed in feeds:
+        feed.on_instruments = adopt
     runtime = Runtime(role, settings, bus, read_model, clock, tuple(feeds), engine)
     for channel in CHANNELS:
         read_model.register_channel(

@@ -32,6 +32,8 @@ class BooksStale:
 
 
 EventSink = Callable[[MarketEvent | BooksStale], None]
+InstrumentsHook = Callable[["Feed", Sequence[Instrument]], None]
+"""Told of instruments a feed learnt after it was built (a chain fetched in its run loop)."""
 
 RATE_WINDOW_NS = 10_000_000_000
 STALE_AFTER_S = 10.0
@@ -158,6 +160,17 @@ class Feed(abc.ABC):
         self.stats = FeedStats()
         self.sink: EventSink | None = None
         """Where `run` sends events (set by `run`), so protocol code can report stale books."""
+
+        self.on_instruments: InstrumentsHook | None = None
+        """Set by the owner of the books (the engine): told of instruments added later."""
+
+    def add_instruments(self, instruments: Sequence[Instrument]) -> None:
+        """Serve these instruments too (called before any event of theirs is produced)."""
+        known = set(self.instruments)
+        new = tuple(inst for inst in instruments if inst not in known)
+        self.instruments = (*self.instruments, *new)
+        if new and self.on_instruments is not None:
+            self.on_instruments(self, new)
 
     def books_stale(self, instruments: Sequence[Instrument], reason: str) -> None:
         if self.sink is not None:

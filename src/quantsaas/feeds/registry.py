@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from quantsaas.config import Settings
@@ -14,6 +15,8 @@ from quantsaas.feeds.kraken.feed import KrakenFeed
 from quantsaas.feeds.kraken.parse import kraken_instruments
 from quantsaas.feeds.simulator import SimConfig, SimulatorFeed, select_instruments
 from quantsaas.feeds.transport import Backoff, TransportConfig, venue_ssl_context
+
+log = logging.getLogger(__name__)
 
 
 def _simulator(settings: Settings) -> Feed:
@@ -66,17 +69,29 @@ def _kraken(settings: Settings) -> Feed:
     )
 
 
-def _deribit(settings: Settings) -> Feed:
-    from quantsaas.feeds.deribit.feed import DeribitFeed, option_chain
+def _deribit(settings: Settings, defer: bool = False) -> Feed:
+    from quantsaas.feeds.deribit.feed import ChainSource, DeribitFeed, option_chain
 
-    instruments = option_chain(settings)
+    chain: ChainSource | None = None
+    try:
+        instruments = option_chain(settings)
+    except ConfigError as exc:
+        if not defer or settings.deribit_instruments:
+            raise
+        log.warning("%s; fetching it again in the feed's run loop", exc)
+        instruments, chain = (), ChainSource.of(settings)
     return DeribitFeed(
         instruments,
         url=settings.deribit_ws_url,
         config=_transport(settings),
         heartbeat_s=settings.deribit_heartbeat_s,
         currencies=settings.deribit_currencies,
+        chain=chain,
     )
+
+
+def _deribit_deferred(settings: Settings) -> Feed:
+    return _deribit(settings, defer=True)
 
 
 FEED_FACTORIES: dict[str, Callable[[Settings], Feed]] = {
@@ -98,7 +113,15 @@ STALE_SETTINGS = {
 """Feed name -> the setting holding its venue's data-age bound (a book older is stale)."""
 
 
-def build_feeds(settings: Settings) -> list[Feed]:
+DEFERRED_FACTORIES: dict[str, Callable[[Settings], Feed]] = {"deribit": _deribit_deferred}
+"""Feeds that can be built while their venue is unreachable (they fetch what they need in
+their run loop): what `serve` uses, so one venue down does not stop the others."""
+
+
+def build_feeds(settings: Settings, defer_unreachable: bool = False) -> list[Feed]:
+    """Feeds for the configured names. A venue unreachable while its feed is built (the Deribit
+    option chain) is a ConfigError, unless `defer_unreachable` (serve): then that feed retries
+    in its run loop with backoff while the rest serve."""
     if not settings.feeds:
         raise ConfigError("at least one feed is required")
     unknown = [name for name in settings.feeds if name not in FEED_FACTORIES]
@@ -107,7 +130,10 @@ def build_feeds(settings: Settings) -> list[Feed]:
         raise ConfigError(f"unknown feed(s) {', '.join(unknown)}; known feeds: {known}")
     feeds = []
     for name in dict.fromkeys(settings.feeds):
-        feed = FEED_FACTORIES[name](settings)
+        factory = FEED_FACTORIES[name]
+        if defer_unreachable:
+            factory = DEFERRED_FACTORIES.get(name, factory)
+        feed = factory(settings)
         feed.stats.stale_after_s = float(getattr(settings, STALE_SETTINGS[name]))
         feeds.append(feed)
     return feeds

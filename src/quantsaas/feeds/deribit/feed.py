@@ -8,15 +8,21 @@ brings a new snapshot (counted as a gap and a resync in /health). The server's `
 heartbeats are answered with `public/test` at once (else Deribit closes the connection).
 Tickers become `OptionTicker` events.
 
-The chain is fixed when the feed is built (`option_chain`): explicit names, or the nearest
-`deribit_max_options` options of each currency from the REST `public/get_instruments`.
+The chain is fixed once known: explicit names, or the nearest `deribit_max_options` options of
+each currency from the REST `public/get_instruments` (`option_chain`, when the feed is built).
+A venue unreachable at start-up does not stop the service: built with a `ChainSource` and no
+instruments, the feed fetches the chain inside its run loop, retrying with capped jittered
+backoff (the feed shows as disconnected with its last error meanwhile), then announces the
+instruments (`Feed.add_instruments`) and connects.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -24,7 +30,14 @@ import orjson
 from websockets.asyncio.client import ClientConnection
 
 from quantsaas.config import Settings
-from quantsaas.errors import ConfigError, ProtocolError, SequenceGap, UnknownInstrument, quote
+from quantsaas.errors import (
+    ConfigError,
+    ProtocolError,
+    SequenceGap,
+    UnknownInstrument,
+    describe,
+    quote,
+)
 from quantsaas.feeds.base import EventSink, FeedState
 from quantsaas.feeds.deribit.book_sync import ChangeSync
 from quantsaas.feeds.deribit.parse import (
@@ -45,6 +58,38 @@ INTERVAL = "100ms"
 CHANNELS_PER_REQUEST = 100
 
 
+@dataclass(frozen=True, slots=True)
+class ChainSource:
+    """Where the option chain comes from when no names are configured."""
+
+    rest_url: str
+    currencies: tuple[str, ...]
+    max_options: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> ChainSource:
+        return cls(
+            settings.deribit_rest_url.rstrip("/"),
+            tuple(settings.deribit_currencies),
+            settings.deribit_max_options,
+        )
+
+    def url(self) -> str:
+        return f"{self.rest_url}/api/v2/public/get_instruments"
+
+    def params(self, currency: str) -> dict[str, str]:
+        return {"currency": currency, "kind": "option", "expired": "false"}
+
+    def chosen(self, body: bytes) -> list[Instrument]:
+        """One currency's `get_instruments` response -> its nearest options."""
+        try:
+            rows = orjson.loads(body)["result"]
+            names = [row["instrument_name"] for row in chain_order(rows)]
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ProtocolError(f"deribit: malformed option chain: {describe(exc)}") from None
+        return [option_instrument(name) for name in names[: self.max_options]]
+
+
 def option_chain(settings: Settings) -> tuple[Instrument, ...]:
     """The options to serve: configured names, else the nearest ones of each currency."""
     if settings.deribit_instruments:
@@ -52,22 +97,21 @@ def option_chain(settings: Settings) -> tuple[Instrument, ...]:
             return tuple(option_instrument(name) for name in settings.deribit_instruments)
         except ProtocolError as exc:
             raise ConfigError(str(exc)) from None
+    source = ChainSource.of(settings)
     chosen: list[Instrument] = []
-    for currency in settings.deribit_currencies:
-        url = f"{settings.deribit_rest_url.rstrip('/')}/api/v2/public/get_instruments"
-        params = {"currency": currency, "kind": "option", "expired": "false"}
+    for currency in source.currencies:
         try:
             verify = venue_ssl_context(settings.ca_file) or True
-            response = httpx.get(url, params=params, timeout=10.0, verify=verify)
+            response = httpx.get(
+                source.url(), params=source.params(currency), timeout=10.0, verify=verify
+            )
             response.raise_for_status()
-            rows = orjson.loads(response.content)["result"]
-            names = [row["instrument_name"] for row in chain_order(rows)]
-        except (httpx.HTTPError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            chosen.extend(source.chosen(response.content))
+        except (httpx.HTTPError, ProtocolError) as exc:
             raise ConfigError(
-                f"deribit: cannot fetch the {currency} option chain from {url}: {exc!r}; "
-                "set QUANTSAAS_DERIBIT_INSTRUMENTS to name the options instead"
+                f"deribit: cannot fetch the {currency} option chain from {source.url()}: "
+                f"{describe(exc)}; set QUANTSAAS_DERIBIT_INSTRUMENTS to name the options instead"
             ) from None
-        chosen.extend(option_instrument(name) for name in names[: settings.deribit_max_options])
     return tuple(chosen)
 
 
@@ -90,10 +134,13 @@ class DeribitFeed(WsFeed):
         config: TransportConfig | None = None,
         heartbeat_s: int = 30,
         currencies: Sequence[str] = ("BTC", "ETH"),
+        chain: ChainSource | None = None,
     ) -> None:
         super().__init__(instruments, url, config)
         self.heartbeat_s = heartbeat_s
         self.currencies = tuple(currencies)
+        self.chain = chain
+        """Set when the chain was not fetched yet: `run` fetches it first."""
         self.by_name = {instrument.native_symbol: instrument for instrument in self.instruments}
         self.syncs = {name: ChangeSync(name) for name in self.by_name}
         self.live_chain: dict[str, int] = {}
@@ -102,6 +149,41 @@ class DeribitFeed(WsFeed):
         self._ids = itertools.count(1)
         self._pending: dict[int, str] = {}
         self._conn: ClientConnection | None = None
+
+    async def run(self, sink: EventSink) -> None:
+        if self.chain is not None and not self.instruments:
+            try:
+                await self._fetch_chain(self.chain)
+            except asyncio.CancelledError:
+                self.stats.state = FeedState.STOPPED
+                raise
+        await super().run(sink)
+
+    async def _fetch_chain(self, source: ChainSource) -> None:
+        """Fetch the chain until it comes, with the transport's capped jittered backoff."""
+        attempt = 0
+        async with httpx.AsyncClient(timeout=10.0, verify=self.config.ssl or True) as http:
+            while True:
+                self.stats.state = FeedState.STARTING
+                try:
+                    chosen: list[Instrument] = []
+                    for currency in source.currencies:
+                        response = await http.get(source.url(), params=source.params(currency))
+                        response.raise_for_status()
+                        chosen.extend(source.chosen(response.content))
+                    break
+                except (httpx.HTTPError, ProtocolError) as exc:
+                    self.stats.state = FeedState.DISCONNECTED
+                    self._fail(
+                        f"cannot fetch the option chain from {source.url()}: {describe(exc)}"
+                    )
+                delay = self.config.backoff.delay(attempt)
+                attempt += 1
+                await asyncio.sleep(delay)
+        self.by_name = {instrument.native_symbol: instrument for instrument in chosen}
+        self.syncs = {name: ChangeSync(name) for name in self.by_name}
+        self.add_instruments(chosen)
+        log.info("deribit: option chain of %d options fetched", len(chosen))
 
     def _request(self, method: str, params: dict[str, Any], what: str | None = None) -> str:
         ident = next(self._ids)

@@ -136,6 +136,24 @@ async def test_bad_requests_get_problem_details(
     assert body["status"] == status and body["detail"]
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/book/test/" + "X" * 8000,
+        "/api/v1/book/test/" + "X-" * 4000,
+        "/api/v1/book/" + "V" * 8000 + "/BTC-USD",
+        "/api/market_data?symbols=" + "Y/" * 900,
+    ],
+)
+@pytest.mark.asyncio
+async def test_a_huge_symbol_is_never_echoed_whole(service: Service, path: str) -> None:
+    await seed_market(service)
+    async with httpx.AsyncClient(base_url=service.http) as client:
+        response = await client.get(path)
+    assert response.status_code == 404
+    assert len(response.json()["detail"]) < 300
+
+
 @pytest.mark.asyncio
 async def test_book_not_synchronised_is_503(service: Service) -> None:
     async with httpx.AsyncClient(base_url=service.http) as client:

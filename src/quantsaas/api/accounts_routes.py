@@ -19,6 +19,7 @@ from quantsaas.errors import (
     InvalidEmail,
     KeyLimitReached,
     WeakPassword,
+    quote,
 )
 from quantsaas.model import now_ns
 
@@ -325,7 +326,7 @@ async def revoke_key(key_id: Annotated[str, Path(max_length=64)], request: Reque
     try:
         await guard.accounts.revoke_key(key_id, principal.user_id)
     except AccountNotFound:
-        raise Problem(404, "not-found", f"no key {key_id!r} of yours") from None
+        raise Problem(404, "not-found", f"no key {quote(key_id)} of yours") from None
     await guard.accounts.audit(
         "key.revoked", user_id=principal.user_id, key_id=key_id, ip=client_ip(request.client)
     )

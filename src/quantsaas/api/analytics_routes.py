@@ -85,7 +85,9 @@ def candles(
 ) -> JSON:
     instrument, state = _target(request, venue, symbol)
     if interval not in INTERVALS:
-        raise Problem(400, "bad-request", f"unknown interval {interval!r}; use {list(INTERVALS)}")
+        raise Problem(
+            400, "bad-request", f"unknown interval {quote(interval)}; use {list(INTERVALS)}"
+        )
     if source == "trades":
         trades = list(_market(request, instrument).trades)
         held = candles_from_trades(trades, interval, until_ns=now_ns()) if trades else []
@@ -162,7 +164,7 @@ def _chain(
     for (chain_venue, underlying), options in service.options.items():
         if underlying.split("/")[0] == wanted and venue in (None, chain_venue):
             return chain_venue, underlying, list(options.values())
-    raise Problem(404, "unknown-instrument", f"no options on {currency!r}")
+    raise Problem(404, "unknown-instrument", f"no options on {quote(currency)}")
 
 
 def _by_expiry(options: list[OptionGreeks]) -> dict[int, list[OptionGreeks]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from quantsaas.errors import ConfigError
+from quantsaas.errors import ConfigError, quote
 from quantsaas.feeds.numbers import fast_fixed as fast_fixed  # its home is feeds/numbers.py
 from quantsaas.model import Instrument, symbol_from_text
 
@@ -35,13 +35,15 @@ def split_symbol(text: str) -> tuple[str, str]:
     """`BTC/USDT`, `BTC-USDT` -> (BTC, USDT); a bare `BTCUSDT` is split on a known quote."""
     canonical = symbol_from_text(text)
     if "/" in canonical:
-        base, _, quote = canonical.partition("/")
-        if base and quote:
-            return base, quote
-    for quote in _QUOTES:
-        if canonical.endswith(quote) and len(canonical) > len(quote):
-            return canonical[: -len(quote)], quote
-    raise ConfigError(f"cannot tell base from quote in symbol {text!r}; write it as BASE/QUOTE")
+        base, _, asset = canonical.partition("/")
+        if base and asset:
+            return base, asset
+    for asset in _QUOTES:
+        if canonical.endswith(asset) and len(canonical) > len(asset):
+            return canonical[: -len(asset)], asset
+    raise ConfigError(
+        f"cannot tell base from quote in symbol {quote(text)}; write it as BASE/QUOTE"
+    )
 
 
 def binance_instruments(symbols: Iterable[str]) -> tuple[Instrument, ...]:
@@ -57,8 +59,8 @@ def coinbase_instruments(symbols: Iterable[str]) -> tuple[Instrument, ...]:
     found = []
     for text in symbols:
         native = text.strip().upper().replace("/", "-")
-        base, _, quote = native.partition("-")
-        if not base or not quote:
-            raise ConfigError(f"coinbase product {text!r} must look like BTC-USD or BTC/USD")
-        found.append(venue_instrument("coinbase", base, quote, native))
+        base, _, asset = native.partition("-")
+        if not base or not asset:
+            raise ConfigError(f"coinbase product {quote(text)} must look like BTC-USD or BTC/USD")
+        found.append(venue_instrument("coinbase", base, asset, native))
     return tuple(dict.fromkeys(found))

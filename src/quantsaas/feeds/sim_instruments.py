@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from quantsaas.errors import ConfigError, UnknownInstrument
+from quantsaas.errors import ConfigError, UnknownInstrument, quote
 from quantsaas.model import Instrument, symbol_from_text
 
 SIM_VENUE = "sim"
@@ -73,7 +73,7 @@ def sim_spec(instrument: Instrument | str) -> SimSpec:
     found = _BY_SYMBOL.get(symbol)
     if found is None:
         known = ", ".join(_BY_SYMBOL)
-        raise UnknownInstrument(f"the simulator has no symbol {instrument!r}; known: {known}")
+        raise UnknownInstrument(f"the simulator has no symbol {quote(instrument)}; known: {known}")
     return found
 
 
@@ -126,7 +126,7 @@ class SimConfig:
         _check_vol("annual_vol", self.annual_vol)
         for symbol, vol in self.symbol_vols:
             if symbol not in _BY_SYMBOL:
-                raise ConfigError(f"volatility override for unknown symbol {symbol!r}")
+                raise ConfigError(f"volatility override for unknown symbol {quote(symbol)}")
             _check_vol(f"annual_vol of {symbol}", vol)
         if not _finite(self.ticker_interval_s) or not 0.01 <= self.ticker_interval_s <= 3600:
             raise ConfigError(

@@ -32,14 +32,14 @@ def kraken_instruments(symbols: list[str] | tuple[str, ...]) -> tuple[Instrument
     found = []
     for text in symbols:
         native = text.strip().upper().replace("-", "/")
-        base, _, quote = native.partition("/")
-        if not base or not quote:
-            raise ConfigError(f"kraken pair {text!r} must look like BTC/USD")
+        base, _, quote_asset = native.partition("/")
+        if not base or not quote_asset:
+            raise ConfigError(f"kraken pair {quote(text)} must look like BTC/USD")
         found.append(
             Instrument(
                 venue="kraken",
                 base=BASE_ALIASES.get(base, base),
-                quote=BASE_ALIASES.get(quote, quote),
+                quote=BASE_ALIASES.get(quote_asset, quote_asset),
                 native_symbol=native,
                 price_scale=KRAKEN_SCALE,
                 size_scale=KRAKEN_SCALE,

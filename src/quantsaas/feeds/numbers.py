@@ -12,8 +12,10 @@ MAX_RAW (Kraken's text-exact checksummed book) passes a wider `limit` and keeps 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from quantsaas.errors import InvalidNumber, quote
-from quantsaas.model import MAX_RAW, MAX_WHOLE_DIGITS, parse_fixed, parse_price, parse_size
+from quantsaas.model import MAX_RAW, MAX_WHOLE_DIGITS, Level, parse_fixed, parse_price, parse_size
 
 _POWERS: tuple[int, ...] = tuple(10**n for n in range(40))
 
@@ -107,7 +109,17 @@ _DAYS_BEFORE_MONTH = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
 def iso_ns(text: object) -> int:
     """`2021-04-17T16:43:37.078325Z` (UTC: `Z`, `+00:00` or nothing; 0-9 decimals) -> exact ns
     since the epoch, without `datetime`: the first 19 characters are checked and converted once
-    per second seen (a bounded cache; frames share their second), the fraction is digits."""
+    per second seen (a bounded cache; frames share their second), the fraction is digits. The
+    venues' own form (6 or 9 decimals and `Z`) takes a shortcut."""
+    if type(text) is str and text[-1:] == "Z" and text[19:20] == "." and text.isascii():
+        seconds = _SECONDS.get(text[:19])
+        fraction = text[20:-1]
+        if seconds is not None and 0 < len(fraction) <= 9 and fraction.isdigit():
+            return seconds * 1_000_000_000 + int(fraction) * _POWERS[9 - len(fraction)]
+    return _iso_ns(text)
+
+
+def _iso_ns(text: object) -> int:
     if not isinstance(text, str) or not 19 <= len(text) <= 40:
         raise InvalidNumber(f"not an ISO 8601 UTC time: {quote(text, 40)}")
     head = text[:19]
@@ -177,3 +189,56 @@ def seconds_text_ns(text: object) -> int:
         ):
             return int(whole) * 1_000_000_000 + int(fraction or "0") * _POWERS[9 - len(fraction)]
     raise InvalidNumber(f"expected epoch seconds, got {quote(text, 40)}")
+
+
+class FixedCache(dict[str, int]):
+    """Number text -> checked raw value, converted on first sight (`cache[text]`), bounded: it
+    starts afresh past CACHE_LIMIT entries, so hostile input cannot grow it. Only values that
+    passed `fast_price` / `fast_size` are ever stored, so a hit is as checked as a miss."""
+
+    __slots__ = ("convert",)
+
+    def __init__(self, convert: Callable[[str], int]) -> None:
+        super().__init__()
+        self.convert = convert
+
+    def __missing__(self, text: str) -> int:
+        if len(self) >= CACHE_LIMIT:
+            self.clear()
+        value = self[text] = self.convert(text)
+        return value
+
+
+class LevelCodec:
+    """Venue level text -> exact (price, size) tuples at one pair of scales. Prices near the
+    top and common sizes repeat in nearly every frame, so most numbers are one dict lookup: a
+    hot loop converts a level as `(codec.prices[p], codec.sizes[q])` (InvalidNumber if bad)."""
+
+    __slots__ = ("price_scale", "size_scale", "limit", "prices", "sizes")
+
+    def __init__(self, price_scale: int, size_scale: int, limit: int = MAX_RAW) -> None:
+        self.price_scale = price_scale
+        self.size_scale = size_scale
+        self.limit = limit
+        self.prices = FixedCache(lambda text: fast_price(text, price_scale, limit))
+        self.sizes = FixedCache(lambda text: fast_size(text, size_scale, limit))
+
+    def levels(self, rows: Iterable[tuple[str, str]]) -> tuple[Level, ...]:
+        """`[[price, size], ...]` text pairs -> level tuples (InvalidNumber if one is bad)."""
+        prices, sizes = self.prices, self.sizes
+        out = []
+        for p, q in rows:
+            out.append((prices[p], sizes[q]))
+        return tuple(out)
+
+
+_CODECS: dict[tuple[int, int, int], LevelCodec] = {}
+
+
+def codec_for(price_scale: int, size_scale: int, limit: int = MAX_RAW) -> LevelCodec:
+    """The shared codec of these scales (text -> raw does not depend on the instrument)."""
+    key = (price_scale, size_scale, limit)
+    found = _CODECS.get(key)
+    if found is None:
+        found = _CODECS[key] = LevelCodec(price_scale, size_scale, limit)
+    return found

@@ -5,15 +5,17 @@ arrives on channel `l2_data` with sides `bid`/`offer`. `market_trades` snapshots
 sent on subscribe) are skipped so a reconnect does not repeat trades. Its `side` is taken as the
 maker's side, as NautilusTrader does (unverified against live data), so the aggressor is opposite.
 Every price and size is checked here (`feeds.numbers`); a bad level of a known product raises
-`MalformedBook`.
+`MalformedBook`. `l2_data` frames, most of the traffic, take a typed path (msgspec structs, the
+cached `LevelCodec`, events built without dataclass `__init__`); a frame it does not accept whole
+is parsed again by the general path, which gives the exact error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Annotated, Any, NamedTuple, TypeAlias
 
+import msgspec
 import orjson
 
 from quantsaas.errors import (
@@ -26,8 +28,10 @@ from quantsaas.errors import (
     quote,
 )
 from quantsaas.feeds.coinbase.exchange_parse import VenueRefused, time_ns
-from quantsaas.feeds.numbers import checked_id, fast_price, fast_size
+from quantsaas.feeds.events import book_delta, book_snapshot
+from quantsaas.feeds.numbers import checked_id, codec_for, fast_price, fast_size
 from quantsaas.model import (
+    MAX_RAW,
     BookDelta,
     BookSnapshot,
     Instrument,
@@ -44,11 +48,76 @@ Item: TypeAlias = tuple[str, MarketEvent | None]
 MAKER_TO_AGGRESSOR = {"BUY": Side.SELL, "SELL": Side.BUY}
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
+class Envelope(NamedTuple):
     channel: str
     sequence_num: int
     events: tuple[Item, ...]
+
+
+class _Update(msgspec.Struct, gc=False):
+    side: str
+    price_level: str
+    new_quantity: str
+
+
+class _L2Event(msgspec.Struct, gc=False):
+    type: str
+    product_id: str
+    updates: list[_Update]
+
+
+class _L2Frame(msgspec.Struct, gc=False):
+    channel: str
+    sequence_num: Annotated[int, msgspec.Meta(ge=0, le=MAX_RAW)]
+    events: list[_L2Event]
+    timestamp: str | msgspec.UnsetType = msgspec.UNSET
+    type: str | msgspec.UnsetType = msgspec.UNSET
+    """Present only on `error` frames: those take the general path."""
+
+
+_L2_FRAME = msgspec.json.Decoder(_L2Frame)
+_new_envelope = tuple.__new__
+
+
+def _typed_l2(raw: str | bytes, instruments: Instruments, ts_recv: int) -> Envelope | None:
+    """An `l2_data` frame through the typed path; None when it does not accept it whole."""
+    try:
+        frame = _L2_FRAME.decode(raw)
+        stamp = frame.timestamp
+        ts = ts_recv if stamp is msgspec.UNSET else time_ns(stamp)
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+        return None
+    if frame.type is not msgspec.UNSET or frame.channel != "l2_data":
+        return None
+    items: list[Item] = []
+    for event in frame.events:
+        product = event.product_id
+        inst = instruments.get(product)
+        if inst is None:
+            return None
+        codec = codec_for(inst.price_scale, inst.size_scale)
+        prices, sizes = codec.prices, codec.sizes
+        bids: list[Level] = []
+        asks: list[Level] = []
+        try:
+            for row in event.updates:
+                side = row.side
+                level = (prices[row.price_level], sizes[row.new_quantity])
+                if side == "bid":
+                    bids.append(level)
+                elif side == "offer":
+                    asks.append(level)
+                else:
+                    return None
+        except ValueError:
+            return None
+        if event.type == "snapshot":
+            bids.sort(reverse=True)
+            asks.sort()
+            items.append((product, book_snapshot(inst, tuple(bids), tuple(asks), 0, ts, ts_recv)))
+        else:
+            items.append((product, book_delta(inst, tuple(bids), tuple(asks), 0, ts, ts_recv)))
+    return _new_envelope(Envelope, (frame.channel, frame.sequence_num, tuple(items)))
 
 
 def _instrument(instruments: Instruments, product: str) -> Instrument:
@@ -167,6 +236,11 @@ def parse_message(msg: Any, instruments: Instruments, ts_recv: int) -> Envelope:
 
 
 def parse_frame(raw: str | bytes, instruments: Instruments, ts_recv: int) -> Envelope:
+    at = raw.find(b'"l2_data"', 0, 40) if isinstance(raw, bytes) else raw.find('"l2_data"', 0, 40)
+    if at >= 0:
+        envelope = _typed_l2(raw, instruments, ts_recv)
+        if envelope is not None:
+            return envelope
     try:
         msg = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -19,6 +19,7 @@ from quantsaas.feeds.binance.parse import (
     ServerShutdown,
     parse_depth_snapshot,
     parse_frame,
+    parse_message,
 )
 from quantsaas.feeds.instruments import binance_instruments
 from quantsaas.model import MAX_RAW, BookDelta, BookSnapshot, Side, Ticker, Trade
@@ -213,3 +214,15 @@ def test_any_text_in_a_rest_snapshot_gives_a_snapshot_or_a_protocol_error(
     except ProtocolError:
         return
     poison.check_value(depth.snapshot)
+
+
+def test_the_typed_depth_path_equals_the_general_path_on_every_frame() -> None:
+    for raw in lines("binance_depth.jsonl"):
+        typed = parse_frame(raw, BY_NATIVE, RECV)
+        general = parse_message(json.loads(raw), BY_NATIVE, RECV)
+        assert typed == general and isinstance(typed, DepthDiff)
+        assert parse_frame(raw.decode(), BY_NATIVE, RECV) == general  # text frames too
+    raw_payload = json.dumps(json.loads(lines("binance_depth.jsonl")[3])["data"]).encode()
+    assert parse_frame(raw_payload, BY_NATIVE, RECV) == parse_message(
+        json.loads(raw_payload), BY_NATIVE, RECV
+    )

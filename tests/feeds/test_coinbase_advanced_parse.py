@@ -99,3 +99,12 @@ def test_a_poisoned_level2_price_is_a_malformed_book(token: str) -> None:
         if poison.decodes(raw):
             assert isinstance(caught.value, MalformedBook)
             assert caught.value.symbol == "BTC-PERP-INTX"
+
+
+def test_the_typed_l2_path_equals_the_general_path() -> None:
+    from quantsaas.feeds.coinbase.advanced_parse import parse_message
+
+    for raw in QUOTED[1:3]:
+        typed = parse_frame(raw, INSTRUMENTS, 7)
+        assert typed == parse_message(json.loads(raw), INSTRUMENTS, 7)
+        assert typed.events and parse_frame(raw.decode(), INSTRUMENTS, 7) == typed

@@ -156,5 +156,5 @@ def test_a_poisoned_book_level_is_a_malformed_book(token: str) -> None:
     with pytest.raises(ProtocolError) as caught:
         parse.parse_frame(raw, INSTRUMENTS, 0)
     assert len(str(caught.value)) < 400
-    if poison.decodes(raw) or token in ("NaN", "Infinity", "-Infinity"):
+    if poison.decodes(raw):
         assert isinstance(caught.value, MalformedBook) and caught.value.symbol == NAME

@@ -178,6 +178,10 @@ def _days_since_epoch(year: int) -> int:
 
 def seconds_text_ns(text: object) -> int:
     """Kraken v1's `"1618678117.243818"` (epoch seconds as decimal text) -> exact ns."""
+    if type(text) is str and len(text) == 17 and text[10] == "." and text.isascii():
+        whole, fraction = text[:10], text[11:]  # the venue's own form: a shortcut
+        if whole.isdigit() and fraction.isdigit():
+            return int(whole) * 1_000_000_000 + int(fraction) * 1000
     if isinstance(text, str) and len(text) <= 21:
         whole, _, fraction = text.partition(".")
         if (

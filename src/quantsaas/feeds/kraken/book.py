@@ -21,15 +21,15 @@ from __future__ import annotations
 import zlib
 from bisect import bisect_left, insort
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from quantsaas.errors import ChecksumMismatch, InvalidNumber, MalformedBook, describe
-from quantsaas.feeds.numbers import fast_price, fast_size
+from quantsaas.feeds.events import book_delta, book_snapshot
+from quantsaas.feeds.numbers import codec_for
 from quantsaas.model import MAX_RAW, BookDelta, BookSnapshot, Instrument, Level
 
 CHECKSUM_LEVELS = 10
 DEPTHS = (10, 25, 100, 500, 1000)
-PRICE_CACHE = 50_000
 WIDE = 10**40
 """Bound of the values this book holds (digits are bounded first); MAX_RAW bounds what it
 publishes."""
@@ -40,6 +40,12 @@ TextLevel = tuple[str, str]
 
 def _digits(text: str) -> str:
     return text.replace(".", "").lstrip("0")
+
+
+def _part(level: TextLevel) -> bytes:
+    """One level's part of the checksum string."""
+    price, qty = level
+    return (price.replace(".", "").lstrip("0") + qty.replace(".", "").lstrip("0")).encode("ascii")
 
 
 def checksum_text(asks: Iterable[TextLevel], bids: Iterable[TextLevel]) -> str:
@@ -53,8 +59,7 @@ def checksum(asks: Iterable[TextLevel], bids: Iterable[TextLevel]) -> int:
     return zlib.crc32(checksum_text(asks, bids).encode("ascii")) & 0xFFFFFFFF
 
 
-@dataclass(frozen=True, slots=True)
-class BookUpdate:
+class BookUpdate(NamedTuple):
     """One book message: levels in wire order, and the checksum the venue sent (if any)."""
 
     bids: tuple[TextLevel, ...]
@@ -64,33 +69,52 @@ class BookUpdate:
 
 
 class _Side:
-    __slots__ = ("text", "digits", "prices", "descending")
+    """One side: exact text per raw price, raw prices sorted ascending, and the checksum part of
+    its best CHECKSUM_LEVELS levels kept until a change reaches them (`top`, None when stale):
+    in a deep book most changes are below the top 10, so most checksums reuse both sides."""
+
+    __slots__ = ("text", "digits", "prices", "descending", "top", "edge")
 
     def __init__(self, descending: bool) -> None:
         self.text: dict[int, TextLevel] = {}
-        self.digits: dict[int, str] = {}
-        """The level's part of the checksum string, computed once when the level is set."""
+        self.digits: dict[int, bytes] = {}
+        """The level's part of the checksum string (ASCII), made when it may be needed."""
         self.prices: list[int] = []  # ascending raw prices
         self.descending = descending
+        self.top: bytes | None = None
+        self.edge = WIDE if descending else -1
+        """The worst price inside `top` (changes beyond it leave `top` as it is); before the
+        first checksum, none (so a snapshot makes no checksum parts it may never need)."""
 
     def clear(self) -> None:
         self.text.clear()
         self.digits.clear()
         self.prices.clear()
+        self.top = None
+        self.edge = WIDE if self.descending else -1
 
     def set(self, raw_price: int, raw_size: int, level: TextLevel) -> None:
+        text = self.text
+        in_top = raw_price >= self.edge if self.descending else raw_price <= self.edge
+        if in_top:
+            self.top = None
         if raw_size == 0:
-            if self.text.pop(raw_price, None) is not None:
-                del self.digits[raw_price]
-                del self.prices[bisect_left(self.prices, raw_price)]
+            if text.pop(raw_price, None) is not None:
+                self.digits.pop(raw_price, None)
+                prices = self.prices
+                del prices[bisect_left(prices, raw_price)]
             return
-        if raw_price not in self.text:
+        if raw_price not in text:
             insort(self.prices, raw_price)
-        self.text[raw_price] = level
-        self.digits[raw_price] = _digits(level[0]) + _digits(level[1])
+        text[raw_price] = level
+        if in_top:  # it will be in the next checksum: its part now, while the text is at hand
+            self.digits[raw_price] = _part(level)
+        else:
+            self.digits.pop(raw_price, None)
 
     def truncate(self, depth: int) -> list[int]:
-        """Drop levels beyond `depth` from the best; returns the dropped raw prices."""
+        """Drop levels beyond `depth` from the best; returns the dropped raw prices (they are
+        never in the checksum's top 10, depth being at least 10)."""
         extra = len(self.prices) - depth
         if extra <= 0:
             return []
@@ -100,15 +124,36 @@ class _Side:
         else:
             dropped = self.prices[depth:]
             del self.prices[depth:]
+        if depth < CHECKSUM_LEVELS:
+            self.top = None
+        text, digits = self.text, self.digits
         for price in dropped:
-            del self.text[price]
-            del self.digits[price]
+            del text[price]
+            digits.pop(price, None)
         return dropped
 
-    def best_digits(self, count: int) -> str:
-        prices = self.prices[: -count - 1 : -1] if self.descending else self.prices[:count]
-        digits = self.digits
-        return "".join([digits[price] for price in prices])
+    def best_digits(self) -> bytes:
+        """The checksum part of the best CHECKSUM_LEVELS levels (kept until a change)."""
+        top = self.top
+        if top is None:
+            prices, count = self.prices, CHECKSUM_LEVELS
+            best = prices[: -count - 1 : -1] if self.descending else prices[:count]
+            digits = self.digits
+            try:
+                top = b"".join(map(digits.__getitem__, best))
+            except KeyError:  # levels that moved into the top: their parts are made now
+                text = self.text
+                for price in best:
+                    if price not in digits:
+                        digits[price] = _part(text[price])
+                top = b"".join(map(digits.__getitem__, best))
+            self.top = top
+            # fewer levels than the checksum takes: any change reaches the top
+            if len(best) == count:
+                self.edge = best[-1]
+            else:
+                self.edge = -1 if self.descending else WIDE
+        return top
 
     def best(self, count: int) -> list[TextLevel]:
         prices = self.prices[: -count - 1 : -1] if self.descending else self.prices[:count]
@@ -126,8 +171,12 @@ class KrakenBook:
         "_asks",
         "synced",
         "sequence",
-        "_prices",
+        "_codec",
         "withheld",
+        "_crc_asks_top",
+        "_crc_asks",
+        "_crc_bids_top",
+        "_crc",
     )
 
     def __init__(self, instrument: Instrument, depth: int = 10, verify: bool = True) -> None:
@@ -139,10 +188,14 @@ class KrakenBook:
         self.synced = False
         self.sequence = 0
         """Counts accepted book messages: Kraken has no sequence numbers of its own."""
-        self._prices: dict[str, int] = {}
-        """Price text -> raw: prices near the top repeat in nearly every update."""
+        self._codec = codec_for(instrument.price_scale, instrument.size_scale, WIDE)
+        """Price and size text -> raw (cached: prices near the top repeat in every update)."""
         self.withheld = 0
         """Levels left out of published events: beyond the raw range (kept for the checksum)."""
+        self._crc_asks_top: bytes | None = None
+        self._crc_asks = 0
+        self._crc_bids_top: bytes | None = None
+        self._crc = 0
 
     def reset(self) -> None:
         self._bids.clear()
@@ -150,8 +203,17 @@ class KrakenBook:
         self.synced = False
 
     def checksum(self) -> int:
-        text = self._asks.best_digits(CHECKSUM_LEVELS) + self._bids.best_digits(CHECKSUM_LEVELS)
-        return zlib.crc32(text.encode("ascii")) & 0xFFFFFFFF
+        """CRC32 of the asks' top part then the bids': the CRC of an unchanged side is kept
+        (the asks' CRC seeds the bids'), so a change on one side costs one side's CRC."""
+        asks_top, bids_top = self._asks.best_digits(), self._bids.best_digits()
+        if asks_top is not self._crc_asks_top:
+            self._crc_asks_top = asks_top
+            self._crc_asks = zlib.crc32(asks_top)
+            self._crc_bids_top = None
+        if bids_top is not self._crc_bids_top:
+            self._crc_bids_top = bids_top
+            self._crc = zlib.crc32(bids_top, self._crc_asks)
+        return self._crc
 
     def _verify(self, expected: int | None) -> None:
         if not self.verify or expected is None:
@@ -163,35 +225,33 @@ class KrakenBook:
                 f"kraken {self.instrument.native_symbol}: checksum {got} != venue's {expected}"
             )
 
-    def _levels(self, side: _Side, rows: tuple[TextLevel, ...]) -> list[Level]:
+    def _apply(self, side: _Side, rows: tuple[TextLevel, ...], out: list[Level]) -> None:
+        """Set each level on `side` and append what to publish to `out` (a level beyond the raw
+        range is kept for the checksum but published as deleted, or not at all)."""
+        codec = self._codec
+        prices, sizes = codec.prices, codec.sizes
         try:
-            return self._apply(side, rows)
+            for level in rows:
+                price_text, qty_text = level
+                price, size = prices[price_text], sizes[qty_text]
+                side.set(price, size, level)
+                if price <= MAX_RAW and size <= MAX_RAW:
+                    out.append((price, size))
+                else:
+                    self.withheld += 1
+                    if price <= MAX_RAW:
+                        out.append((price, 0))
         except (InvalidNumber, TypeError, ValueError) as exc:
             self.reset()
             native = self.instrument.native_symbol
             raise MalformedBook(f"kraken {native}: bad level: {describe(exc)}", native) from None
 
-    def _apply(self, side: _Side, rows: tuple[TextLevel, ...]) -> list[Level]:
-        ps, ss = self.instrument.price_scale, self.instrument.size_scale
-        prices = self._prices
-        if len(prices) > PRICE_CACHE:
-            prices.clear()
-        out = []
-        for price_text, qty_text in rows:
-            price = prices.get(price_text)
-            if price is None:
-                price = prices[price_text] = fast_price(price_text, ps, WIDE)
-            size = fast_size(qty_text, ss, WIDE)
-            side.set(price, size, (price_text, qty_text))
-            out.append((price, size))
-        return out
-
     def on_snapshot(self, update: BookUpdate, ts_recv: int) -> BookSnapshot:
         """Replace the book; raises ChecksumMismatch (book reset) if the checksum disagrees,
         MalformedBook (book reset) for a bad level."""
         self.reset()
-        self._levels(self._bids, update.bids)
-        self._levels(self._asks, update.asks)
+        self._apply(self._bids, update.bids, [])
+        self._apply(self._asks, update.asks, [])
         self._bids.truncate(self.depth)
         self._asks.truncate(self.depth)
         self._verify(update.checksum)
@@ -200,53 +260,56 @@ class KrakenBook:
         return self.snapshot(update.ts_event, ts_recv)
 
     def snapshot(self, ts_event: int, ts_recv: int) -> BookSnapshot:
-        ss = self.instrument.size_scale
-        bids = self._publishable(
-            [(p, fast_size(q, ss, WIDE)) for p, (_, q) in self._raw(self._bids)]
+        return book_snapshot(
+            self.instrument,
+            self._published(self._bids),
+            self._published(self._asks),
+            self.sequence,
+            ts_event,
+            ts_recv,
         )
-        asks = self._publishable(
-            [(p, fast_size(q, ss, WIDE)) for p, (_, q) in self._raw(self._asks)]
-        )
-        return BookSnapshot(self.instrument, bids, asks, self.sequence, ts_event, ts_recv)
 
-    def _publishable(self, levels: list[Level], delta: bool = False) -> tuple[Level, ...]:
-        """Levels within the raw range; in a delta, a level whose size left the range is
-        published as deleted (downstream it must not keep its old size)."""
-        kept: list[Level] = []
-        for price, size in levels:
+    def _published(self, side: _Side) -> tuple[Level, ...]:
+        """A side best first, within the raw range (wider levels are only counted)."""
+        sizes = self._codec.sizes
+        prices = side.prices[::-1] if side.descending else side.prices
+        text = side.text
+        kept = []
+        for price in prices:
+            size = sizes[text[price][1]]
             if price <= MAX_RAW and size <= MAX_RAW:
                 kept.append((price, size))
-                continue
-            self.withheld += 1
-            if delta and price <= MAX_RAW:
-                kept.append((price, 0))
+            else:
+                self.withheld += 1
         return tuple(kept)
 
-    @staticmethod
-    def _raw(side: _Side) -> list[tuple[int, TextLevel]]:
-        prices = side.prices[::-1] if side.descending else side.prices
-        return [(price, side.text[price]) for price in prices]
-
     def on_update(self, update: BookUpdate, ts_recv: int) -> BookDelta | None:
-        """Apply all levels, truncate, verify; returns the delta to publish (with the deletions
-        truncation caused). None before the first snapshot. ChecksumMismatch resets the book."""
+        """Apply all levels, truncate, verify; returns the delta to publish (the changed levels
+        in wire order, then the deletions truncation caused; applied in order they leave a book
+        equal to this one). None before the first snapshot. ChecksumMismatch resets the book."""
         if not self.synced:
             return None
-        changed_bids = dict(self._levels(self._bids, update.bids))
-        changed_asks = dict(self._levels(self._asks, update.asks))
-        for price in self._bids.truncate(self.depth):
-            changed_bids[price] = 0
-        for price in self._asks.truncate(self.depth):
-            changed_asks[price] = 0
-        self._verify(update.checksum)
+        bids: list[Level] = []
+        asks: list[Level] = []
+        depth = self.depth
+        if update.bids:
+            side = self._bids
+            self._apply(side, update.bids, bids)
+            if len(side.prices) > depth:
+                for price in side.truncate(depth):
+                    bids.append((price, 0))
+        if update.asks:
+            side = self._asks
+            self._apply(side, update.asks, asks)
+            if len(side.prices) > depth:
+                for price in side.truncate(depth):
+                    asks.append((price, 0))
+        expected = update.checksum
+        if self.verify and expected is not None and self.checksum() != expected:
+            self._verify(expected)  # raises ChecksumMismatch (book reset)
         self.sequence += 1
-        return BookDelta(
-            self.instrument,
-            self._publishable(list(changed_bids.items()), delta=True),
-            self._publishable(list(changed_asks.items()), delta=True),
-            self.sequence,
-            update.ts_event,
-            ts_recv,
+        return book_delta(
+            self.instrument, tuple(bids), tuple(asks), self.sequence, update.ts_event, ts_recv
         )
 
     def top(self, count: int = CHECKSUM_LEVELS) -> tuple[list[TextLevel], list[TextLevel]]:

@@ -34,6 +34,7 @@ from quantsaas.feeds.kraken.parse import (
     BookMessage,
     Precision,
     Status,
+    book_frame,
     decode,
     parse_message,
 )
@@ -137,15 +138,17 @@ class KrakenFeed(WsFeed):
             self.spawn(conn.send(orjson.dumps(body).decode()), f"{method}:{symbol}")
 
     def handle_frame(self, raw: str | bytes, ts_recv: int) -> list[MarketEvent]:
-        message = decode(raw)
-        if isinstance(message, list) or (isinstance(message, dict) and "event" in message):
-            return self._on_v1(message, ts_recv)
-        try:
-            items = parse_message(message, self.by_native, ts_recv)
-        except UnknownInstrument as exc:
-            raise ProtocolError(str(exc)) from None
-        if not items and message.get("channel") not in CHANNELS:
-            self.stats.ignored += 1
+        items = book_frame(raw, ts_recv)  # v2 book frames, most of the traffic: typed
+        if items is None:
+            message = decode(raw)
+            if isinstance(message, list) or (isinstance(message, dict) and "event" in message):
+                return self._on_v1(message, ts_recv)
+            try:
+                items = parse_message(message, self.by_native, ts_recv)
+            except UnknownInstrument as exc:
+                raise ProtocolError(str(exc)) from None
+            if not items and message.get("channel") not in CHANNELS:
+                self.stats.ignored += 1
         out: list[MarketEvent] = []
         for item in items:
             if isinstance(item, BookMessage):

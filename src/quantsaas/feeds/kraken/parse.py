@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
+
+import msgspec
 
 from quantsaas.errors import ConfigError, ProtocolError, UnknownInstrument, describe, quote
 from quantsaas.feeds import exact_json
@@ -72,8 +74,7 @@ class Heartbeat:
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class BookMessage:
+class BookMessage(NamedTuple):
     """One symbol's part of a `book` frame."""
 
     symbol: str
@@ -114,6 +115,70 @@ def iso_ns(value: Any) -> int:
 
 def _levels(rows: Any) -> tuple[TextLevel, ...]:
     return tuple([(text(row["price"]), text(row["qty"])) for row in rows])
+
+
+class _Level(msgspec.Struct, gc=False):
+    price: Any
+    qty: Any
+
+
+class _Entry(msgspec.Struct, gc=False):
+    symbol: str
+    bids: list[_Level] = []
+    asks: list[_Level] = []
+    checksum: Any = None
+    timestamp: Any = None
+
+
+class _BookFrame(msgspec.Struct, gc=False):
+    channel: str
+    type: Any
+    data: list[_Entry]
+    method: Any = msgspec.UNSET
+
+
+_BOOK_FRAME = msgspec.json.Decoder(_BookFrame, float_hook=str)
+_new_tuple = tuple.__new__
+
+
+def _typed_levels(rows: list[_Level]) -> tuple[TextLevel, ...]:
+    out: list[TextLevel] = []
+    for row in rows:  # JSON numbers arrive as their text; an integer as an int
+        price, qty = row.price, row.qty
+        if type(price) is not str:
+            price = text(price)
+        if type(qty) is not str:
+            qty = text(qty)
+        out.append((price, qty))
+    return tuple(out)
+
+
+def _typed_book(raw: str | bytes, ts_recv: int) -> list[Parsed] | None:
+    """A `book` frame through the typed path (msgspec structs, numbers kept as their exact
+    text); None when it does not accept it whole (the general path then gives the error)."""
+    try:
+        frame = _BOOK_FRAME.decode(raw)
+        if frame.method is not msgspec.UNSET or frame.channel != "book":
+            return None
+        snapshot = frame.type == "snapshot"
+        out: list[Parsed] = []
+        for entry in frame.data:
+            checksum, stamp = entry.checksum, entry.timestamp
+            if checksum is not None and type(checksum) is not int:
+                return None
+            update = _new_tuple(
+                BookUpdate,
+                (
+                    _typed_levels(entry.bids),
+                    _typed_levels(entry.asks),
+                    checksum,
+                    ts_recv if stamp is None else iso_ns(stamp),
+                ),
+            )
+            out.append(_new_tuple(BookMessage, (entry.symbol, snapshot, update)))
+        return out
+    except (msgspec.DecodeError, ValueError, ProtocolError):
+        return None
 
 
 def _book(message: Mapping[str, Any], ts_recv: int) -> list[Parsed]:
@@ -228,5 +293,13 @@ def parse_message(message: Any, instruments: Instruments, ts_recv: int) -> list[
         raise ProtocolError(f"kraken: malformed {kind}: {describe(exc)}") from None
 
 
+def book_frame(raw: str | bytes, ts_recv: int) -> list[Parsed] | None:
+    """A v2 `book` frame through the typed path; None for any other frame (or one it does not
+    accept whole: the general path then parses it and gives the exact error)."""
+    at = raw.find(b'"book"', 0, 24) if isinstance(raw, bytes) else raw.find('"book"', 0, 24)
+    return None if at < 0 else _typed_book(raw, ts_recv)
+
+
 def parse_frame(raw: str | bytes, instruments: Instruments, ts_recv: int) -> list[Parsed]:
-    return parse_message(decode(raw), instruments, ts_recv)
+    items = book_frame(raw, ts_recv)
+    return parse_message(decode(raw), instruments, ts_recv) if items is None else items

@@ -10,7 +10,7 @@ applied in array order. The checksum rule is v2's (`book.checksum`). Event frame
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 from quantsaas.errors import ProtocolError, describe, quote
 from quantsaas.feeds.kraken.book import BookUpdate, TextLevel
@@ -26,8 +26,7 @@ class Event:
     payload: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class V1Book:
+class V1Book(NamedTuple):
     depth: int
     message: BookMessage
 
@@ -47,8 +46,68 @@ def _levels(rows: Any) -> tuple[tuple[TextLevel, ...], int]:
     return tuple(out), latest
 
 
+_DEPTH_OF: dict[str, int] = {}
+_new = tuple.__new__
+
+
 def parse_v1(message: Any, ts_recv: int) -> Parsed:
-    """A decoded v1 frame -> an event, a book message, or None (other channels)."""
+    """A decoded v1 frame -> an event, a book message, or None (other channels). A book update
+    of the usual shape takes a shortcut; anything else (and any error) the general path."""
+    if type(message) is list and len(message) == 4:
+        channel = message[2]
+        depth = _DEPTH_OF.get(channel) if type(channel) is str else None
+        payload = message[1]
+        if (
+            depth is not None
+            and type(payload) is dict
+            and "c" in payload
+            and "as" not in payload
+            and "bs" not in payload
+        ):
+            update = _update(payload, ts_recv)
+            if update is not None:
+                pair = message[3]
+                if type(pair) is str:
+                    return _new(V1Book, (depth, _new(BookMessage, (pair, False, update))))
+    return _parse_v1(message, ts_recv)
+
+
+def _update(payload: dict[str, Any], ts_recv: int) -> BookUpdate | None:
+    """`{"a": [...], "b": [...], "c": "crc"}` -> its update; None if anything is unusual."""
+    checksum = payload["c"]
+    if not (type(checksum) is str and checksum.isdigit() and len(checksum) <= 20):
+        return None
+    bids = _rows(payload.get("b", ()))
+    asks = _rows(payload.get("a", ()))
+    if bids is None or asks is None:
+        return None
+    latest = max(bids[1], asks[1])
+    return _new(BookUpdate, (bids[0], asks[0], int(checksum), latest or ts_recv))
+
+
+def _rows(rows: Any) -> tuple[tuple[TextLevel, ...], int] | None:
+    """Level rows -> (text levels, latest level time); None if one is unusual."""
+    if not rows:
+        return (), 0
+    out: list[TextLevel] = []
+    latest = 0
+    try:
+        for row in rows:
+            if type(row) is not list or len(row) < 3:
+                return None
+            price, volume = row[0], row[1]
+            if type(price) is not str or type(volume) is not str:
+                return None
+            out.append((price, volume))
+            at = seconds_text_ns(row[2])
+            if at > latest:
+                latest = at
+    except (TypeError, ValueError):
+        return None
+    return tuple(out), latest
+
+
+def _parse_v1(message: Any, ts_recv: int) -> Parsed:
     if isinstance(message, dict):
         name = message.get("event")
         if not isinstance(name, str):
@@ -62,6 +121,8 @@ def parse_v1(message: Any, ts_recv: int) -> Parsed:
         return None
     try:
         depth = int(channel.partition("-")[2] or 10)
+        if depth > 0 and len(_DEPTH_OF) < 64:
+            _DEPTH_OF[channel] = depth
         payloads = message[1:-2]
         if not payloads or not all(isinstance(p, dict) for p in payloads):
             raise ProtocolError("kraken v1: book payloads must be objects")

@@ -4,8 +4,9 @@ Frames: the 150 recorded Binance `nknusdt@depth@100ms` diffs and the 150 Coinbas
 `l2update`s (tests/feeds/samples), looped (`feed_frames.py`: Binance U/u renumbered per loop so
 the update-id checks stay on the normal path).
 
-Ours, per frame: raw bytes -> parser (orjson, exact integers, dict dispatch) -> for Binance the
-`DepthSync` U/u check -> `L2Book.apply_delta` (sorted exact book with the crossed-book guard).
+Ours, per frame: raw bytes -> parser (msgspec typed decoding for depth diffs and l2_data, every
+number checked and converted to an exact integer, cached) -> for Binance the `DepthSync` U/u
+check -> `L2Book.apply_delta` (sorted exact book with the crossed-book guard).
 Our book is reset to the snapshot between loops, outside the timed region: replaying the same
 diffs on an already-moved book would cross it, which our guard rejects and cryptofeed's does not
 check, so only the recorded sequence itself is timed.
@@ -18,7 +19,8 @@ Baselines, same frames, same run:
   Exchange feed, so for Coinbase both it and our Advanced Trade parser run on the recorded
   l2updates rewritten as Advanced Trade `l2_data` frames (same levels).
 
-Prints frames/s and the ratios ours / baseline. `--quick` is a smoke test.
+Prints frames/s (CPU time of each process) per interleaved round and the median ratios ours /
+baseline. `--quick` is a smoke test. Run with PYTHONPATH=<old checkout>/src for "before".
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from quantsaas.errors import MalformedBook, ProtocolError, UnknownInstrument, de
 from quantsaas.feeds.events import book_delta
 from quantsaas.feeds.numbers import (
     MAX_MS,
+    LevelCodec,
     checked_id,
     codec_for,
     fast_price,
@@ -215,17 +216,22 @@ _RAW_DEPTH = msgspec.json.Decoder(_Depth)
 MS = 1_000_000
 
 
-def _typed_depth(raw: str | bytes, instruments: Instruments, ts_recv: int) -> DepthDiff | None:
+def _typed_depth(
+    raw: str | bytes, instruments: Instruments, ts_recv: int, combined: bool = True
+) -> DepthDiff | None:
     """A depth diff through the typed path; None when it is not one it accepts whole."""
     try:
-        combined = raw[2:3] in (b"s", "s")  # `{"stream":...` (compact, as venues send it)
         depth = _COMBINED_DEPTH.decode(raw).data if combined else _RAW_DEPTH.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
     inst = instruments.get(depth.s)
     if inst is None or depth.e != "depthUpdate":
         return None
-    codec = codec_for(inst.price_scale, inst.size_scale)
+    codec = _CODECS.get(inst.price_scale * 64 + inst.size_scale)
+    if codec is None:
+        codec = _CODECS[inst.price_scale * 64 + inst.size_scale] = codec_for(
+            inst.price_scale, inst.size_scale
+        )
     prices, sizes = codec.prices, codec.sizes
     bids: list[Level] = []
     asks: list[Level] = []
@@ -241,6 +247,8 @@ def _typed_depth(raw: str | bytes, instruments: Instruments, ts_recv: int) -> De
 
 
 _new_diff = tuple.__new__
+_CODECS: dict[int, LevelCodec] = {}
+"""price_scale * 64 + size_scale -> its codec (a dict lookup instead of a call per frame)."""
 
 
 def parse_frame(raw: str | bytes, instruments: Instruments, ts_recv: int) -> Parsed | None:
@@ -250,8 +258,8 @@ def parse_frame(raw: str | bytes, instruments: Instruments, ts_recv: int) -> Par
         if isinstance(raw, bytes)
         else raw.find("depthUpdate", 0, 120)
     )
-    if at >= 0:
-        diff = _typed_depth(raw, instruments, ts_recv)
+    if at >= 0:  # after `{"stream":"...",` (compact, as venues send it): combined
+        diff = _typed_depth(raw, instruments, ts_recv, at > 20)
         if diff is not None:
             return diff
     return parse_message(decode(raw), instruments, ts_recv)

@@ -25,7 +25,8 @@ from quantsaas.errors import (
     describe,
     quote,
 )
-from quantsaas.feeds.numbers import checked_id, fast_price, fast_size, iso_ns
+from quantsaas.feeds.events import book_delta
+from quantsaas.feeds.numbers import checked_id, codec_for, fast_price, fast_size, iso_ns
 from quantsaas.model import BookDelta, BookSnapshot, Instrument, Level, Side, Ticker, Trade
 
 Instruments: TypeAlias = Mapping[str, Instrument]
@@ -71,8 +72,9 @@ def _update_time(value: Any, ts_recv: int) -> int:
 
 
 def _levels(instrument: Instrument, rows: Any) -> list[Level]:
-    ps, ss = instrument.price_scale, instrument.size_scale
-    return [(fast_price(row[0], ps), fast_size(row[1], ss)) for row in rows]
+    codec = codec_for(instrument.price_scale, instrument.size_scale)
+    prices, sizes = codec.prices, codec.sizes
+    return [(prices[row[0]], sizes[row[1]]) for row in rows]
 
 
 def _instrument(instruments: Instruments, product: str) -> Instrument:
@@ -103,17 +105,18 @@ def _l2update(msg: Mapping[str, Any], instruments: Instruments, ts_recv: int) ->
     inst = _instrument(instruments, product)
     bids: list[Level] = []
     asks: list[Level] = []
-    ps, ss = inst.price_scale, inst.size_scale
+    codec = codec_for(inst.price_scale, inst.size_scale)
+    prices, sizes = codec.prices, codec.sizes
     try:
         for side, price, size in msg["changes"]:
             target = bids if side == "buy" else asks if side == "sell" else None
             if target is None:
                 raise ValueError(f"l2update side {quote(side, 20)}")
-            target.append((fast_price(price, ps), fast_size(size, ss)))
+            target.append((prices[price], sizes[size]))
         ts = _update_time(msg["time"], ts_recv)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise _bad_book("l2update", product, exc) from None
-    return Sequenced(product, None, BookDelta(inst, tuple(bids), tuple(asks), 0, ts, ts_recv))
+    return Sequenced(product, None, book_delta(inst, tuple(bids), tuple(asks), 0, ts, ts_recv))
 
 
 def _match(msg: Mapping[str, Any], instruments: Instruments, ts_recv: int) -> Parsed:

@@ -93,24 +93,45 @@ class _Side:
         self.top = None
         self.edge = WIDE if self.descending else -1
 
-    def set(self, raw_price: int, raw_size: int, level: TextLevel) -> None:
-        text = self.text
-        in_top = raw_price >= self.edge if self.descending else raw_price <= self.edge
-        if in_top:
-            self.top = None
-        if raw_size == 0:
-            if text.pop(raw_price, None) is not None:
-                self.digits.pop(raw_price, None)
-                prices = self.prices
-                del prices[bisect_left(prices, raw_price)]
-            return
-        if raw_price not in text:
-            insort(self.prices, raw_price)
-        text[raw_price] = level
-        if in_top:  # it will be in the next checksum: its part now, while the text is at hand
-            self.digits[raw_price] = _part(level)
-        else:
-            self.digits.pop(raw_price, None)
+    def apply(
+        self,
+        rows: tuple[TextLevel, ...],
+        prices: dict[str, int],
+        sizes: dict[str, int],
+        out: list[Level],
+    ) -> int:
+        """Set each (text) level, converted through the caches (size 0 deletes; a change that
+        reaches the top 10 drops `top`, and a level in it gets its checksum part at once), with
+        what to publish appended to `out`: a level beyond the raw range stays here (checksum)
+        but is published as deleted, or not at all; returns how many were so withheld. One call
+        per side and message: the hot path of every Kraken message."""
+        text, digits, levels = self.text, self.digits, self.prices
+        descending, withheld = self.descending, 0
+        for level in rows:
+            price_text, qty_text = level
+            price, size = prices[price_text], sizes[qty_text]
+            in_top = price >= self.edge if descending else price <= self.edge
+            if in_top:
+                self.top = None
+            if size == 0:
+                if text.pop(price, None) is not None:
+                    digits.pop(price, None)
+                    del levels[bisect_left(levels, price)]
+            else:
+                if price not in text:
+                    insort(levels, price)
+                text[price] = level
+                if in_top:  # it will be in the next checksum: its part now
+                    digits[price] = _part(level)
+                else:
+                    digits.pop(price, None)
+            if price <= MAX_RAW and size <= MAX_RAW:
+                out.append((price, size))
+            else:
+                withheld += 1
+                if price <= MAX_RAW:
+                    out.append((price, 0))
+        return withheld
 
     def truncate(self, depth: int) -> list[int]:
         """Drop levels beyond `depth` from the best; returns the dropped raw prices (they are
@@ -229,18 +250,8 @@ class KrakenBook:
         """Set each level on `side` and append what to publish to `out` (a level beyond the raw
         range is kept for the checksum but published as deleted, or not at all)."""
         codec = self._codec
-        prices, sizes = codec.prices, codec.sizes
         try:
-            for level in rows:
-                price_text, qty_text = level
-                price, size = prices[price_text], sizes[qty_text]
-                side.set(price, size, level)
-                if price <= MAX_RAW and size <= MAX_RAW:
-                    out.append((price, size))
-                else:
-                    self.withheld += 1
-                    if price <= MAX_RAW:
-                        out.append((price, 0))
+            self.withheld += side.apply(rows, codec.prices, codec.sizes, out)
         except (InvalidNumber, TypeError, ValueError) as exc:
             self.reset()
             native = self.instrument.native_symbol

@@ -31,13 +31,14 @@ MAX_WHOLE_DIGITS = 19
 """More integer digits than this cannot fit MAX_RAW at any scale."""
 
 
-def parse_fixed(text: str, scale: int, limit: int = MAX_RAW) -> int:
+def parse_fixed(text: str, scale: int, limit: int | None = None) -> int:
     """Exact decimal text -> raw integer at `scale` decimals.
 
     Trailing zeros beyond the scale are accepted ("0.35130000" at scale 4 is 3513); a non-zero
     digit beyond the scale is an error, as is anything that is not a finite decimal number, text
-    longer than MAX_NUMBER_TEXT and a value beyond +-`limit` (MAX_RAW unless a caller keeps
-    wider values apart; checked before any big number is built, so `1e999999` costs nothing).
+    longer than MAX_NUMBER_TEXT, an exponent that would build a number of more than ~40 digits
+    (checked before any big number is built, so `1e999999` costs nothing) and, when `limit` is
+    given, a value beyond +-limit (`parse_price`/`parse_size` bound to MAX_RAW).
     """
     if not isinstance(text, str):
         raise InvalidNumber(f"not decimal text: {quote(text)}")
@@ -62,7 +63,7 @@ def parse_fixed(text: str, scale: int, limit: int = MAX_RAW) -> int:
     if len(whole.lstrip("0")) > MAX_WHOLE_DIGITS + 20:
         raise InvalidNumber(f"{text!r} is out of range at {scale} decimals")
     raw = int((whole or "0") + fraction.ljust(scale, "0"))
-    if raw > limit:
+    if limit is not None and raw > limit:
         raise InvalidNumber(f"{text!r} is out of range at {scale} decimals")
     return -raw if negative else raw
 
@@ -84,7 +85,7 @@ def parse_size(text: str, scale: int, limit: int = MAX_RAW) -> int:
     return raw
 
 
-def _parse_scientific(text: str, scale: int, limit: int) -> int:
+def _parse_scientific(text: str, scale: int, limit: int | None) -> int:
     try:
         value = Decimal(text.strip())
     except InvalidOperation as exc:
@@ -92,8 +93,9 @@ def _parse_scientific(text: str, scale: int, limit: int) -> int:
     return decimal_to_raw(value, scale, limit)
 
 
-def decimal_to_raw(value: Decimal, scale: int, limit: int = MAX_RAW) -> int:
-    """Exact Decimal -> raw integer; refuses values finer than the scale or beyond +-`limit`.
+def decimal_to_raw(value: Decimal, scale: int, limit: int | None = None) -> int:
+    """Exact Decimal -> raw integer; refuses values finer than the scale, of more than ~40
+    digits, or (when given) beyond +-`limit`.
 
     Works on the digit tuple, so no Decimal context precision can round the result, and bounds
     the exponent before any power of ten is built.
@@ -119,7 +121,7 @@ def decimal_to_raw(value: Decimal, scale: int, limit: int = MAX_RAW) -> int:
         raw, remainder = divmod(coefficient, factor)
         if remainder:
             raise InvalidNumber(f"{value} has more than {scale} decimals")
-    if raw > limit:
+    if limit is not None and raw > limit:
         raise InvalidNumber(f"{quote(str(value), 40)} is out of range at {scale} decimals")
     return -raw if sign else raw
 

@@ -181,7 +181,9 @@ def seconds_text_ns(text: object) -> int:
     if type(text) is str and len(text) == 17 and text[10] == "." and text.isascii():
         whole, fraction = text[:10], text[11:]  # the venue's own form: a shortcut
         if whole.isdigit() and fraction.isdigit():
-            return int(whole) * 1_000_000_000 + int(fraction) * 1000
+            at = int(whole) * 1_000_000_000 + int(fraction) * 1000
+            if at <= MAX_RAW:
+                return at
     if isinstance(text, str) and len(text) <= 21:
         whole, _, fraction = text.partition(".")
         if (
@@ -191,8 +193,10 @@ def seconds_text_ns(text: object) -> int:
             and (fraction.isdigit() or not fraction)
             and text.isascii()
         ):
-            return int(whole) * 1_000_000_000 + int(fraction or "0") * _POWERS[9 - len(fraction)]
-    raise InvalidNumber(f"expected epoch seconds, got {quote(text, 40)}")
+            at = int(whole) * 1_000_000_000 + int(fraction or "0") * _POWERS[9 - len(fraction)]
+            if at <= MAX_RAW:
+                return at
+    raise InvalidNumber(f"expected epoch seconds within int64 ns, got {quote(text, 40)}")
 
 
 class FixedCache(dict[str, int]):

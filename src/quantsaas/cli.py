@@ -20,6 +20,7 @@ from quantsaas import __version__, runtime
 from quantsaas import history_cli as store_cli
 from quantsaas.accounts import cli as accounts_cli
 from quantsaas.api.app import create_app
+from quantsaas.api.intake import server_options
 from quantsaas.backtest import cli as backtest_cli
 from quantsaas.config import Settings
 from quantsaas.errors import ConfigError, StorageError, UnknownInstrument
@@ -155,6 +156,7 @@ def server_config(app: Any, settings: Settings, log_level: str) -> uvicorn.Confi
         log_config=None,
         access_log=False,
         lifespan="on",
+        **server_options(settings),  # bounded request heads (api/intake.py)
     )
 
 

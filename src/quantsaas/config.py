@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     ws_max_inbound_per_s: int = Field(default=50, ge=1)
     ws_max_bad_messages: int = Field(default=20, ge=1)
     """Unparseable or invalid client messages tolerated per connection before close 1008."""
+    http_max_head_bytes: int = Field(default=32 * 1024, ge=4096)
+    """Request line plus headers of one HTTP request (431 beyond, api/intake.py)."""
+    http_max_url_bytes: int = Field(default=8 * 1024, ge=1024)
+    """Path plus query string of one HTTP request (414 beyond)."""
     max_book_depth: int = Field(default=1000, ge=1)
     max_trades_limit: int = Field(default=1000, ge=1)
     record: bool = True

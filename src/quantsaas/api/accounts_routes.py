@@ -41,7 +41,7 @@ Email = Annotated[str, Field(min_length=3, max_length=254, pattern=r"^\s*[^@\s]+
 class Credentials(BaseModel):
     model_config = ConfigDict(extra="forbid")
     email: Email
-    password: Annotated[str, Field(min_length=1, max_length=1024)]
+    password: Annotated[str, Field(min_length=1, max_length=MAX_LENGTH)]
 
 
 class NewAccount(BaseModel):
@@ -222,7 +222,7 @@ async def account(request: Request) -> Account:
 
 class PasswordChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    current_password: Annotated[str, Field(min_length=1, max_length=1024)]
+    current_password: Annotated[str, Field(min_length=1, max_length=MAX_LENGTH)]
     new_password: Annotated[str, Field(min_length=MIN_LENGTH, max_length=MAX_LENGTH)]
 
 

@@ -24,6 +24,7 @@ from quantsaas.api.backtest_routes import router as backtest_router
 from quantsaas.api.consolidated_routes import router as consolidated_router
 from quantsaas.api.headers import SecurityHeadersMiddleware
 from quantsaas.api.history_routes import router as history_router
+from quantsaas.api.intake import IntakeMiddleware
 from quantsaas.api.metrics import HttpMetricsMiddleware, Metrics
 from quantsaas.api.ops_routes import router as ops_router
 from quantsaas.api.public_market import DelayedMarket
@@ -142,6 +143,7 @@ def create_app(
     dist = dashboard_dist(settings.web_dist) if runtime.role != "ingest" else None
     if dist is not None:
         app.add_middleware(DashboardMiddleware, dist=dist)
+    app.add_middleware(IntakeMiddleware)  # credentials and rate limit before any body is read
     app.add_middleware(LimitHeadersMiddleware)
     app.add_middleware(HttpMetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestIdMiddleware)

@@ -193,8 +193,15 @@ class Guard:
         return decision
 
 
+GUARDED = "quantsaas.guarded"
+"""Scope key set once guard_request has passed a request (it runs before the body is read,
+api/intake.py, and again as the app-wide dependency, which then returns at once)."""
+
+
 async def guard_request(request: Request) -> None:
-    """The dependency every API route runs (create_app installs it app-wide)."""
+    """Credentials, tier and rate limit of an HTTP request; raises the Problem refusing it."""
+    if request.scope.get(GUARDED):
+        return
     guard: Guard | None = getattr(request.app.state, "guard", None)
     route = request.scope.get("route")
     template: str = route.path if route is not None else request.scope["path"]
@@ -230,6 +237,7 @@ async def guard_request(request: Request) -> None:
     cost = guard.weights.get(template, 1)
     decision = await guard.charge(principal, access, ip, template, cost)
     request.state.limit_decision = decision
+    request.scope[GUARDED] = True
 
 
 async def _check_tier(

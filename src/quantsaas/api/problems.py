@@ -38,18 +38,21 @@ _TITLES = {
     "email-taken": "Email already registered",
     "weak-password": "Password not accepted",
     "key-limit": "Key limit reached",
+    "payload-too-large": "Content too large",
 }
 _CODE_BY_STATUS = {
     400: "bad-request",
     404: "not-found",
     405: "method-not-allowed",
+    413: "payload-too-large",
     422: "validation-error",
     503: "service-unavailable",
 }
 
 
-class Problem(Exception):
-    """Raise from a route to answer with a problem document."""
+class Problem(StarletteHTTPException):
+    """Raise from a route to answer with a problem document. An HTTPException, so FastAPI's
+    body reader lets it through unchanged when a refusal happens while it reads (intake.py)."""
 
     def __init__(
         self,
@@ -59,7 +62,7 @@ class Problem(Exception):
         headers: Mapping[str, str] | None = None,
         **extra: Any,
     ) -> None:
-        super().__init__(detail)
+        super().__init__(status, detail, headers)
         self.status = status
         self.code = code
         self.detail = detail

@@ -176,21 +176,22 @@ async def login(body: Credentials, request: Request, response: Response) -> User
     guard = _guard(request)
     ip = client_ip(request.client)
     account_key = f"login:{body.email.strip().lower()}"
-    waiting = await guard.limiter.peek(account_key, LOGIN_FAILURES_PER_ACCOUNT)
-    if not waiting.allowed:
+    # reserve the attempt before verifying: concurrent guesses cannot all pass the check
+    reserved = await guard.limiter.hit(account_key, LOGIN_FAILURES_PER_ACCOUNT)
+    if not reserved.allowed:
         raise await guard.deny(
             429,
             "rate-limited",
-            f"too many failed logins for this account; retry in {waiting.retry_after_s:.0f} s",
+            f"too many failed logins for this account; retry in {reserved.retry_after_s:.0f} s",
             ip,
             "/api/v1/auth/login",
-            headers=limit_headers(waiting),
+            headers=limit_headers(reserved),
         )
     user = await guard.accounts.authenticate(body.email, body.password)
     if user is None:
-        await guard.limiter.hit(account_key, LOGIN_FAILURES_PER_ACCOUNT)
         await guard.accounts.audit("user.login_failed", ip=ip, detail=body.email[:254])
         raise Problem(401, "login-failed", "wrong email or password")
+    await guard.limiter.refund(account_key, LOGIN_FAILURES_PER_ACCOUNT)
     await guard.accounts.audit("user.login", user_id=user.id, ip=ip)
     token = await guard.accounts.create_session(user.id)
     _set_session_cookie(request, response, token, int(guard.settings.session_ttl_s))

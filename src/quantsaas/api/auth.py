@@ -31,7 +31,7 @@ from quantsaas.accounts.service import Accounts, Principal, Revocation
 from quantsaas.accounts.tiers import Tier
 from quantsaas.api.access import DOCS_PATHS, Access, access_for, tier_denial
 from quantsaas.api.problems import Problem
-from quantsaas.api.ratelimit import Decision, Limiter, Quota, limit_headers
+from quantsaas.api.ratelimit import Decision, Limiter, Quota, client_bucket, limit_headers
 from quantsaas.config import Settings
 from quantsaas.errors import UnknownInstrument
 from quantsaas.readmodel import resolve
@@ -122,7 +122,7 @@ class Guard:
 
     def rate_key(self, principal: Principal | None, ip: str) -> str:
         if principal is None or principal.user_id is None:
-            return f"ip:{ip}"
+            return f"ip:{client_bucket(ip)}"  # an IPv6 /64 counts as one address
         if principal.key_id is not None:
             return f"key:{principal.key_id}"
         return f"user:{principal.user_id}"
@@ -150,8 +150,9 @@ class Guard:
             "denied %s %s: %s", status, path, code, extra={"ip": ip, "who": who, "code": code}
         )
         now = time.monotonic()
-        if audit and now - self._denials.get((ip, code), float("-inf")) >= DENIAL_AUDIT_EVERY_S:
-            self._denials[(ip, code)] = now
+        bucket = (client_bucket(ip), code)
+        if audit and now - self._denials.get(bucket, float("-inf")) >= DENIAL_AUDIT_EVERY_S:
+            self._denials[bucket] = now
             if len(self._denials) > 10_000:
                 self._denials.clear()
             try:
@@ -300,7 +301,9 @@ class OpenSockets:
 
     @staticmethod
     def owner(principal: Principal, ip: str) -> str:
-        return f"ip:{ip}" if principal.user_id is None else f"user:{principal.user_id}"
+        if principal.user_id is None:
+            return f"ip:{client_bucket(ip)}"
+        return f"user:{principal.user_id}"
 
     def count(self, principal: Principal, ip: str = "") -> int:
         return len(self._by_owner.get(self.owner(principal, ip), ()))

@@ -15,6 +15,7 @@ import pytest_asyncio
 
 from helpers import PostgresServer
 from quantsaas.accounts import passwords
+from quantsaas.api.login import DEVICE_COOKIE
 from quantsaas.api.ratelimit import Quota
 from secured import PASSWORD, Secured, secured_service
 
@@ -88,3 +89,93 @@ async def test_one_ipv6_64_is_one_address_for_the_login_budget(secured: Secured)
     # another /64 has its own budget
     other = await login(secured, f"2001:db8:{net}:8::1", unique_email(), WRONG)
     assert other.status_code == 401
+
+
+async def login_as(
+    service: Secured, ip: str, email: str, password: str, device: str | None = None
+) -> httpx.Response:
+    cookies = {DEVICE_COOKIE: device} if device else None
+    async with from_address(service, ip, cookies=cookies) as http:
+        return await http.post("/api/v1/auth/login", json={"email": email, "password": password})
+
+
+def net() -> str:
+    """A fresh /24 of TEST-NET-3 per test (one Redis serves the whole session)."""
+    return f"203.0.{uuid.uuid4().int % 250}"
+
+
+@pytest.mark.asyncio
+async def test_guessing_locks_unknown_clients_out_but_not_the_owner(secured: Secured) -> None:
+    email, base = unique_email(), net()
+    await secured.accounts.add_user(email, PASSWORD, tier="free")
+    home = f"{base}.1"
+    first = await login_as(secured, home, email, PASSWORD)
+    assert first.status_code == 200
+    device = first.cookies[DEVICE_COOKIE]
+    # an attacker guesses from many addresses: the account locks for unknown clients
+    guesses = [await login_as(secured, f"{base}.{i}", email, WRONG) for i in range(10, 20)]
+    assert [g.status_code for g in guesses[:5]] == [401] * 5
+    assert {g.status_code for g in guesses[5:]} == {429}
+    assert guesses[-1].json()["code"] == "login-locked"
+    assert int(guesses[-1].headers["retry-after"]) >= 1
+    # even the right password from a fresh address, without the cookie, waits
+    assert (await login_as(secured, f"{base}.99", email, PASSWORD)).status_code == 429
+    # the owner's browser (device cookie) gets in from anywhere
+    travelling = await login_as(secured, f"{base}.77", email, PASSWORD, device)
+    assert travelling.status_code == 200
+    # and so does the right password from an address the owner signed in from before
+    assert (await login_as(secured, home, email, PASSWORD)).status_code == 200
+    # but not a wrong one from there once the budget is spent... it is verified, and fails
+    assert (await login_as(secured, home, email, WRONG)).status_code == 401
+
+
+@pytest.mark.asyncio
+async def test_a_device_cookie_buys_only_a_few_guesses_and_only_for_its_account(
+    secured: Secured,
+) -> None:
+    email, other, base = unique_email(), unique_email(), net()
+    for address in (email, other):
+        await secured.accounts.add_user(address, PASSWORD, tier="free")
+    device = (await login_as(secured, f"{base}.1", email, PASSWORD)).cookies[DEVICE_COOKIE]
+    for i in range(5):  # spend the account's budget for unknown clients
+        await login_as(secured, f"{base}.{10 + i}", email, WRONG)
+    stolen = [await login_as(secured, f"{base}.50", email, WRONG, device) for _ in range(6)]
+    assert [s.status_code for s in stolen[:5]] == [401] * 5
+    assert stolen[5].status_code == 429  # the cookie is spent: an unknown client again
+    # a cookie of one account is no cookie for another
+    forged = device
+    for i in range(5):
+        await login_as(secured, f"{base}.{20 + i}", other, WRONG)
+    assert (await login_as(secured, f"{base}.60", other, PASSWORD, forged)).status_code == 429
+    assert (await login_as(secured, f"{base}.61", email, PASSWORD, "d1.1.x.y")).status_code == 429
+
+
+@pytest.mark.asyncio
+async def test_one_address_backs_off_exponentially(secured: Secured) -> None:
+    address = f"{net()}.1"
+    answers = [await login_as(secured, address, unique_email(), WRONG) for _ in range(7)]
+    assert [a.status_code for a in answers] == [401] * 6 + [429]  # 5 free, the 6th sets 1 s
+    assert answers[-1].json()["code"] == "rate-limited"
+    assert answers[-1].headers["retry-after"] == "1"
+    await asyncio.sleep(1.05)
+    assert (await login_as(secured, address, unique_email(), WRONG)).status_code == 401
+    waiting = await login_as(secured, address, unique_email(), WRONG)
+    assert waiting.status_code == 429 and waiting.headers["retry-after"] == "2"
+    # another address is not held back
+    assert (await login_as(secured, f"{net()}.2", unique_email(), WRONG)).status_code == 401
+
+
+@pytest.mark.asyncio
+async def test_lock_out_pressure_is_in_metrics_and_the_audit_log(secured: Secured) -> None:
+    email, base = unique_email(), net()
+    user = await secured.accounts.add_user(email, PASSWORD, tier="free")
+    for i in range(7):
+        await login_as(secured, f"{base}.{i}", email, WRONG)
+    async with secured.client() as http:
+        metrics = (await http.get("/metrics")).text
+    assert 'quantsaas_login_attempts_total{outcome="account-locked"} 2.0' in metrics
+    assert 'quantsaas_login_attempts_total{outcome="failed"} 5.0' in metrics
+    assert "quantsaas_login_locked_accounts 1.0" in metrics
+    events = await secured.accounts.audit_events(50)
+    locked = [e for e in events if "login-locked" in e.detail]
+    assert locked and all(e.user_id == user.id for e in locked)

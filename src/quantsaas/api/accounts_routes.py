@@ -10,9 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from quantsaas.accounts.passwords import MAX_LENGTH, MIN_LENGTH
 from quantsaas.accounts.service import Principal
+from quantsaas.accounts.trust import DEVICE_TTL_S
 from quantsaas.api.auth import SESSION_COOKIE, Guard, client_ip, request_principal
+from quantsaas.api.login import DEVICE_COOKIE
 from quantsaas.api.problems import PROBLEM_JSON, Problem
-from quantsaas.api.ratelimit import Quota, limit_headers
 from quantsaas.errors import (
     AccountNotFound,
     EmailTaken,
@@ -23,9 +24,6 @@ from quantsaas.errors import (
 from quantsaas.model import now_ns
 
 router = APIRouter(tags=["accounts"])
-
-LOGIN_FAILURES_PER_ACCOUNT = Quota("login-account", 5, 300.0)
-"""Wrong passwords tolerated per account before logins to it wait (on top of the per-IP limit)."""
 
 
 def _problem_doc(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -169,33 +167,52 @@ async def signup(body: NewAccount, request: Request, response: Response) -> User
 
 @router.post(
     "/api/v1/auth/login",
-    summary="Sign in: sets an HttpOnly session cookie",
+    summary="Sign in: sets an HttpOnly session cookie (and a device cookie, api/login.py)",
     responses=_problem_doc(401, 422, 429),
 )
 async def login(body: Credentials, request: Request, response: Response) -> User:
     guard = _guard(request)
     ip = client_ip(request.client)
-    account_key = f"login:{body.email.strip().lower()}"
-    # reserve the attempt before verifying: concurrent guesses cannot all pass the check
-    reserved = await guard.limiter.hit(account_key, LOGIN_FAILURES_PER_ACCOUNT)
-    if not reserved.allowed:
+    try:
+        attempt = await guard.login.admit(body.email, ip, request.cookies.get(DEVICE_COOKIE))
+    except Problem as refused:
+        account = await _user_id(guard, body.email)
         raise await guard.deny(
-            429,
-            "rate-limited",
-            f"too many failed logins for this account; retry in {reserved.retry_after_s:.0f} s",
+            refused.status,
+            refused.code,
+            refused.detail,
             ip,
             "/api/v1/auth/login",
-            headers=limit_headers(reserved),
-        )
+            headers=refused.headers,
+            user_id=account,
+        ) from None
     user = await guard.accounts.authenticate(body.email, body.password)
     if user is None:
+        guard.login.failed(attempt)
         await guard.accounts.audit("user.login_failed", ip=ip, detail=body.email[:254])
         raise Problem(401, "login-failed", "wrong email or password")
-    await guard.limiter.refund(account_key, LOGIN_FAILURES_PER_ACCOUNT)
+    device = await guard.login.succeeded(attempt, user.id)
     await guard.accounts.audit("user.login", user_id=user.id, ip=ip)
     token = await guard.accounts.create_session(user.id)
     _set_session_cookie(request, response, token, int(guard.settings.session_ttl_s))
+    response.set_cookie(
+        DEVICE_COOKIE,
+        device,
+        max_age=int(DEVICE_TTL_S),
+        httponly=True,
+        secure=request.url.scheme == "https",
+        samesite="strict",
+        path="/api/v1/auth/login",  # sent with login attempts only
+    )
     return User.model_validate(user)
+
+
+async def _user_id(guard: Guard, email: str) -> int | None:
+    """The id of the account with this email, if there is one (for audit rows)."""
+    try:
+        return (await guard.accounts.find_user(email)).id
+    except (AccountNotFound, InvalidEmail):
+        return None
 
 
 @router.post("/api/v1/auth/logout", status_code=204, summary="End the dashboard session")

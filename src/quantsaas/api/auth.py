@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from quantsaas.accounts.service import Accounts, Principal, Revocation
 from quantsaas.accounts.tiers import Tier
 from quantsaas.api.access import DOCS_PATHS, Access, access_for, tier_denial
+from quantsaas.api.login import LoginGate
 from quantsaas.api.problems import Problem
 from quantsaas.api.ratelimit import Decision, Limiter, Quota, client_bucket, limit_headers
 from quantsaas.config import Settings
@@ -100,6 +101,7 @@ class Guard:
         }
         for tier in self.tiers.values():
             self.quotas[tier.name] = Quota(tier.name, tier.requests, tier.window_s)
+        self.login = LoginGate(self.accounts, self.limiter)
 
     def tier_of(self, principal: Principal) -> Tier:
         return self.tiers[principal.tier]
@@ -142,8 +144,10 @@ class Guard:
         principal: Principal | None = None,
         headers: Mapping[str, str] | None = None,
         audit: bool = True,
+        user_id: int | None = None,
     ) -> Problem:
-        """Log (and now and then audit) a refused request; the caller raises the result."""
+        """Log (and now and then audit) a refused request; the caller raises the result.
+        `user_id`: the account concerned when the caller is anonymous (a locked login)."""
         self.denied[(status, code)] += 1
         who = principal.key_id or principal.email if principal is not None else None
         audit_log.info(
@@ -158,7 +162,7 @@ class Guard:
             try:
                 await self.accounts.audit(
                     "request.denied",
-                    user_id=principal.user_id if principal is not None else None,
+                    user_id=principal.user_id if principal is not None else user_id,
                     key_id=principal.key_id if principal is not None else None,
                     ip=ip,
                     detail=f"{status} {code} {path}",

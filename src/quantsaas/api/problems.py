@@ -35,6 +35,7 @@ _TITLES = {
     "admin-required": "Administrators only",
     "origin-not-allowed": "Origin not allowed",
     "rate-limited": "Too many requests",
+    "login-locked": "Too many failed logins from unknown devices",
     "email-taken": "Email already registered",
     "weak-password": "Password not accepted",
     "key-limit": "Key limit reached",

@@ -7,32 +7,77 @@ digest). Each process polls the rows above the last id it saw (about once a seco
 its credential cache holds for them and tells its listeners (the open WebSockets), so a change
 made by the CLI or another API process reaches every process; its own changes it applied when
 it made them.
+
+A revocation is refused in this process before it is written (accounts/cache.py `deny`). When
+the write fails (a full disk, the database away) it is kept and retried on every poll until it
+succeeds: `unwritten` lists what other processes do not know yet (/readyz is not ready).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import cast
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from quantsaas.accounts.cache import CredentialCache
 from quantsaas.accounts.models import AccountChange
 from quantsaas.accounts.views import Revocation
+from quantsaas.errors import RevocationPending
+
+Write = Callable[[AsyncConnection], Awaitable[None]]
 
 log = logging.getLogger("quantsaas.accounts")
 
 
 class ChangeFeed:
-    def __init__(self, engine: AsyncEngine, cache: CredentialCache) -> None:
+    def __init__(self, engine: AsyncEngine, writer: AsyncEngine, cache: CredentialCache) -> None:
         self._engine = engine
+        self._writer = writer
         self._cache = cache
         self._listeners: list[Callable[[Revocation], None]] = []
         self.last_seen = 0
         self._own: set[int] = set()
+        self.unwritten: dict[tuple[str, object], tuple[str, Write]] = {}
+        """Revocations in force here whose write failed: (kind, subject) -> (what, write)."""
+
+    async def write_revocation(self, kind: str, subject: object, what: str, write: Write) -> None:
+        """Run `write` in a write transaction; when it fails, keep it for `retry` and raise
+        RevocationPending. The caller has denied (kind, subject) in the cache already; once
+        the write is done the database refuses it and the denial is dropped."""
+        try:
+            async with self._writer.begin() as conn:
+                await write(conn)
+        except (SQLAlchemyError, OSError) as exc:
+            self.unwritten[(kind, subject)] = (what, write)
+            log.error("%s: refused by this process, but not written (%s); retrying", what, exc)
+            raise RevocationPending(
+                f"{what}: refused by this process now; writing it failed ({str(exc)[:100]}) "
+                "and is retried until it succeeds"
+            ) from exc
+        self.unwritten.pop((kind, subject), None)
+        self._cache.allow(kind, subject)  # written: the database refuses it from now on
+
+    def forget_unwritten(self, kind: str, subject: object) -> None:
+        self.unwritten.pop((kind, subject), None)
+
+    async def retry(self) -> int:
+        """Try every unwritten revocation again; how many are still unwritten."""
+        for (kind, subject), (what, write) in list(self.unwritten.items()):
+            try:
+                async with self._writer.begin() as conn:
+                    await write(conn)
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("%s: still not written: %s", what, exc)
+                continue
+            log.warning("%s: written at last", what)
+            self.unwritten.pop((kind, subject), None)
+            self._cache.allow(kind, subject)
+        return len(self.unwritten)
 
     async def start(self) -> None:
         """Start after the newest change: older ones concern caches this process never had."""

@@ -20,14 +20,16 @@ from pydantic import ValidationError
 from quantsaas.accounts.service import Accounts
 from quantsaas.accounts.tiers import Tier, load_tiers
 from quantsaas.config import Settings
-from quantsaas.errors import AccountError, ConfigError, StorageError
+from quantsaas.errors import AccountError, ConfigError, RevocationPending, StorageError
 
 Action = Callable[[Accounts, argparse.Namespace], Coroutine[Any, Any, int]]
+WRITE_ATTEMPTS = 10
 
 
 def _with_db(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
-        "--db", help="accounts database URL (default: setting accounts_url, else data/accounts.db)"
+        "--db",
+        help="accounts database URL (default: setting accounts_url, else accounts/accounts.db)",
     )
     return parser
 
@@ -131,7 +133,11 @@ async def _users(accounts: Accounts, args: argparse.Namespace) -> int:
         ]
         _table(["id", "email", "tier", "admin", "disabled", "created"], rows)
     elif args.action in ("disable", "enable"):
-        user = await accounts.set_disabled(args.email, args.action == "disable")
+        try:
+            user = await accounts.set_disabled(args.email, args.action == "disable")
+        except RevocationPending:
+            await _written(accounts)
+            user = await accounts.find_user(args.email)
         await accounts.audit(f"user.{args.action}d", user_id=user.id, detail="cli")
         print(f"user {user.email} {args.action}d", file=sys.stderr)
     else:
@@ -143,7 +149,11 @@ async def _users(accounts: Accounts, args: argparse.Namespace) -> int:
 
 async def _keys(accounts: Accounts, args: argparse.Namespace) -> int:
     if args.action == "revoke":
-        key = await accounts.revoke_key(args.key_id, None)
+        try:
+            key = await accounts.revoke_key(args.key_id, None)
+        except RevocationPending:
+            await _written(accounts)
+            key = await accounts.revoke_key(args.key_id, None)  # now recorded: reads it back
         await accounts.audit("key.revoked", user_id=key.user_id, key_id=key.key_id, detail="cli")
         print(f"key {key.key_id} revoked", file=sys.stderr)
         return 0
@@ -161,6 +171,19 @@ async def _keys(accounts: Accounts, args: argparse.Namespace) -> int:
     ]
     _table(["key_id", "name", "created", "last_used", "state"], rows)
     return 0
+
+
+async def _written(accounts: Accounts, attempts: int = WRITE_ATTEMPTS) -> None:
+    """Retry a revocation whose write failed, a few times; an AccountError if it never lands
+    (this process ends, so nothing would retry it: the operator must know)."""
+    for _ in range(attempts):
+        await asyncio.sleep(1.0)
+        if not await accounts.changes.retry():
+            return
+    raise RevocationPending(
+        "NOT revoked: the accounts database refused the write (full disk? see the log); "
+        "the service still accepts the credentials. Free space and run the command again"
+    )
 
 
 async def _audit(accounts: Accounts, args: argparse.Namespace) -> int:

@@ -12,15 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from quantsaas.accounts import passwords
 from quantsaas.accounts.audit import read_events, write_event
@@ -32,7 +34,7 @@ from quantsaas.accounts.sessions import USER_COLUMNS as _USER
 from quantsaas.accounts.sessions import Sessions
 from quantsaas.accounts.store import IMMEDIATE, make_engine, migrate, safe_url
 from quantsaas.accounts.tiers import Tier
-from quantsaas.accounts.trust import LoginTrust
+from quantsaas.accounts.trust import LoginTrust, touch_state
 from quantsaas.accounts.views import (
     AuditView,
     KeyView,
@@ -66,6 +68,9 @@ __all__ = [
 log = logging.getLogger("quantsaas.accounts")
 ADMIN_EMAIL = "admin@localhost"
 _PURGE_EVERY_S = 60.0
+_PROBE_TIMEOUT_S = 5.0
+_MIN_FREE = 16 << 20
+"""Free bytes a SQLite accounts database needs to count as writable (sessions, audit rows)."""
 _CHANGES_KEPT = timedelta(days=1)
 
 
@@ -95,7 +100,7 @@ class Accounts(Sessions):
         self._usage_flush_s = usage_flush_s
         self._cache = CredentialCache()
         self._used: dict[str, float] = {}  # key_id -> last use (epoch s), not yet written
-        self.changes = ChangeFeed(engine, self._cache)
+        self.changes = ChangeFeed(engine, self._writer, self._cache)
         self._dummy_hash: str | None = None
         self._flushed_at = time.monotonic()
         self._purged_at = 0.0
@@ -143,6 +148,21 @@ class Accounts(Sessions):
                 await conn.execute(text("SELECT 1"))
         except (SQLAlchemyError, OSError):
             return False
+        return True
+
+    async def writable(self) -> bool:
+        """Can accounts be written (for /readyz)? No revocation waits to be written, a write
+        transaction commits, and a SQLite file's filesystem has `_MIN_FREE` bytes left."""
+        if self.changes.unwritten:
+            return False
+        try:
+            async with asyncio.timeout(_PROBE_TIMEOUT_S):
+                await touch_state(self._writer, "readyz")
+        except (SQLAlchemyError, OSError, TimeoutError):
+            return False
+        database = self._engine.url.database
+        if self._engine.dialect.name == "sqlite" and database and database != ":memory:":
+            return shutil.disk_usage(Path(database).parent).free >= _MIN_FREE
         return True
 
     # -- users --------------------------------------------------------------------------------
@@ -229,15 +249,23 @@ class Accounts(Sessions):
     async def set_disabled(self, email: str, disabled: bool) -> UserView:
         """Disable (ends sessions, tickets and cached credentials; fires revocations) or enable."""
         user = await self.find_user(email)
-        async with self._writer.begin() as conn:
-            await conn.execute(update(User).where(User.id == user.id).values(disabled=disabled))
-            if disabled:
-                await conn.execute(delete(Session).where(Session.user_id == user.id))
-                await conn.execute(delete(WsTicket).where(WsTicket.user_id == user.id))
-                await self.changes.record(conn, "user", user.id)
-        if disabled:
-            self._cache.forget_user(user.id)
-            self.changes.fire(Revocation(None, user.id))
+        if not disabled:
+            self._cache.allow("user", user.id)
+            self.changes.forget_unwritten("user", user.id)
+            async with self._writer.begin() as conn:
+                await conn.execute(update(User).where(User.id == user.id).values(disabled=False))
+            return await self.find_user(email)
+        self._cache.deny("user", user.id)  # refused here at once, even if the write fails
+        self._cache.forget_user(user.id)
+        self.changes.fire(Revocation(None, user.id))
+
+        async def write(conn: AsyncConnection) -> None:
+            await conn.execute(update(User).where(User.id == user.id).values(disabled=True))
+            await conn.execute(delete(Session).where(Session.user_id == user.id))
+            await conn.execute(delete(WsTicket).where(WsTicket.user_id == user.id))
+            await self.changes.record(conn, "user", user.id)
+
+        await self.changes.write_revocation("user", user.id, f"disabling {user.email}", write)
         return await self.find_user(email)
 
     async def set_tier(self, email: str, tier: str) -> UserView:
@@ -321,18 +349,23 @@ class Accounts(Sessions):
         query = select(ApiKey).where(ApiKey.key_id == key_id)
         if user_id is not None:
             query = query.where(ApiKey.user_id == user_id)
-        async with self._writer.begin() as conn:
-            row = (await conn.execute(query)).first()
-            if row is None:
-                raise AccountNotFound(f"no API key {key_id}")
-            key = row
-            if key.revoked_at is not None:
-                return key_view(key)
-            now = _now()
-            await conn.execute(update(ApiKey).where(ApiKey.key_id == key_id).values(revoked_at=now))
-            await self.changes.record(conn, "key", key.user_id, key_id)
+        async with self._engine.connect() as conn:
+            key = (await conn.execute(query)).first()
+        if key is None:
+            raise AccountNotFound(f"no API key {key_id}")
+        if key.revoked_at is not None:
+            return key_view(key)
+        now = _now()
+        self._cache.deny("key", key_id)  # refused here at once, even if the write fails
         self._cache.forget_key(key_id)
         self.changes.fire(Revocation(key_id, key.user_id))
+
+        async def write(conn: AsyncConnection) -> None:
+            live = (ApiKey.key_id == key_id) & ApiKey.revoked_at.is_(None)
+            await conn.execute(update(ApiKey).where(live).values(revoked_at=now))
+            await self.changes.record(conn, "key", key.user_id, key_id)
+
+        await self.changes.write_revocation("key", key_id, f"revoking key {key_id}", write)
         return KeyView(key.key_id, key.user_id, key.name, key.created_at, key.last_used_at, now)
 
     async def resolve_key(self, text: str) -> Principal | None:
@@ -344,6 +377,8 @@ class Accounts(Sessions):
         digest = key_digest(text)
         principal = self._cache.keys.get(digest)
         if principal is not None:
+            if self._cache.refuses(principal):
+                return None
             self._used[key_id] = time.time()
             return principal
         generation = self._cache.generation
@@ -360,6 +395,8 @@ class Accounts(Sessions):
         if not digests_match(row.digest, digest):
             return None
         principal = principal_of(row, key_id)
+        if self._cache.refuses(principal):
+            return None
         self._cache.put_key(digest, principal, generation)
         self._used[key_id] = time.time()
         return principal
@@ -394,6 +431,7 @@ class Accounts(Sessions):
     async def poll_changes(self) -> int:
         """Apply the changes other processes made since the last poll; how many were new.
         Also flushes `last_used_at` and purges expired rows when they are due."""
+        await self.changes.retry()
         applied = await self.changes.poll()
         if time.monotonic() - self._flushed_at >= self._usage_flush_s:
             await self.flush_usage()

@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from quantsaas.accounts.cache import CredentialCache
 from quantsaas.accounts.changes import ChangeFeed
@@ -66,7 +66,7 @@ class Sessions:
         digest = key_digest(token)
         cached = self._cache.session(digest, time.time())
         if cached is not None:
-            return cached
+            return None if self._cache.refuses(cached, digest) else cached
         generation = self._cache.generation
         async with self._engine.connect() as conn:
             row = (
@@ -79,18 +79,25 @@ class Sessions:
         if row is None or row.disabled:
             return None
         principal = principal_of(row, None, session=True)
+        if self._cache.refuses(principal, digest):
+            return None
         self._cache.put_session(digest, principal, row.expires_at.timestamp(), generation)
         return principal
 
     async def end_session(self, token: str) -> None:
+        """Log out: refused here at once; written (retried until it is) for other processes."""
         digest = key_digest(token)
-        async with self._writer.begin() as conn:
+        self._cache.deny("session", digest)
+        self._cache.forget_session(digest)
+
+        async def write(conn: AsyncConnection) -> None:
             user_id = await conn.scalar(
                 delete(Session).where(Session.digest == digest).returning(Session.user_id)
             )
             if user_id is not None:
                 await self.changes.record(conn, "session", user_id, digest)
-        self._cache.forget_session(digest)
+
+        await self.changes.write_revocation("session", digest, "ending a session", write)
 
     async def mint_ticket(self, principal: Principal) -> str:
         """A single-use /ws credential valid for `ticket_ttl_s` (users only, not anonymous)."""
@@ -134,4 +141,5 @@ class Sessions:
             )
         if user is None or user.disabled or revoked:
             return None
-        return principal_of(user, row.key_id, session=row.key_id is None)
+        principal = principal_of(user, row.key_id, session=row.key_id is None)
+        return None if self._cache.refuses(principal) else principal

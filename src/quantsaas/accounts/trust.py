@@ -58,6 +58,17 @@ async def shared_secret(engine: AsyncEngine, writer: AsyncEngine, name: str) -> 
     return bytes.fromhex(str(value))
 
 
+async def touch_state(writer: AsyncEngine, name: str) -> None:
+    """Write `service_state.name` (its time): a real write transaction, for readiness probes."""
+    async with writer.begin() as conn:
+        changed = await conn.execute(
+            update(ServiceState).where(ServiceState.name == name).values(updated_at=_now())
+        )
+        if not changed.rowcount:
+            values = {"name": name, "value": "", "updated_at": _now()}
+            await conn.execute(insert(ServiceState).values(**values))
+
+
 class LoginTrust:
     def __init__(self, engine: AsyncEngine, writer: AsyncEngine, device_key: bytes) -> None:
         self._engine = engine

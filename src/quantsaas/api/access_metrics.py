@@ -45,6 +45,12 @@ class AccessCollector(Collector):
         for caller, count in sorted(guard.sockets.by_caller().items()):
             sockets.add_metric([caller], count)
         yield sockets
+        unwritten = GaugeMetricFamily(
+            f"{PREFIX}_accounts_unwritten_revocations",
+            "Revocations in force in this process whose database write failed (being retried)",
+        )
+        unwritten.add_metric([], len(guard.accounts.changes.unwritten))
+        yield unwritten
         login = guard.login
         attempts = CounterMetricFamily(
             f"{PREFIX}_login_attempts",

@@ -19,6 +19,7 @@ from quantsaas.errors import (
     EmailTaken,
     InvalidEmail,
     KeyLimitReached,
+    RevocationPending,
     WeakPassword,
 )
 from quantsaas.model import now_ns
@@ -219,7 +220,10 @@ async def _user_id(guard: Guard, email: str) -> int | None:
 async def logout(request: Request) -> Response:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        await _guard(request).accounts.end_session(token)
+        try:
+            await _guard(request).accounts.end_session(token)
+        except RevocationPending:
+            pass  # refused here already, logged, retried; /readyz and /metrics show it
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response
@@ -335,7 +339,7 @@ async def create_key(body: NewKey, request: Request) -> CreatedKey:
     "/api/v1/keys/{key_id}",
     status_code=204,
     summary="Revoke an API key: at once, open WebSockets using it are closed",
-    responses=_problem_doc(404),
+    responses=_problem_doc(404, 503),
 )
 async def revoke_key(key_id: Annotated[str, Path(max_length=64)], request: Request) -> Response:
     guard = _guard(request)
@@ -344,6 +348,8 @@ async def revoke_key(key_id: Annotated[str, Path(max_length=64)], request: Reque
         await guard.accounts.revoke_key(key_id, principal.user_id)
     except AccountNotFound:
         raise Problem(404, "not-found", f"no key {key_id!r} of yours") from None
+    except RevocationPending as exc:  # refused here already; the write is retried
+        raise Problem(503, "revocation-pending", str(exc), {"Retry-After": "5"}) from None
     await guard.accounts.audit(
         "key.revoked", user_id=principal.user_id, key_id=key_id, ip=client_ip(request.client)
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -36,6 +37,8 @@ from quantsaas.config import Settings
 from quantsaas.logs import RequestIdMiddleware
 from quantsaas.runtime import Runtime
 
+log = logging.getLogger(__name__)
+
 DESCRIPTION = """
 Real-time crypto market data: exact L2 order books, trades and tickers per venue.
 
@@ -55,6 +58,13 @@ async def open_guard(
 ) -> Guard:
     """Accounts (migrated to the latest schema) and the rate limiter the API checks with."""
     tiers = load_tiers(settings.tiers_file)
+    if settings.legacy_accounts_file and accounts is None:
+        log.warning(
+            "accounts: using %s, on the recording's disk; stop the service and move "
+            "accounts.db* to %s to keep them apart (a full disk would stop logins)",
+            settings.accounts_file,
+            settings.accounts_dir.resolve(),
+        )
     if accounts is None:
         accounts = await Accounts.open(
             settings.accounts_database,

@@ -40,6 +40,7 @@ _TITLES = {
     "weak-password": "Password not accepted",
     "key-limit": "Key limit reached",
     "payload-too-large": "Content too large",
+    "revocation-pending": "Revocation in force here, not yet written",
 }
 _CODE_BY_STATUS = {
     400: "bad-request",

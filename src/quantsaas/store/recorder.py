@@ -13,6 +13,12 @@ arrived since the last flush.
 A failed write (disk full, permissions) is logged, counted in `RecorderStatus` (shown in
 /health) and its events dropped; the live service is never affected. Compaction of finished
 slots and retention run in the same thread (maintenance.py).
+
+The recorder stops writing before the disk is full: while the data directory's filesystem has
+less than `min_free_bytes` free, a flush drops what it drained (counted) instead of writing, so
+the rest of the machine (the accounts database, logs) keeps room. Below the floor it applies
+the retention at once, and with `free_space_retention` also deletes the oldest recorded days
+(never today) until the floor is met again; writing resumes by itself.
 """
 
 from __future__ import annotations
@@ -20,9 +26,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import shutil
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +59,16 @@ INPUTS = (TRADES, BOOK)
 """The channels the recorder consumes."""
 MAINTENANCE_S = 60.0
 ERROR_LOG_S = 30.0
+ROOM_EVERY_S = 5.0
+"""How often, at most, retention runs to make room while free space is below the floor."""
+MB = 1 << 20
+
+
+def disk_free(path: Path) -> int:
+    """Free bytes on the filesystem holding `path` (or its nearest existing parent)."""
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return shutil.disk_usage(path).free
 
 
 @dataclass(frozen=True)
@@ -67,6 +84,10 @@ class RecorderConfig:
     """Record the raw frames of venue feeds too."""
     max_pending: int = 5_000_000
     """Events buffered before new ones are dropped (the disk cannot keep up)."""
+    min_free_bytes: int = 0
+    """Stop writing while the data filesystem has less free space than this (0: never)."""
+    free_space_retention: bool = False
+    """Below the floor, also delete the oldest recorded days (never today) to make room."""
 
 
 @dataclass
@@ -81,6 +102,12 @@ class RecorderStatus:
     last_error_ns: int | None = None
     last_flush_ns: int | None = None
     errors: int = 0
+    free_bytes: int | None = None
+    """Free space of the data filesystem at the last flush (None: no floor configured)."""
+    paused: bool = False
+    """Writing is paused: free space is below the floor."""
+    days_freed: int = 0
+    """Recorded days deleted to make room."""
 
     def json(self, pending: int) -> dict[str, Any]:
         return {
@@ -93,6 +120,9 @@ class RecorderStatus:
             "errors": self.errors,
             "last_error": self.last_error,
             "last_flush_ns": self.last_flush_ns,
+            "paused": self.paused,
+            "free_bytes": self.free_bytes,
+            "days_freed": self.days_freed,
         }
 
 
@@ -101,9 +131,14 @@ Pending = Queued
 
 class Recorder:
     def __init__(
-        self, config: RecorderConfig, books: Mapping[tuple[str, str], L2Book] | None = None
+        self,
+        config: RecorderConfig,
+        books: Mapping[tuple[str, str], L2Book] | None = None,
+        free_space: Callable[[Path], int] = disk_free,
     ):
         self.config = config
+        self._free_space = free_space
+        self._room_at = float("-inf")
         self.status = RecorderStatus()
         self._books = books
         self._events: collections.deque[Pending] = collections.deque()
@@ -202,12 +237,58 @@ class Recorder:
             events = _drain(self._events)
             frames = _drain(self._raw)
             written = 0
+            if (events or frames) and self._below_floor():
+                floor = self.config.min_free_bytes // MB
+                self._failed(f"less than {floor} MB free: recording paused", len(events))
+                self.status.dropped += len(frames)
+                events, frames = [], []
             if events:
                 written += self._write_events(events)
             if frames:
                 written += self._write_raw(frames)
             self.status.last_flush_ns = now_ns()
             return written
+
+    def _below_floor(self) -> bool:
+        """Is free space below the floor (after trying to make room)?"""
+        floor = self.config.min_free_bytes
+        if floor <= 0:
+            return False
+        status = self.status
+        status.free_bytes = self._free_space(self.config.root)
+        if status.free_bytes < floor and time.monotonic() - self._room_at >= ROOM_EVERY_S:
+            self._room_at = time.monotonic()
+            self._make_room()
+            status.free_bytes = self._free_space(self.config.root)
+        if status.paused != (status.free_bytes < floor):
+            status.paused = not status.paused
+            level = logging.ERROR if status.paused else logging.WARNING
+            log.log(
+                level,
+                "recorder: %s MB free, floor %s MB: %s",
+                status.free_bytes // MB,
+                floor // MB,
+                "recording paused" if status.paused else "recording again",
+            )
+        return status.paused
+
+    def _make_room(self) -> None:
+        """Retention now, then (with free_space_retention) the oldest days until the floor."""
+        root, config = self.config.root, self.config
+        try:
+            if config.retention_days > 0:
+                maintenance.apply_retention(root, config.retention_days, now_ns())
+            if not config.free_space_retention:
+                return
+            today = date_of(now_ns())
+            for day in maintenance.recorded_dates(root):
+                if day >= today or self._free_space(root) >= config.min_free_bytes:
+                    break
+                maintenance.drop_day(root, day)
+                self.status.days_freed += 1
+                log.warning("recorder: deleted the recorded day %s to make room", day)
+        except OSError as exc:
+            self._failed(f"retention failed: {exc}", 0)
 
     def maintain(self) -> None:
         self._last_maintenance = time.monotonic()
@@ -265,6 +346,7 @@ class Recorder:
 
     def health(self) -> dict[str, Any]:
         body = self.status.json(self.pending)
+        body["min_free_bytes"] = self.config.min_free_bytes
         body["data_dir"] = str(self.config.root)
         if self.status.last_error_ns is not None:
             body["last_error_age_s"] = round((now_ns() - self.status.last_error_ns) / 1e9, 3)

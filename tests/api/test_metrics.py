@@ -3,7 +3,6 @@
 import asyncio
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -22,6 +21,8 @@ from helpers import (
 )
 from quantsaas.api.app import create_app
 from quantsaas.config import Settings
+from quantsaas.model import Side, Trade, now_ns
+from quantsaas.store.recorder import Recorder, RecorderConfig
 from secured import secured_service
 
 Labels = dict[str, str]
@@ -128,7 +129,7 @@ async def test_http_latency_histogram_by_route_template(service: Service) -> Non
 
 
 @pytest.mark.asyncio
-async def test_livez_and_readyz(service: Service) -> None:
+async def test_livez_and_readyz(service: Service, tmp_path: Path) -> None:
     async with httpx.AsyncClient(base_url=service.http) as client:
         assert (await client.get("/livez")).json() == {"status": "ok"}
         not_ready = await client.get("/readyz")
@@ -143,10 +144,14 @@ async def test_livez_and_readyz(service: Service) -> None:
         ready = await client.get("/readyz")
         assert ready.status_code == 200, ready.text
         assert ready.json()["live_feeds"] == ["test"]
-        # a recorder with a write error makes the service not ready
-        broken = SimpleNamespace(status=SimpleNamespace(last_error="disk full"), pending=0)
-        broken.status.events = broken.status.dropped = broken.status.errors = 0
-        service.app.state.recorder = broken
+        # a recorder whose last flush failed makes the service not ready...
+        blocker = tmp_path / "data"
+        blocker.write_text("a file where the data directory should be")
+        recorder = Recorder(RecorderConfig(blocker))
+        service.app.state.recorder = recorder
+        trade = Trade(service.btc, 10_000, 1, Side.BUY, "t1", now_ns(), now_ns())
+        recorder.on_event(trade)
+        assert recorder.flush() == 0
         failing = await client.get("/readyz")
         assert failing.status_code == 503
         assert failing.json()["checks"] == {
@@ -155,8 +160,12 @@ async def test_livez_and_readyz(service: Service) -> None:
             "accounts_writable": True,
             "recorder_ok": False,
         }
-        broken.status.last_error = None
+        # ...until a flush succeeds again (space came back): readiness follows the state
+        blocker.unlink()
+        recorder.on_event(trade)
+        assert recorder.flush() == 1
         assert (await client.get("/readyz")).status_code == 200
+        assert recorder.health()["last_error"] is not None  # still shown, with its age
 
 
 def test_two_apps_in_one_process_keep_separate_registries() -> None:

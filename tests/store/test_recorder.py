@@ -206,3 +206,48 @@ def test_the_real_disk_is_measured(tmp_path: Path) -> None:
     recorder.on_event(rec.trades[0])
     assert recorder.flush() == 0 and recorder.status.paused
     assert 0 < (recorder.status.free_bytes or 0) < 1 << 60
+
+
+def test_readiness_follows_the_last_flush_not_the_first_error(tmp_path: Path) -> None:
+    rec = record_simulator(tmp_path / "sim", seconds=1)
+    root = tmp_path / "data"
+    root.write_text("a file: every write fails, as on a full disk")
+    recorder = Recorder(RecorderConfig(root))
+    recorder.on_event(rec.trades[0])
+    assert recorder.flush() == 0 and recorder.status.ok is False
+    assert recorder.flush() == 0 and recorder.status.ok is False  # nothing to write: as it was
+    root.unlink()  # space came back
+    for trade in rec.trades[1:10]:
+        recorder.on_event(trade)
+    assert recorder.flush() == 9
+    health = recorder.health()
+    assert health["ok"] is True and health["last_error"] is not None  # the past stays visible
+
+
+FILL_DISK = """
+import resource, signal, sys
+from pathlib import Path
+import pyarrow as pa
+from quantsaas.store.layout import write_atomic
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a signal, like ENOSPC
+resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+table = pa.table({"x": pa.array(range(2_000_000), pa.int64())})
+try:
+    write_atomic(table, Path(sys.argv[1]))
+except OSError as exc:
+    print("failed:", exc.errno)
+"""
+
+
+def test_a_failed_atomic_write_leaves_no_temporary_file(tmp_path: Path) -> None:
+    target = tmp_path / "part" / "1-1.part.parquet"
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    result = subprocess.run(
+        [sys.executable, "-c", FILL_DISK, str(target)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.startswith("failed:"), result.stderr
+    assert list(target.parent.iterdir()) == []  # neither the file nor `.1-1.part.parquet.tmp`

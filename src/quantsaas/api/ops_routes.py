@@ -46,7 +46,7 @@ async def readyz(request: Request) -> JSONResponse:
     checks["accounts_writable"] = guard is not None and await guard.accounts.writable()
     recorder = getattr(request.app.state, "recorder", None)
     if recorder is not None:
-        checks["recorder_ok"] = recorder.status.last_error is None
+        checks["recorder_ok"] = recorder.status.ok  # the last flush wrote what it had
     for consumer in runtime.bus.consumers:  # failed within the last few seconds: not ready
         if consumer.failing(at_ns):
             checks[f"consumer_{consumer.name}_ok"] = False

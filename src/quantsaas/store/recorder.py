@@ -11,8 +11,11 @@ frame per venue and hour of raw frames (rawlog.py). A SIGKILL therefore loses at
 arrived since the last flush.
 
 A failed write (disk full, permissions) is logged, counted in `RecorderStatus` (shown in
-/health) and its events dropped; the live service is never affected. Compaction of finished
-slots and retention run in the same thread (maintenance.py).
+/health) and its events dropped; the live service is never affected. `RecorderStatus.ok` (and
+/readyz) follows the current state: it is whether the last flush that had something to write
+wrote all of it, so readiness comes back with the first good flush after space does; the last
+error stays visible with its age. Compaction of finished slots and retention run in the same
+thread (maintenance.py).
 
 The recorder stops writing before the disk is full: while the data directory's filesystem has
 less than `min_free_bytes` free, a flush drops what it drained (counted) instead of writing, so
@@ -108,10 +111,12 @@ class RecorderStatus:
     """Writing is paused: free space is below the floor."""
     days_freed: int = 0
     """Recorded days deleted to make room."""
+    ok: bool = True
+    """The last flush that had something to write wrote all of it (readiness)."""
 
     def json(self, pending: int) -> dict[str, Any]:
         return {
-            "ok": self.last_error is None,
+            "ok": self.ok,
             "events": self.events,
             "raw_frames": self.raw_frames,
             "files": self.files,
@@ -236,6 +241,7 @@ class Recorder:
         with self._write_lock:
             events = _drain(self._events)
             frames = _drain(self._raw)
+            errors = self.status.errors
             written = 0
             if (events or frames) and self._below_floor():
                 floor = self.config.min_free_bytes // MB
@@ -247,6 +253,8 @@ class Recorder:
             if frames:
                 written += self._write_raw(frames)
             self.status.last_flush_ns = now_ns()
+            if self.status.errors != errors or written:
+                self.status.ok = self.status.errors == errors
             return written
 
     def _below_floor(self) -> bool:

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("fast_passwords")
 
 TABLES = {"users", "api_keys", "sessions", "ws_tickets", "audit_events", "account_changes"}
 TABLES |= {"service_state", "login_addresses"}
-HEAD = "0002"
+HEAD = "0003"
 
 
 def _tables(connection: Connection) -> set[str]:

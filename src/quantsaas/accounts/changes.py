@@ -138,5 +138,7 @@ class ChangeFeed:
             self.fire(Revocation(None, user_id))
         elif kind in ("tier", "password") and user_id is not None:
             cache.forget_user(user_id)
+            self.fire(Revocation(None, user_id, kind))
         elif kind == "session" and subject is not None:
             cache.forget_session(subject)
+            self.fire(Revocation(None, user_id, "session", subject))

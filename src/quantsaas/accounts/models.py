@@ -102,6 +102,8 @@ class WsTicket(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     key_id: Mapped[str | None] = mapped_column(String(12))
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    session_digest: Mapped[str | None] = mapped_column(String(64))
+    """The session it was minted under: it dies with that session (logout)."""
 
 
 class AuditEvent(Base):

@@ -273,8 +273,9 @@ class Accounts(Sessions):
         user = await self.find_user(email)
         async with self._writer.begin() as conn:
             await conn.execute(update(User).where(User.id == user.id).values(tier=tier))
-            await self.changes.record(conn, "tier", user.id)
+            await self.changes.record(conn, "tier", user.id, tier)
         self._cache.forget_user(user.id)
+        self.changes.fire(Revocation(None, user.id, "tier"))  # streams restart under the new one
         return await self.find_user(email)
 
     async def change_password(self, user_id: int, current: str, new: str) -> bool:
@@ -295,6 +296,7 @@ class Accounts(Sessions):
             await conn.execute(delete(WsTicket).where(WsTicket.user_id == user_id))
             await self.changes.record(conn, "password", user_id)
         self._cache.forget_user(user_id)
+        self.changes.fire(Revocation(None, user_id, "password"))  # streams of every session
         return True
 
     # -- API keys -----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from quantsaas.accounts.cache import CredentialCache
 from quantsaas.accounts.changes import ChangeFeed
 from quantsaas.accounts.keys import key_digest
 from quantsaas.accounts.models import ApiKey, Session, User, WsTicket
-from quantsaas.accounts.views import Principal, principal_of
+from quantsaas.accounts.views import Principal, Revocation, principal_of
 from quantsaas.errors import AccountNotFound
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
@@ -78,7 +78,7 @@ class Sessions:
             ).first()
         if row is None or row.disabled:
             return None
-        principal = principal_of(row, None, session=True)
+        principal = principal_of(row, None, session=True, session_id=digest)
         if self._cache.refuses(principal, digest):
             return None
         self._cache.put_session(digest, principal, row.expires_at.timestamp(), generation)
@@ -89,11 +89,13 @@ class Sessions:
         digest = key_digest(token)
         self._cache.deny("session", digest)
         self._cache.forget_session(digest)
+        self.changes.fire(Revocation(None, None, "session", digest))  # its open streams
 
         async def write(conn: AsyncConnection) -> None:
             user_id = await conn.scalar(
                 delete(Session).where(Session.digest == digest).returning(Session.user_id)
             )
+            await conn.execute(delete(WsTicket).where(WsTicket.session_digest == digest))
             if user_id is not None:
                 await self.changes.record(conn, "session", user_id, digest)
 
@@ -111,13 +113,14 @@ class Sessions:
                     user_id=principal.user_id,
                     key_id=principal.key_id,
                     expires_at=_now() + self._ticket_ttl,
+                    session_digest=principal.session_id,
                 )
             )
         return ticket
 
     async def redeem_ticket(self, ticket: str) -> Principal | None:
         """The principal the ticket was minted for, once; None if unknown, used or expired
-        (or its key revoked / user disabled since)."""
+        (or its key revoked, its session ended or its user disabled since)."""
         if not _TOKEN.fullmatch(ticket):
             return None
         async with self._writer.begin() as conn:
@@ -125,21 +128,26 @@ class Sessions:
                 await conn.execute(
                     delete(WsTicket)
                     .where(WsTicket.digest == key_digest(ticket))
-                    .returning(WsTicket.user_id, WsTicket.key_id, WsTicket.expires_at)
+                    .returning(
+                        WsTicket.user_id,
+                        WsTicket.key_id,
+                        WsTicket.expires_at,
+                        WsTicket.session_digest,
+                    )
                 )
             ).first()
         if row is None or row.expires_at <= _now():
             return None
         async with self._engine.connect() as conn:
             user = (await conn.execute(select(*_USER).where(User.id == row.user_id))).first()
-            revoked = (
-                row.key_id is not None
-                and (
-                    await conn.scalar(select(ApiKey.revoked_at).where(ApiKey.key_id == row.key_id))
-                )
-                is not None
-            )
-        if user is None or user.disabled or revoked:
+            if row.key_id is not None:
+                query = select(ApiKey.revoked_at.is_(None)).where(ApiKey.key_id == row.key_id)
+            else:  # minted under a session: it must still be there
+                live = (Session.digest == row.session_digest) & (Session.expires_at > _now())
+                query = select(Session.user_id.is_not(None)).where(live)
+            valid = bool(await conn.scalar(query))
+        if user is None or user.disabled or not valid:
             return None
-        principal = principal_of(user, row.key_id, session=row.key_id is None)
-        return None if self._cache.refuses(principal) else principal
+        session = row.key_id is None
+        principal = principal_of(user, row.key_id, session, row.session_digest)
+        return None if self._cache.refuses(principal, row.session_digest) else principal

@@ -288,17 +288,47 @@ def request_tier(request: Request) -> Tier | None:
     return guard.tier_of(principal)
 
 
+CLOSE_REVOKED = 4001
+"""/ws close code: the key was revoked or the user disabled."""
+CLOSE_SESSION_ENDED = 4002
+"""/ws close code: the dashboard session behind the socket ended (logout, password change)."""
+CLOSE_TIER_CHANGED = 4003
+"""/ws close code: the user's tier changed; connect again to stream under the new one."""
+_CLOSES = {
+    "revoked": (CLOSE_REVOKED, "credentials revoked"),
+    "session": (CLOSE_SESSION_ENDED, "session ended"),
+    "password": (CLOSE_SESSION_ENDED, "session ended: password changed"),
+    "tier": (CLOSE_TIER_CHANGED, "tier changed: connect again"),
+}
+
+
 class Revocable(Protocol):
     """An open WebSocket session, as the registry sees it."""
 
     principal: Principal
 
-    def revoke(self) -> None: ...
+    def revoke(self, code: int, reason: str) -> None: ...
+
+
+def revokes(revocation: Revocation, principal: Principal) -> bool:
+    """Must a socket opened by `principal` close for `revocation`?"""
+    kind = revocation.kind
+    if kind == "session":  # a logout: the sockets of that session (its tickets)
+        return revocation.session is not None and principal.session_id == revocation.session
+    if principal.user_id is None or principal.user_id != revocation.user_id:
+        return revocation.key_id is not None and principal.key_id == revocation.key_id
+    if kind == "password":  # every session ends; keys stay valid
+        return principal.session
+    if kind == "tier":
+        return True
+    return revocation.key_id is None or principal.key_id == revocation.key_id
 
 
 class OpenSockets:
     """Open /ws connections by owner (a user, or an IP for anonymous callers): the per-user
-    connection limit, and closing a revoked key's or disabled user's sockets at once."""
+    connection limit, and closing sockets at once when their credentials stop being valid
+    (key revoked, user disabled, logout, password change) or their tier changes; changes
+    made by another process arrive through the accounts change feed (accounts/changes.py)."""
 
     def __init__(self) -> None:
         self._by_owner: dict[str, set[Revocable]] = {}
@@ -330,17 +360,11 @@ class OpenSockets:
         return counts
 
     def revoke(self, revocation: Revocation) -> None:
+        code, reason = _CLOSES.get(revocation.kind, _CLOSES["revoked"])
         for sessions in list(self._by_owner.values()):
             for session in list(sessions):
-                principal = session.principal
-                by_key = revocation.key_id is not None and principal.key_id == revocation.key_id
-                by_user = (  # a whole user (disabled): every socket of theirs
-                    revocation.key_id is None
-                    and revocation.user_id is not None
-                    and principal.user_id == revocation.user_id
-                )
-                if by_key or by_user:
-                    session.revoke()
+                if revokes(revocation, session.principal):
+                    session.revoke(code, reason)
 
 
 WS_ROUTE = Access(family=None)

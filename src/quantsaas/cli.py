@@ -24,7 +24,7 @@ from quantsaas.api.intake import server_options
 from quantsaas.backtest import cli as backtest_cli
 from quantsaas.config import Settings
 from quantsaas.errors import ConfigError, StorageError, UnknownInstrument
-from quantsaas.logs import configure_logging
+from quantsaas.logs import configure_logging, printable
 from quantsaas.store import importer_cli, warmstart
 from quantsaas.venue_cli import COMMANDS as VENUE_COMMANDS
 from quantsaas.venue_cli import add_commands as add_venue_commands
@@ -242,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return VENUE_COMMANDS[args.command](args)
         except (ConfigError, OSError, ValueError) as exc:
-            print(f"quantsaas: error: {exc}", file=sys.stderr)
+            print(f"quantsaas: error: {printable(str(exc))}", file=sys.stderr)
             return 2
     try:
         settings = store_cli.with_store_options(settings_from(args), args)
@@ -251,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return serve(settings, args.log_level, args.role, args.bus)
     except (ConfigError, UnknownInstrument, StorageError) as exc:
-        print(f"quantsaas: error: {exc}", file=sys.stderr)
+        print(f"quantsaas: error: {printable(str(exc))}", file=sys.stderr)
         return 2
     return 2
 

@@ -179,3 +179,19 @@ async def test_lock_out_pressure_is_in_metrics_and_the_audit_log(secured: Secure
     events = await secured.accounts.audit_events(50)
     locked = [e for e in events if "login-locked" in e.detail]
     assert locked and all(e.user_id == user.id for e in locked)
+
+
+@pytest.mark.asyncio
+async def test_escape_sequences_in_an_email_never_reach_the_audit_log_raw(
+    secured: Secured,
+) -> None:
+    attack = "x\x1b]0;pwned\x07\x1b[2J@example.com"
+    answer = await login_as(secured, f"{net()}.1", attack, WRONG)
+    assert answer.status_code == 401
+    async with from_address(secured, f"{net()}.2") as http:
+        signup = await http.post(
+            "/api/v1/auth/signup", json={"email": "nul\u0000@example.com", "password": PASSWORD}
+        )
+    assert signup.status_code == 422
+    failed = [e for e in await secured.accounts.audit_events(20) if e.event == "user.login_failed"]
+    assert failed and "\x1b" not in failed[0].detail and "\\x1b]0;pwned" in failed[0].detail

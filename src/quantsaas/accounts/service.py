@@ -42,6 +42,7 @@ from quantsaas.accounts.views import (
     Revocation,
     UserView,
     key_view,
+    lookup_email,
     normalise_email,
     principal_of,
     user_view,
@@ -207,7 +208,7 @@ class Accounts(Sessions):
     async def authenticate(self, email: str, password: str) -> UserView | None:
         """The user if the password is right and the user enabled; the same work otherwise."""
         try:
-            email = normalise_email(email)
+            email = lookup_email(email)
         except InvalidEmail:
             email = ""
         async with self._engine.connect() as conn:
@@ -233,8 +234,8 @@ class Accounts(Sessions):
         return None if user is None else user_view(user)
 
     async def find_user(self, email: str) -> UserView:
-        """The user with this email; AccountNotFound if none."""
-        email = normalise_email(email)
+        """The user with this email; AccountNotFound if none (InvalidEmail if not an address)."""
+        email = lookup_email(email)
         async with self._engine.connect() as conn:
             user = (await conn.execute(select(User).where(User.email == email))).first()
         if user is None:

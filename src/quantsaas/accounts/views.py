@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from quantsaas.errors import InvalidEmail
+from quantsaas.accounts.emails import lookup_email, normalise_email
 
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+__all__ = ["lookup_email", "normalise_email"]
 
 
 @dataclass(frozen=True)
@@ -76,14 +75,6 @@ class AuditView:
     key_id: str | None
     ip: str | None
     detail: str
-
-
-def normalise_email(email: str) -> str:
-    """Stripped, lower-cased; InvalidEmail unless it looks like local@domain."""
-    email = email.strip().lower()
-    if len(email) > 254 or not _EMAIL.fullmatch(email):
-        raise InvalidEmail(f"not an email address: {email[:80]!r}")
-    return email
 
 
 def user_view(row: Any) -> UserView:

@@ -22,6 +22,7 @@ from quantsaas.errors import (
     RevocationPending,
     WeakPassword,
 )
+from quantsaas.logs import printable
 from quantsaas.model import now_ns
 
 router = APIRouter(tags=["accounts"])
@@ -190,7 +191,8 @@ async def login(body: Credentials, request: Request, response: Response) -> User
     user = await guard.accounts.authenticate(body.email, body.password)
     if user is None:
         guard.login.failed(attempt)
-        await guard.accounts.audit("user.login_failed", ip=ip, detail=body.email[:254])
+        detail = printable(body.email)[:254]  # whatever it holds, escaped
+        await guard.accounts.audit("user.login_failed", ip=ip, detail=detail)
         raise Problem(401, "login-failed", "wrong email or password")
     device = await guard.login.succeeded(attempt, user.id)
     await guard.accounts.audit("user.login", user_id=user.id, ip=ip)

@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from quantsaas.accounts.service import Accounts
-from quantsaas.accounts.views import normalise_email
+from quantsaas.accounts.views import lookup_email
 from quantsaas.api.backoff import BackoffPolicy, backoff_for, wait_text
 from quantsaas.api.problems import Problem
 from quantsaas.api.ratelimit import Limiter, Quota, client_bucket
@@ -62,8 +62,8 @@ class LoginGate:
     async def admit(self, email_text: str, ip: str, device_cookie: str | None) -> Attempt:
         """Reserve what this attempt may spend, or raise the 429 Problem refusing it."""
         try:
-            email = normalise_email(email_text)
-        except InvalidEmail:
+            email = lookup_email(email_text)
+        except InvalidEmail:  # no such account can exist: counted under its own text
             email = email_text.strip().lower()[:254]
         attempt = Attempt(email, client_bucket(ip))
         nonce = self.accounts.trust.device_of(device_cookie, email, time.time())

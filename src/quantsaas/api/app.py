@@ -27,6 +27,8 @@ from quantsaas.api.headers import SecurityHeadersMiddleware
 from quantsaas.api.history_routes import router as history_router
 from quantsaas.api.intake import IntakeMiddleware
 from quantsaas.api.metrics import HttpMetricsMiddleware, Metrics
+from quantsaas.api.openapi import AllowTable
+from quantsaas.api.openapi import finish as finish_openapi
 from quantsaas.api.ops_routes import router as ops_router
 from quantsaas.api.public_market import DelayedMarket
 from quantsaas.api.ratelimit import Limiter, open_limiter
@@ -168,8 +170,17 @@ def create_app(
                 problems.PROBLEM_SCHEMA
             )
             openapi_security(schema)
+            finish_openapi(schema, settings)  # configured caps, body errors (api/openapi.py)
             app.openapi_schema = schema
         return app.openapi_schema
 
+    def allow(path: str) -> str | None:
+        """The Allow header of a 405 at `path`: the methods the document has for it."""
+        table = getattr(app.state, "allow_table", None)
+        if table is None:
+            table = app.state.allow_table = AllowTable(openapi())
+        return table.allow(path)
+
     app.openapi = openapi  # type: ignore[method-assign]
+    app.state.allow = allow
     return app

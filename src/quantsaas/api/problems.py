@@ -125,7 +125,11 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         code = _CODE_BY_STATUS.get(exc.status_code, "bad-request")
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        return problem_response(exc.status_code, code, detail, request.url.path)
+        headers = dict(exc.headers or {})
+        allow = getattr(request.app.state, "allow", None)  # api/openapi.py AllowTable
+        if exc.status_code == 405 and allow is not None:
+            headers["Allow"] = allow(request.url.path) or headers.get("Allow", "")
+        return problem_response(exc.status_code, code, detail, request.url.path, headers)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from quantsaas import __version__
 from quantsaas.api.access import tier_denial
 from quantsaas.api.auth import request_tier
+from quantsaas.api.openapi import cap
 from quantsaas.api.problems import PROBLEM_RESPONSES, Problem, check_at_most
 from quantsaas.api.public_market import DelayedMarket
 from quantsaas.book import L2Book
@@ -262,7 +263,9 @@ async def book(
     request: Request,
     venue: str,
     symbol: str,
-    depth: Annotated[int, Query(ge=1, description="Levels per side")] = 50,
+    depth: Annotated[
+        int, Query(ge=1, description="Levels per side", json_schema_extra=cap("max_book_depth"))
+    ] = 50,
 ) -> JSON:
     runtime = _runtime(request)
     check_at_most("depth", depth, _settings(request).max_book_depth)
@@ -299,7 +302,7 @@ async def trades(
     request: Request,
     venue: str,
     symbol: str,
-    limit: Annotated[int, Query(ge=1)] = 100,
+    limit: Annotated[int, Query(ge=1, json_schema_extra=cap("max_trades_limit"))] = 100,
 ) -> JSON:
     read_model = _runtime(request).read_model
     check_at_most("limit", limit, _settings(request).max_trades_limit)

@@ -125,6 +125,8 @@ class Settings(BaseSettings):
     (`data_dir`), so a disk filled by recordings cannot also stop logins and revocations."""
     tiers_file: Path | None = None
     """A tiers.toml replacing the packaged one (tiers and route weights)."""
+    audit_retention_days: float = Field(default=365.0, ge=0)
+    """Audit rows older than this are deleted (checked every minute); 0 keeps every row."""
     session_ttl_s: float = Field(default=86400.0 * 7, gt=0)
     """Dashboard sessions expire this long after login."""
     ws_ticket_ttl_s: float = Field(default=30.0, gt=0, le=300)

@@ -4,6 +4,7 @@ memory limiter and on PostgreSQL + Redis."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -195,3 +196,18 @@ async def test_escape_sequences_in_an_email_never_reach_the_audit_log_raw(
     assert signup.status_code == 422
     failed = [e for e in await secured.accounts.audit_events(20) if e.event == "user.login_failed"]
     assert failed and "\x1b" not in failed[0].detail and "\\x1b]0;pwned" in failed[0].detail
+
+
+@pytest.mark.asyncio
+async def test_failed_logins_reach_the_audit_logger_with_the_user_id(
+    secured: Secured, caplog: pytest.LogCaptureFixture
+) -> None:
+    email = unique_email()
+    user = await secured.accounts.add_user(email, PASSWORD, tier="free")
+    with caplog.at_level(logging.INFO, logger="quantsaas.audit"):
+        assert (await login_as(secured, f"{net()}.1", email, WRONG)).status_code == 401
+        assert (await login_as(secured, f"{net()}.2", unique_email(), WRONG)).status_code == 401
+    lines = [r for r in caplog.records if r.getMessage() == "user.login_failed"]
+    assert [getattr(r, "user_id", "missing") for r in lines] == [user.id, None]
+    rows = [e for e in await secured.accounts.audit_events(10) if e.event == "user.login_failed"]
+    assert [e.user_id for e in rows] == [None, user.id]  # newest first

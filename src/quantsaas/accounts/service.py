@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from quantsaas.accounts import passwords
-from quantsaas.accounts.audit import read_events, write_event
+from quantsaas.accounts.audit import prune_events, read_events, write_event
 from quantsaas.accounts.cache import CredentialCache
 from quantsaas.accounts.changes import ChangeFeed
 from quantsaas.accounts.keys import digests_match, generate_key, key_digest, parse_key
@@ -106,6 +106,7 @@ class Accounts(Sessions):
         self._flushed_at = time.monotonic()
         self._purged_at = 0.0
         self.trust: LoginTrust  # set by open(): device cookies, known addresses (trust.py)
+        self._audit_kept: timedelta | None = None  # audit rows older than this are pruned
 
     @classmethod
     async def open(
@@ -117,8 +118,10 @@ class Accounts(Sessions):
         ticket_ttl_s: float = 30.0,
         poll_s: float = 1.0,
         usage_flush_s: float = 5.0,
+        audit_retention_days: float = 0.0,
     ) -> Accounts:
-        """Connect and migrate to the newest schema; StorageError if the database fails."""
+        """Connect and migrate to the newest schema; StorageError if the database fails.
+        `audit_retention_days`: audit rows older than this are pruned (0 keeps them all)."""
         engine = make_engine(url)
         try:
             await migrate(engine)
@@ -131,6 +134,8 @@ class Accounts(Sessions):
                 usage_flush_s=usage_flush_s,
             )
             await accounts.changes.start()
+            if audit_retention_days > 0:
+                accounts._audit_kept = timedelta(days=audit_retention_days)
             accounts.trust = await LoginTrust.open(engine, accounts._writer)
         except (SQLAlchemyError, OSError) as exc:
             await engine.dispose()
@@ -453,6 +458,8 @@ class Accounts(Sessions):
             await conn.execute(delete(WsTicket).where(WsTicket.expires_at <= now))
             await conn.execute(delete(AccountChange).where(AccountChange.at < now - _CHANGES_KEPT))
         await self.trust.prune()
+        if self._audit_kept is not None:
+            await prune_events(self._writer, self._audit_kept)
 
     async def watch_revocations(self) -> None:
         """Run forever: every `poll_s`, pick up what other processes revoked (see poll_changes)."""
@@ -473,8 +480,10 @@ class Accounts(Sessions):
         key_id: str | None = None,
         ip: str | None = None,
         detail: str = "",
+        log: bool = True,
     ) -> None:
-        await write_event(self._writer, event, user_id, key_id, ip, detail)
+        """A row of the audit table and a line of the `quantsaas.audit` logger."""
+        await write_event(self._writer, event, user_id, key_id, ip, detail, log)
 
     async def audit_events(self, limit: int = 100) -> list[AuditView]:
         """The newest `limit` events, newest first."""

@@ -192,7 +192,8 @@ async def login(body: Credentials, request: Request, response: Response) -> User
     if user is None:
         guard.login.failed(attempt)
         detail = printable(body.email)[:254]  # whatever it holds, escaped
-        await guard.accounts.audit("user.login_failed", ip=ip, detail=detail)
+        account = await _user_id(guard, body.email)  # the row names the account if it exists
+        await guard.accounts.audit("user.login_failed", user_id=account, ip=ip, detail=detail)
         raise Problem(401, "login-failed", "wrong email or password")
     device = await guard.login.succeeded(attempt, user.id)
     await guard.accounts.audit("user.login", user_id=user.id, ip=ip)

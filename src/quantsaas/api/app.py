@@ -73,6 +73,7 @@ async def open_guard(
             tiers,
             session_ttl_s=settings.session_ttl_s,
             ticket_ttl_s=settings.ws_ticket_ttl_s,
+            audit_retention_days=settings.audit_retention_days,
         )
     if limiter is None:
         limiter = open_limiter(settings.rate_limit_bus)

@@ -166,6 +166,7 @@ class Guard:
                     key_id=principal.key_id if principal is not None else None,
                     ip=ip,
                     detail=f"{status} {code} {path}",
+                    log=False,  # logged above, every time
                 )
             except SQLAlchemyError as exc:  # the refusal stands; the log line above has it
                 log.warning("audit row not written: %s", exc)
@@ -272,6 +273,21 @@ def _named_symbols(request: Request, venue: str | None, symbol: str) -> list[str
         return sorted({i.symbol for i in resolve(instruments, symbol, venue)})
     except (UnknownInstrument, AttributeError):
         return [symbol]
+
+
+async def caller_is_admin(request: Request) -> bool:
+    """Is an administrator's key or session on this request? For probes, which run without
+    the guard: credentials are looked at only when some are presented."""
+    guard: Guard | None = getattr(request.app.state, "guard", None)
+    if guard is None or (
+        presented_key(request.headers) is None and SESSION_COOKIE not in request.cookies
+    ):
+        return False
+    try:
+        principal = await guard.identify(request)
+    except (Problem, SQLAlchemyError):
+        return False
+    return principal is not None and principal.is_admin
 
 
 def request_principal(request: Request) -> Principal | None:

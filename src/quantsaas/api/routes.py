@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from quantsaas import __version__
 from quantsaas.api.access import tier_denial
-from quantsaas.api.auth import request_tier
+from quantsaas.api.auth import caller_is_admin, request_tier
 from quantsaas.api.openapi import cap
 from quantsaas.api.problems import PROBLEM_RESPONSES, Problem, check_at_most
 from quantsaas.api.public_market import DelayedMarket
@@ -139,7 +139,10 @@ async def health(request: Request) -> JSONResponse:
     }
     recorder = getattr(request.app.state, "recorder", None)
     if recorder is not None:
-        body["recorder"] = recorder.health()
+        recording = recorder.health()
+        if await caller_is_admin(request):  # where the files are: administrators only
+            recording["data_dir"] = str(recorder.config.root.resolve())
+        body["recorder"] = recording
     return JSONResponse(body, status_code=200 if live else 503)
 
 

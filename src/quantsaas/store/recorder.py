@@ -296,7 +296,7 @@ class Recorder:
                 self.status.days_freed += 1
                 log.warning("recorder: deleted the recorded day %s to make room", day)
         except OSError as exc:
-            self._failed(f"retention failed: {exc}", 0)
+            self._failed(f"retention failed: {self._reason(exc)}", 0)
 
     def maintain(self) -> None:
         self._last_maintenance = time.monotonic()
@@ -305,7 +305,7 @@ class Recorder:
             if self.config.retention_days > 0:
                 maintenance.apply_retention(self.config.root, self.config.retention_days, now_ns())
         except OSError as exc:
-            self._failed(f"maintenance failed: {exc}", 0)
+            self._failed(f"maintenance failed: {self._reason(exc)}", 0)
 
     def _write_events(self, events: list[Pending]) -> int:
         rec = self._rec
@@ -321,7 +321,9 @@ class Recorder:
             try:
                 write_atomic(with_instrument(table, instrument), path)
             except OSError as exc:
-                self._failed(f"cannot write {path}: {exc}", table.num_rows)
+                self._failed(
+                    f"cannot write {self._where(path)}: {self._reason(exc)}", table.num_rows
+                )
                 continue
             written += table.num_rows
             self.status.files += 1
@@ -337,11 +339,25 @@ class Recorder:
             try:
                 append_frames(path, batch)
             except OSError as exc:
-                self._failed(f"cannot write {path}: {exc}", len(batch))
+                self._failed(f"cannot write {self._where(path)}: {self._reason(exc)}", len(batch))
                 continue
             written += len(batch)
         self.status.raw_frames += written
         return written
+
+    def _where(self, path: Path) -> str:
+        """`path` inside the data directory, without the directory itself: /health is public,
+        and the absolute path of the data directory is for administrators only."""
+        try:
+            return str(path.relative_to(self.config.root))
+        except ValueError:
+            return path.name
+
+    def _reason(self, exc: OSError) -> str:
+        """What went wrong, without the absolute path an OSError carries."""
+        if exc.strerror:
+            return f"[Errno {exc.errno}] {exc.strerror}"
+        return type(exc).__name__
 
     def _failed(self, text: str, lost: int) -> None:
         status = self.status
@@ -355,7 +371,6 @@ class Recorder:
     def health(self) -> dict[str, Any]:
         body = self.status.json(self.pending)
         body["min_free_bytes"] = self.config.min_free_bytes
-        body["data_dir"] = str(self.config.root)
         if self.status.last_error_ns is not None:
             body["last_error_age_s"] = round((now_ns() - self.status.last_error_ns) / 1e9, 3)
         return body

@@ -109,6 +109,7 @@ def fuzz(schema_url: str, headers: dict[str, str]) -> tuple[int, int, list[Failu
                 "mode": "all",
                 "max-examples": FUZZ_EXAMPLES,
                 "deterministic": DETERMINISTIC,
+                "database": "none",  # hermetic: no examples replayed from earlier runs
             },
             "operations": [
                 {
@@ -139,6 +140,7 @@ def fuzz(schema_url: str, headers: dict[str, str]) -> tuple[int, int, list[Failu
                 interaction = recorder.interactions.get(case_id)
                 response = None if interaction is None else interaction.response
                 message = "" if result.failure_info is None else str(result.failure_info.failure)
+                message += f" (body {str(case.body)[:100]!r})"
                 failures.append(
                     Failure(
                         recorder.label,

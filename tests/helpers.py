@@ -21,6 +21,8 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.uri import parse_uri
@@ -398,3 +400,39 @@ class PostgresServer:
             self._run("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
             self.running = False
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+async def refuse_writes(engine: AsyncEngine, table: str) -> None:
+    """Make the database refuse every write to `table`, as a full disk would (a trigger)."""
+    async with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            for name, what in ((f"full_{table}", "INSERT"), (f"full_{table}_u", "UPDATE")):
+                await conn.execute(
+                    text(
+                        f"CREATE TRIGGER {name} BEFORE {what} ON {table} "
+                        "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+                    )
+                )
+        else:
+            await conn.execute(
+                text(
+                    "CREATE OR REPLACE FUNCTION disk_full() RETURNS trigger AS $$ BEGIN "
+                    "RAISE EXCEPTION 'could not extend file: No space left on device'; "
+                    "END $$ LANGUAGE plpgsql"
+                )
+            )
+            await conn.execute(
+                text(
+                    f"CREATE TRIGGER full_{table} BEFORE INSERT OR UPDATE ON {table} "
+                    "FOR EACH ROW EXECUTE FUNCTION disk_full()"
+                )
+            )
+
+
+async def accept_writes(engine: AsyncEngine, table: str) -> None:
+    async with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            await conn.execute(text(f"DROP TRIGGER full_{table}"))
+            await conn.execute(text(f"DROP TRIGGER full_{table}_u"))
+        else:
+            await conn.execute(text(f"DROP TRIGGER full_{table} ON {table}"))

@@ -70,3 +70,33 @@ def test_export_trades_csv_and_candles_parquet(tmp_path: Path) -> None:
     assert main([*argv, "--out", str(out)]) == 0
     assert sum(pq.read_table(out).column("trades").to_pylist()) == len(mine)
     assert main(["export", *common[:-2], "--to", "2023-12-31", "--out", str(out)]) == 2
+
+
+def test_export_bounds_times_and_writes_atomically(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record_simulator(tmp_path / "data", seconds=1)
+    out = tmp_path / "out" / "trades.parquet"
+    common = ["export", "--data-dir", str(tmp_path / "data"), "--venue", "sim"]
+    common += ["--symbol", "BTC-USD", "--format", "parquet", "--out", str(out)]
+    assert main([*common, "--from", "0", "--to", "300000000000000000000"]) == 2
+    assert "out of range" in capsys.readouterr().err
+    assert not out.exists()
+    # the widest range there is: only the recorded days are read (not 106,000 empty ones)
+    assert main([*common, "--from", "0", "--to", str(2**63 - 1)]) == 0
+    whole = pq.read_table(out)
+    assert whole.num_rows > 0
+    # an export that fails midway leaves the earlier file as it was, and no temporary file
+    (
+        tmp_path
+        / "data"
+        / "trades"
+        / "venue=sim"
+        / "symbol=BTC-USD"
+        / "date=2024-01-01"
+        / "x.parquet"
+    ).write_bytes(b"not parquet")
+    with pytest.raises(Exception):  # noqa: B017 - whatever pyarrow raises for a broken file
+        main([*common, "--from", "0", "--to", str(2**63 - 1)])
+    assert pq.read_table(out).equals(whole)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["trades.parquet"]

@@ -39,7 +39,7 @@ def test_json_lines_carry_context_and_never_secrets() -> None:
         request_id.reset(token)
     assert "\n" not in line and SECRET not in line
     event = json.loads(line)
-    assert event["msg"] == "hello\nworld" and event["level"] == "info"
+    assert event["msg"] == "hello\\x0aworld" and event["level"] == "info"
     assert event["venue"] == "sim" and event["symbol"] == "BTC/USD"
     assert event["request_id"] == "req-1"
     assert event["api_key"] == "[redacted]"
@@ -49,6 +49,33 @@ def test_json_lines_carry_context_and_never_secrets() -> None:
         "Accept": "*",
     }
     assert event["ts"].endswith("Z")
+
+
+ATTACK = "x\x1b]0;pwned\x07\x1b[2J\x9b31m\u202eevil\nINFO forged line"
+
+
+@pytest.mark.parametrize("formatter", [TextFormatter(), JsonFormatter()])
+def test_control_characters_from_outside_never_reach_the_terminal(
+    formatter: logging.Formatter,
+) -> None:
+    try:
+        raise ValueError(f"bad input {ATTACK}")
+    except ValueError:
+        import sys
+
+        exc_info = sys.exc_info()
+    line = formatter.format(
+        record(
+            f"login failed for {ATTACK}", email=ATTACK, headers={ATTACK: ATTACK}, exc_info=exc_info
+        )
+    )
+    tail = line.split("\n", 1)[0] if isinstance(formatter, TextFormatter) else line
+    for char in ("\x1b", "\x07", "\x9b", "\u202e"):
+        assert char not in line
+    assert "\n" not in tail and "forged line" in tail
+    assert "\\x1b]0;pwned" in line  # written as an escape, still readable
+    if isinstance(formatter, TextFormatter):  # a traceback line cannot pass for an event
+        assert all(not part or part.startswith("  ") for part in line.split("\n")[1:])
 
 
 def test_text_lines_are_readable() -> None:

@@ -21,10 +21,11 @@ from quantsaas import __version__, runtime
 from quantsaas import history_cli as store_cli
 from quantsaas.accounts import cli as accounts_cli
 from quantsaas.api.app import create_app
+from quantsaas.api.intake import server_options
 from quantsaas.backtest import cli as backtest_cli
 from quantsaas.config import Settings
 from quantsaas.errors import ConfigError, StorageError, UnknownInstrument, clip
-from quantsaas.logs import configure_logging
+from quantsaas.logs import configure_logging, printable
 from quantsaas.store import importer_cli, warmstart
 from quantsaas.venue_cli import COMMANDS as VENUE_COMMANDS
 from quantsaas.venue_cli import add_commands as add_venue_commands
@@ -156,6 +157,7 @@ def server_config(app: Any, settings: Settings, log_level: str) -> uvicorn.Confi
         log_config=None,
         access_log=False,
         lifespan="on",
+        **server_options(settings),  # bounded request heads (api/intake.py)
     )
 
 
@@ -257,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return VENUE_COMMANDS[args.command](args)
         except (ConfigError, OSError, ValueError) as exc:
-            print(f"quantsaas: error: {clip(str(exc))}", file=sys.stderr)
+            print(f"quantsaas: error: {printable(clip(str(exc)))}", file=sys.stderr)
             return 2
     try:
         settings = store_cli.with_store_options(settings_from(args), args)
@@ -266,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return serve(settings, args.log_level, args.role, args.bus)
     except (ConfigError, UnknownInstrument, StorageError) as exc:
-        print(f"quantsaas: error: {clip(str(exc))}", file=sys.stderr)
+        print(f"quantsaas: error: {printable(clip(str(exc)))}", file=sys.stderr)
         return 2
     return 2
 

@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     ws_max_inbound_per_s: int = Field(default=50, ge=1)
     ws_max_bad_messages: int = Field(default=20, ge=1)
     """Unparseable or invalid client messages tolerated per connection before close 1008."""
+    http_max_head_bytes: int = Field(default=32 * 1024, ge=4096)
+    """Request line plus headers of one HTTP request (431 beyond, api/intake.py)."""
+    http_max_url_bytes: int = Field(default=8 * 1024, ge=1024)
+    """Path plus query string of one HTTP request (414 beyond)."""
     max_book_depth: int = Field(default=1000, ge=1)
     max_trades_limit: int = Field(default=1000, ge=1)
     record: bool = True
@@ -98,6 +102,11 @@ class Settings(BaseSettings):
     sim_warm_start_hours: float = Field(default=4.0, ge=0, le=48)
     """At the first start (no simulator history in `data_dir`), `serve` simulates this many past
     hours into history in the background (store/warmstart.py); 0 (`--no-warm-start`) never."""
+    record_min_free_mb: int = Field(default=1024, ge=0)
+    """The recorder stops writing while the data directory's filesystem has less free space
+    than this (MB), so a full recording never takes the rest of the service down; 0: no floor."""
+    retention_free_space: bool = False
+    """Below `record_min_free_mb`, delete the oldest recorded days (never today) to make room."""
     history_max_range_days: float = Field(default=31.0, gt=0)
     """Largest time range one history query or download may span."""
     history_max_rows: int = Field(default=10_000, ge=1)
@@ -120,9 +129,14 @@ class Settings(BaseSettings):
     """`json`: one JSON object per line (production); `text`: readable lines (a terminal)."""
     accounts_url: str = ""
     """Users, API keys and sessions: SQLAlchemy async URL (`sqlite+aiosqlite:///path`, or
-    `postgresql+asyncpg://...`); empty: SQLite file `accounts.db` in `data_dir`."""
+    `postgresql+asyncpg://...`); empty: SQLite file `accounts.db` in `accounts_dir`."""
+    accounts_dir: Path = Path("accounts")
+    """Where the default SQLite accounts database lives: its own directory, not the recording
+    (`data_dir`), so a disk filled by recordings cannot also stop logins and revocations."""
     tiers_file: Path | None = None
     """A tiers.toml replacing the packaged one (tiers and route weights)."""
+    audit_retention_days: float = Field(default=365.0, ge=0)
+    """Audit rows older than this are deleted (checked every minute); 0 keeps every row."""
     session_ttl_s: float = Field(default=86400.0 * 7, gt=0)
     """Dashboard sessions expire this long after login."""
     ws_ticket_ttl_s: float = Field(default=30.0, gt=0, le=300)
@@ -157,6 +171,22 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def accounts_file(self) -> Path:
+        """The default SQLite accounts file: `accounts_dir/accounts.db`; but an install from
+        before accounts had their own directory keeps using its `data_dir/accounts.db` (until
+        it is moved there: `legacy_accounts_file` says so) rather than silently starting empty."""
+        own = self.accounts_dir / "accounts.db"
+        legacy = self.data_dir / "accounts.db"
+        if not own.exists() and legacy.exists():
+            return legacy
+        return own
+
+    @property
+    def legacy_accounts_file(self) -> bool:
+        """The SQLite accounts database in use is the old one in the data directory."""
+        return not self.accounts_url and self.accounts_file.parent == self.data_dir
+
+    @property
     def accounts_database(self) -> str:
-        """The accounts URL in effect (`accounts_url`, or SQLite in `data_dir`)."""
-        return self.accounts_url or f"sqlite+aiosqlite:///{self.data_dir.resolve()}/accounts.db"
+        """The accounts URL in effect (`accounts_url`, or SQLite at `accounts_file`)."""
+        return self.accounts_url or f"sqlite+aiosqlite:///{self.accounts_file.resolve()}"

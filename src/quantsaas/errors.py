@@ -16,7 +16,8 @@
     │   ├── WeakPassword       too short or too long                       (also ValueError)
     │   ├── UnknownTier        a tier name the tiers file does not define  (also ConfigError)
     │   ├── AccountNotFound    no such user or key (or not the caller's)   (also KeyError)
-    │   └── KeyLimitReached    the tier's most live API keys exist already
+    │   ├── KeyLimitReached    the tier's most live API keys exist already
+    │   └── RevocationPending  refused in this process, not yet written (retried)
     └── VenueError             anything a feed meets on the wire
         ├── ConnectError
         ├── ProtocolError      malformed or unexpected frame
@@ -163,6 +164,11 @@ class AccountNotFound(AccountError, KeyError):
 
 class KeyLimitReached(AccountError):
     """The user's tier allows no more live API keys."""
+
+
+class RevocationPending(AccountError):
+    """A revocation is in force in this process but writing it failed; it is being retried.
+    Until it is written other processes do not know of it."""
 
 
 class VenueError(QuantError):

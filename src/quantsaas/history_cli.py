@@ -7,7 +7,9 @@ import argparse
 import asyncio
 import contextlib
 import csv
+import datetime as dt
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -26,7 +28,7 @@ from quantsaas.feeds.registry import FEED_FACTORIES
 from quantsaas.feeds.transport import WsFeed
 from quantsaas.model import symbol_from_text
 from quantsaas.store.history import HistoryStore, parse_interval, parse_time
-from quantsaas.store.layout import DAY_NS, with_instrument
+from quantsaas.store.layout import DAY_NS, TRADES, partition_dir, with_instrument
 from quantsaas.store.progress import ProgressBar
 from quantsaas.store.rawlog import raw_files
 from quantsaas.store.replay import RawFeed, StoredFeed, _Replaying, stored_feeds
@@ -242,26 +244,51 @@ def export(settings: Settings, args: argparse.Namespace) -> int:
         raise ConfigError("--to must be after --from")
     instrument = store.instrument(args.venue, args.symbol)
     first_day, last_day = start // DAY_NS, (end - 1) // DAY_NS
+    # only the days with recordings: a range of centuries must not walk every empty day
+    days = [day for day in _recorded_days(store, instrument) if first_day <= day <= last_day]
     bar = ProgressBar("export")
 
     def tables() -> Iterator[pa.Table]:
-        """One table per UTC day of the range, so memory stays bounded by a day."""
-        for day in range(first_day, last_day + 1):
+        """One table per recorded UTC day of the range, so memory stays bounded by a day."""
+        for done, day in enumerate(days, 1):
             day_start, day_end = max(start, day * DAY_NS), min(end, (day + 1) * DAY_NS)
             table = _export_table(store, instrument, args, day_start, day_end)
-            bar.update("days", day - first_day + 1, last_day - first_day + 1)
+            bar.update("days", done, len(days))
             if table.num_rows:
                 yield table
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    rows = (
-        _write_csv(args.out, tables())
-        if args.format == "csv"
-        else _write_parquet(args.out, tables())
-    )
+    write = _write_csv if args.format == "csv" else _write_parquet
+    rows = _write_atomic(args.out, lambda path: write(path, tables()))
     bar.close()
     print(f"{rows} rows written to {args.out}", file=sys.stderr)
     return 0
+
+
+def _recorded_days(store: HistoryStore, instrument: Any) -> list[int]:
+    """UTC day numbers with recorded trades of `instrument`, in order."""
+    base = partition_dir(store.root, TRADES, instrument.venue, instrument.symbol, "x").parent
+    days: list[int] = []
+    for directory in sorted(base.glob("date=*")):
+        try:
+            day = dt.date.fromisoformat(directory.name.partition("=")[2])
+        except ValueError:
+            continue
+        days.append((day - dt.date(1970, 1, 1)).days)
+    return days
+
+
+def _write_atomic(out: Path, write: Callable[[Path], int]) -> int:
+    """Write through a temporary file renamed into place at the end: a failed or interrupted
+    export leaves no unreadable file at `out` (nor its temporary file)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temp = out.with_name(f".{out.name}.tmp")
+    try:
+        rows = write(temp)
+        os.replace(temp, out)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return rows
 
 
 def _write_csv(path: Path, tables: Iterator[pa.Table]) -> int:

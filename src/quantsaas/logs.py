@@ -2,8 +2,11 @@
 
 Every record carries the request id of the HTTP request it was logged under (a context
 variable set by `RequestIdMiddleware`), and `venue`/`symbol` when the caller passes them with
-`extra=`. Fields named like credentials (Authorization, X-API-Key, cookies, ...) are replaced by
-`[redacted]`, also inside a logged `headers` mapping; query strings are never logged.
+`extra=`. Messages and fields are made `printable`: a control character from outside (an email
+with an escape sequence, a URL-decoded path) is written as `\\x1b`, never sent to a terminal,
+and a newline cannot forge a second event. Fields named like credentials (Authorization,
+X-API-Key, cookies, ...) are replaced by `[redacted]`, also inside a logged `headers` mapping;
+query strings are never logged.
 uvicorn's own loggers go through the same handler (run it with `log_config=None`).
 """
 
@@ -14,6 +17,7 @@ import logging
 import re
 import sys
 import time
+import unicodedata
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -56,21 +60,54 @@ QUIET_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
 access_log = logging.getLogger("quantsaas.access")
 
 
+_UNSAFE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+"""Unicode categories written as escapes: controls (ESC, BEL, NUL, C1 CSI...), format characters
+(bidi overrides, zero-width), surrogates, private use, unassigned, line and paragraph separators."""
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def printable(text: str) -> str:
+    """`text` with every character that could drive a terminal or forge a line (an escape
+    sequence, a newline, a bidi override) written as an escape such as `\\x1b` or `\\u202e`.
+    Everything that reaches an operator's terminal from outside goes through it: log lines and
+    the CLI's tables."""
+    if text.isprintable():
+        return text
+    return "".join(
+        _escape(char) if unicodedata.category(char) in _UNSAFE else char for char in text
+    )
+
+
 def is_secret(name: str) -> bool:
     lowered = name.lower()
     return lowered in SECRET_NAMES or lowered.replace("_", "-") in SECRET_NAMES
 
 
 def scrub(value: Any) -> Any:
-    """A copy of `value` with every credential-named mapping entry redacted (recursively)."""
+    """A copy of `value` with every credential-named mapping entry redacted and every string
+    made printable (recursively)."""
+    if isinstance(value, str):
+        return printable(value)
     if isinstance(value, Mapping):
         return {
-            str(key): REDACTED if is_secret(str(key)) else scrub(item)
+            printable(str(key)): REDACTED if is_secret(str(key)) else scrub(item)
             for key, item in value.items()
         }
     if isinstance(value, list | tuple):
         return [scrub(item) for item in value]
     return value
+
+
+def _lines(text: str, indent: str = "") -> str:
+    """A multi-line block (a traceback) with each of its lines made printable (and indented in
+    text logs, so no line of it can pass for an event of its own, which starts with a time)."""
+    return "\n".join(indent + printable(line) for line in text.splitlines())
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -96,24 +133,25 @@ class JsonFormatter(logging.Formatter):
             "ts": _timestamp(record),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": printable(record.getMessage()),
         }
         event.update(_fields(record))
         if record.exc_info:
-            event["exc"] = self.formatException(record.exc_info)
+            event["exc"] = _lines(self.formatException(record.exc_info))
         if record.stack_info:
-            event["stack"] = self.formatStack(record.stack_info)
-        return orjson.dumps(event, default=str).decode()
+            event["stack"] = _lines(self.formatStack(record.stack_info))
+        return orjson.dumps(event, default=lambda value: printable(str(value))).decode()
 
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{_timestamp(record)} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        message = printable(record.getMessage())
+        line = f"{_timestamp(record)} {record.levelname:<7} {record.name}: {message}"
         fields = _fields(record)
         if fields:
-            line += " " + " ".join(f"{key}={fields[key]}" for key in sorted(fields))
+            line += " " + " ".join(f"{key}={printable(str(fields[key]))}" for key in sorted(fields))
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + _lines(self.formatException(record.exc_info), indent="  ")
         return line
 
 

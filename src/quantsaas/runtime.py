@@ -242,6 +242,8 @@ def recorder_config(settings: Settings) -> RecorderConfig:
         snapshot_s=settings.record_snapshot_s,
         retention_days=settings.retention_days,
         raw=settings.record_raw,
+        min_free_bytes=settings.record_min_free_mb << 20,
+        free_space_retention=settings.retention_free_space,
     )
 
 

@@ -168,11 +168,32 @@ def test_the_installed_command_prints_only_the_key_on_stdout(tmp_path: Path) -> 
     assert created.stdout.count("\n") == 1
 
 
+def test_accounts_live_apart_from_the_recording_unless_an_old_install_has_them_there(
+    tmp_path: Path,
+) -> None:
+    def settings(accounts_url: str = "") -> Settings:
+        data, accounts = tmp_path / "data", tmp_path / "accounts"
+        return Settings(data_dir=data, accounts_dir=accounts, accounts_url=accounts_url)
+
+    fresh = settings()
+    assert fresh.accounts_database == f"sqlite+aiosqlite:///{tmp_path}/accounts/accounts.db"
+    assert not fresh.legacy_accounts_file
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "accounts.db").write_bytes(b"")  # written by an older version
+    old = settings()
+    assert old.accounts_database == f"sqlite+aiosqlite:///{tmp_path}/data/accounts.db"
+    assert old.legacy_accounts_file
+    (tmp_path / "accounts").mkdir()
+    (tmp_path / "accounts" / "accounts.db").write_bytes(b"")  # moved (a copy is left behind)
+    assert settings().accounts_file == tmp_path / "accounts" / "accounts.db"
+    assert settings("postgresql+asyncpg://h/db").legacy_accounts_file is False
+
+
 def test_account_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("QUANTSAAS_ANONYMOUS_TIER", "QUANTSAAS_ALLOWED_ORIGINS", "QUANTSAAS_DATA_DIR"):
         monkeypatch.delenv(name, raising=False)
-    defaults = Settings(data_dir=Path("/srv/qs"))
-    assert defaults.accounts_database == "sqlite+aiosqlite:////srv/qs/accounts.db"
+    defaults = Settings(data_dir=Path("/srv/qs"), accounts_dir=Path("/srv/qs-accounts"))
+    assert defaults.accounts_database == "sqlite+aiosqlite:////srv/qs-accounts/accounts.db"
     assert (defaults.tiers_file, defaults.anonymous_tier, defaults.allowed_origins) == (
         None,
         None,

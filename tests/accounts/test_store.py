@@ -21,6 +21,8 @@ from quantsaas.errors import StorageError
 pytestmark = pytest.mark.usefixtures("fast_passwords")
 
 TABLES = {"users", "api_keys", "sessions", "ws_tickets", "audit_events", "account_changes"}
+TABLES |= {"service_state", "login_addresses"}
+HEAD = "0003"
 
 
 def _tables(connection: Connection) -> set[str]:
@@ -44,7 +46,7 @@ async def test_migrations_create_every_table_from_empty_and_match_the_models(
         await migrate(engine)  # idempotent
         async with engine.connect() as conn:
             assert await conn.run_sync(_tables) == TABLES | {"alembic_version"}
-            assert await conn.scalar(text("SELECT version_num FROM alembic_version")) == "0001"
+            assert await conn.scalar(text("SELECT version_num FROM alembic_version")) == HEAD
             assert await conn.run_sync(_differences) == []
         await downgrade(engine, "base")
         async with engine.connect() as conn:

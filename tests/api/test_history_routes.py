@@ -139,6 +139,43 @@ def test_bad_queries_get_problem_json(
     assert got.json()["code"] == code and got.json()["detail"]
 
 
+FAR = "300000000000000000000"  # year 11476
+LAST = str(2**63 - 1)  # 2262-04-11, the last int64 nanosecond
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("trades/sim/BTC-USD", {"start": FAR, "end": FAR + "1"}),
+        ("trades/sim/BTC-USD", {"start": "9999-12-31T00:00:00Z", "end": "9999-12-31T01:00:00Z"}),
+        ("trades/sim/BTC-USD", {"start": "1969-12-31", "end": "1970-01-01"}),
+        ("trades/sim/BTC-USD", {"start": "2024-01-01", "end": "2024-01-02", "after": FAR + "_1"}),
+        ("trades/sim/BTC-USD", {"start": "1" * 40, "end": "2" * 40}),
+        ("candles/sim/BTC-USD", {"start": FAR, "end": FAR + "1"}),
+        ("book/sim/BTC-USD", {"at": FAR}),
+        ("book/sim/BTC-USD", {"at": "9999-12-31T23:59:59Z"}),
+    ],
+)
+def test_times_past_int64_are_a_400_not_a_500(
+    recorded: tuple[httpx.Client, Recording], path: str, params: dict[str, Any]
+) -> None:
+    client, _ = recorded
+    got = client.get(f"{BASE}/{path}", params=params)
+    assert got.status_code == 400, got.text
+    assert got.headers["content-type"] == "application/problem+json"
+    assert got.json()["code"] == "bad-request"
+
+
+def test_the_last_representable_time_is_served(recorded: tuple[httpx.Client, Recording]) -> None:
+    client, _ = recorded
+    end = int(LAST)
+    window = {"start": str(end - 86_400 * 10**9), "end": LAST}
+    for path in ("trades/sim/BTC-USD", "candles/sim/BTC-USD"):
+        got = client.get(f"{BASE}/{path}", params=window)
+        assert got.status_code == 200 and got.json()["data"] == [], got.text
+    assert client.get(f"{BASE}/book/sim/BTC-USD", params={"at": LAST}).status_code in (200, 404)
+
+
 def test_health_shows_the_recorder(recorded: tuple[httpx.Client, Recording]) -> None:
     client, rec = recorded
     body = client.get("/health").json()

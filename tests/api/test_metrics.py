@@ -2,7 +2,7 @@
 
 import asyncio
 import json
-from types import SimpleNamespace
+from pathlib import Path
 
 import httpx
 import pytest
@@ -10,9 +10,20 @@ import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import Service
-from helpers import ScriptedFeed, delta, make_instrument, make_runtime, snapshot
+from helpers import (
+    ScriptedFeed,
+    accept_writes,
+    delta,
+    make_instrument,
+    make_runtime,
+    refuse_writes,
+    snapshot,
+)
 from quantsaas.api.app import create_app
 from quantsaas.config import Settings
+from quantsaas.model import Side, Trade, now_ns
+from quantsaas.store.recorder import Recorder, RecorderConfig
+from secured import secured_service
 
 Labels = dict[str, str]
 
@@ -118,30 +129,43 @@ async def test_http_latency_histogram_by_route_template(service: Service) -> Non
 
 
 @pytest.mark.asyncio
-async def test_livez_and_readyz(service: Service) -> None:
+async def test_livez_and_readyz(service: Service, tmp_path: Path) -> None:
     async with httpx.AsyncClient(base_url=service.http) as client:
         assert (await client.get("/livez")).json() == {"status": "ok"}
         not_ready = await client.get("/readyz")
         assert not_ready.status_code == 503
-        assert not_ready.json()["checks"] == {"feed_live": False, "accounts_db": True}
+        assert not_ready.json()["checks"] == {
+            "feed_live": False,
+            "accounts_db": True,
+            "accounts_writable": True,
+        }
         service.feed.push(snapshot(service.btc, [(10_000, 5)], [(10_010, 3)]))
         await asyncio.sleep(0.05)
         ready = await client.get("/readyz")
         assert ready.status_code == 200, ready.text
         assert ready.json()["live_feeds"] == ["test"]
-        # a recorder with a write error makes the service not ready
-        broken = SimpleNamespace(status=SimpleNamespace(last_error="disk full"), pending=0)
-        broken.status.events = broken.status.dropped = broken.status.errors = 0
-        service.app.state.recorder = broken
+        # a recorder whose last flush failed makes the service not ready...
+        blocker = tmp_path / "data"
+        blocker.write_text("a file where the data directory should be")
+        recorder = Recorder(RecorderConfig(blocker))
+        service.app.state.recorder = recorder
+        trade = Trade(service.btc, 10_000, 1, Side.BUY, "t1", now_ns(), now_ns())
+        recorder.on_event(trade)
+        assert recorder.flush() == 0
         failing = await client.get("/readyz")
         assert failing.status_code == 503
         assert failing.json()["checks"] == {
             "feed_live": True,
             "accounts_db": True,
+            "accounts_writable": True,
             "recorder_ok": False,
         }
-        broken.status.last_error = None
+        # ...until a flush succeeds again (space came back): readiness follows the state
+        blocker.unlink()
+        recorder.on_event(trade)
+        assert recorder.flush() == 1
         assert (await client.get("/readyz")).status_code == 200
+        assert recorder.health()["last_error"] is not None  # still shown, with its age
 
 
 def test_two_apps_in_one_process_keep_separate_registries() -> None:
@@ -154,3 +178,32 @@ def test_two_apps_in_one_process_keep_separate_registries() -> None:
     assert value(first, "quantsaas_feed_messages_received_total", venue="one") == 30
     assert ("quantsaas_feed_messages_received_total", (("venue", "two"),)) not in samples(first)
     assert value(second, "quantsaas_feed_messages_received_total", venue="two") == 30
+
+
+@pytest.mark.asyncio
+async def test_a_revocation_the_database_refuses_is_refused_at_once_and_not_ready(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/accounts.db"
+    async with secured_service(tmp_path, url) as service:
+        key = await service.user_key("k@example.com", "pro")
+        async with service.client(headers={"X-API-Key": key}) as http:
+            (listed,) = (await http.get("/api/v1/keys")).json()["data"]
+            await refuse_writes(service.accounts._engine, "account_changes")
+            try:
+                revoked = await http.delete(f"/api/v1/keys/{listed['key_id']}")
+                assert revoked.status_code == 503
+                assert revoked.json()["code"] == "revocation-pending"
+                assert (await http.get("/api/v1/account")).status_code == 401  # at once
+                readyz = (await http.get("/readyz")).json()
+                assert readyz["checks"]["accounts_writable"] is False
+                text = await scrape(http)
+                assert value(text, "quantsaas_accounts_unwritten_revocations") == 1
+            finally:
+                await accept_writes(service.accounts._engine, "account_changes")
+            for _ in range(50):  # the service retries every second
+                if (await http.get("/readyz")).json()["checks"]["accounts_writable"]:
+                    break
+                await asyncio.sleep(0.1)
+            assert (await http.get("/readyz")).json()["checks"]["accounts_writable"] is True
+            assert (await http.get("/api/v1/account")).status_code == 401

@@ -21,6 +21,7 @@ from quantsaas.api.ratelimit import (
     MemoryLimiter,
     Quota,
     RedisLimiter,
+    client_bucket,
     limit_headers,
     open_limiter,
 )
@@ -103,6 +104,31 @@ async def test_peek_reports_without_spending(limiter: Limiter) -> None:
         assert not empty.allowed and empty.remaining == 0
         assert 719 < empty.retry_after_s <= 720
     assert not (await limiter.hit("k", HOUR)).allowed
+
+
+@pytest.mark.asyncio
+async def test_refund_gives_back_what_a_hit_reserved(limiter: Limiter) -> None:
+    for _ in range(5):  # five reservations, each given back: the budget stays whole
+        assert (await limiter.hit("k", HOUR)).allowed
+        await limiter.refund("k", HOUR)
+    assert (await limiter.peek("k", HOUR)).remaining == 5
+    await limiter.hit("k", HOUR, cost=5)
+    await limiter.refund("k", HOUR, cost=2)
+    assert (await limiter.peek("k", HOUR)).remaining == 2
+    await limiter.refund("k", HOUR, cost=5)  # never more than a whole budget
+    await limiter.refund("never-seen", HOUR)
+    assert (await limiter.peek("k", HOUR)).remaining == 5
+    assert (await limiter.hit("k", HOUR, cost=5)).allowed
+    assert not (await limiter.hit("k", HOUR)).allowed
+
+
+def test_ipv6_addresses_count_per_64_network() -> None:
+    assert client_bucket("2001:db8:1:2::1") == client_bucket("2001:db8:1:2:ffff::9")
+    assert client_bucket("2001:db8:1:2::1") == "2001:db8:1:2::/64"
+    assert client_bucket("2001:db8:1:3::1") != client_bucket("2001:db8:1:2::1")
+    assert client_bucket("203.0.113.7") == "203.0.113.7"
+    assert client_bucket("::ffff:203.0.113.7") == "203.0.113.7"
+    assert client_bucket("unknown") == "unknown"
 
 
 @pytest.mark.asyncio

@@ -1,4 +1,5 @@
 import asyncio
+from pathlib import Path
 
 import httpx
 import pytest
@@ -6,6 +7,8 @@ import pytest
 from conftest import Service
 from helpers import snapshot, trade
 from quantsaas.feeds.base import FeedState
+from quantsaas.store.recorder import Recorder, RecorderConfig
+from secured import secured_service
 
 PROBLEM = "application/problem+json"
 
@@ -172,3 +175,19 @@ async def test_openapi_documents_routes_and_problem_schema(service: Service) -> 
                  "/api/v1/book/{venue}/{symbol}", "/api/v1/trades/{venue}/{symbol}"):  # fmt: skip
         assert path in schema["paths"]
     assert "Problem" in schema["components"]["schemas"]
+
+
+@pytest.mark.asyncio
+async def test_health_shows_the_data_directory_to_administrators_only(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/accounts.db"
+    async with secured_service(tmp_path, url) as service:
+        data = tmp_path / "recorded-here"
+        service.app.state.recorder = Recorder(RecorderConfig(data))
+        admin = await service.user_key("root@example.com", "pro", admin=True)
+        user = await service.user_key("u@example.com", "pro")
+        async with service.client() as http:
+            for headers in ({}, {"X-API-Key": user}, {"X-API-Key": "qs_bad_key"}):
+                body = (await http.get("/health", headers=headers)).json()
+                assert "data_dir" not in body["recorder"] and str(tmp_path) not in str(body)
+            shown = (await http.get("/health", headers={"X-API-Key": admin})).json()
+            assert shown["recorder"]["data_dir"] == str(data.resolve())

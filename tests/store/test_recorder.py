@@ -75,7 +75,8 @@ def test_write_errors_are_reported_and_the_engine_goes_on(tmp_path: Path) -> Non
     assert recorder.flush() == 0
     health = recorder.health()
     assert health["ok"] is False and health["dropped"] == 100 and health["errors"] >= 1
-    assert "not-a-dir" in health["last_error"]
+    assert "Not a directory" in health["last_error"]
+    assert str(tmp_path) not in str(health)  # no absolute path: /health is public
     recorder.on_event(rec.trades[0])  # still accepts events
     assert recorder.pending == 1
 
@@ -145,3 +146,109 @@ def test_the_recorder_is_a_bus_consumer_of_the_engine(tmp_path: Path) -> None:
     rec = record_simulator(tmp_path, seconds=1)
     assert rec.recorder.status.events >= len(rec.trades)
     assert isinstance(rec.trades[0], Trade)
+
+
+class Disk:
+    """A filesystem of `capacity` bytes holding `root`: free space is what the files under
+    `root` leave (the recorder measures free space through this instead of statvfs)."""
+
+    def __init__(self, root: Path, capacity: int) -> None:
+        self.root, self.capacity = root, capacity
+
+    def used(self) -> int:
+        return sum(path.stat().st_size for path in self.root.rglob("*") if path.is_file())
+
+    def __call__(self, path: Path) -> int:
+        return self.capacity - self.used()
+
+
+def test_recording_pauses_below_the_free_space_floor_and_resumes(tmp_path: Path) -> None:
+    rec = record_simulator(tmp_path / "sim", seconds=1)
+    disk = Disk(tmp_path / "data", capacity=10 << 20)
+    recorder = Recorder(RecorderConfig(tmp_path / "data", min_free_bytes=4 << 20), free_space=disk)
+    for trade in rec.trades[:200]:
+        recorder.on_event(trade)
+    assert recorder.flush() == 200 and not recorder.status.paused
+    disk.capacity = disk.used() + (3 << 20)  # something else filled the disk
+    for trade in rec.trades[200:300]:
+        recorder.on_event(trade)
+    assert recorder.flush() == 0
+    health = recorder.health()
+    assert health["paused"] is True and health["dropped"] == 100
+    assert health["free_bytes"] == 3 << 20 and health["min_free_bytes"] == 4 << 20
+    assert "recording paused" in health["last_error"]
+    disk.capacity += 2 << 20  # space came back
+    recorder.on_event(rec.trades[300])
+    assert recorder.flush() == 1 and not recorder.status.paused
+
+
+def test_below_the_floor_the_oldest_days_make_room(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    rec = record_simulator(root, seconds=2)  # simulated time: 2024-01-01
+    old_day = partition_dir(root, TRADES, "sim", "BTC/USD", "2024-01-01")
+    assert old_day.is_dir()
+    disk = Disk(root, capacity=0)
+    disk.capacity = disk.used() + (2 << 20) - 1  # one byte short of the floor
+    config = RecorderConfig(root, min_free_bytes=2 << 20, free_space_retention=True)
+    recorder = Recorder(config, free_space=disk)
+    recorder.on_event(replace(rec.trades[0], ts_event=time.time_ns(), ts_recv=time.time_ns()))
+    assert recorder.flush() == 1  # the old day went, today's trade was written
+    assert not old_day.exists() and recorder.status.days_freed == 1
+    assert not recorder.status.paused
+    # without free_space_retention nothing is deleted: recording stays paused
+    kept = Recorder(RecorderConfig(root, min_free_bytes=1 << 40), free_space=disk)
+    kept.on_event(rec.trades[0])
+    assert kept.flush() == 0 and kept.status.paused and kept.status.days_freed == 0
+
+
+def test_the_real_disk_is_measured(tmp_path: Path) -> None:
+    recorder = Recorder(RecorderConfig(tmp_path / "not" / "yet", min_free_bytes=1 << 60))
+    rec = record_simulator(tmp_path / "sim", seconds=1)
+    recorder.on_event(rec.trades[0])
+    assert recorder.flush() == 0 and recorder.status.paused
+    assert 0 < (recorder.status.free_bytes or 0) < 1 << 60
+
+
+def test_readiness_follows_the_last_flush_not_the_first_error(tmp_path: Path) -> None:
+    rec = record_simulator(tmp_path / "sim", seconds=1)
+    root = tmp_path / "data"
+    root.write_text("a file: every write fails, as on a full disk")
+    recorder = Recorder(RecorderConfig(root))
+    recorder.on_event(rec.trades[0])
+    assert recorder.flush() == 0 and recorder.status.ok is False
+    assert recorder.flush() == 0 and recorder.status.ok is False  # nothing to write: as it was
+    root.unlink()  # space came back
+    for trade in rec.trades[1:10]:
+        recorder.on_event(trade)
+    assert recorder.flush() == 9
+    health = recorder.health()
+    assert health["ok"] is True and health["last_error"] is not None  # the past stays visible
+
+
+FILL_DISK = """
+import resource, signal, sys
+from pathlib import Path
+import pyarrow as pa
+from quantsaas.store.layout import write_atomic
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a signal, like ENOSPC
+resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+table = pa.table({"x": pa.array(range(2_000_000), pa.int64())})
+try:
+    write_atomic(table, Path(sys.argv[1]))
+except OSError as exc:
+    print("failed:", exc.errno)
+"""
+
+
+def test_a_failed_atomic_write_leaves_no_temporary_file(tmp_path: Path) -> None:
+    target = tmp_path / "part" / "1-1.part.parquet"
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    result = subprocess.run(
+        [sys.executable, "-c", FILL_DISK, str(target)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.startswith("failed:"), result.stderr
+    assert list(target.parent.iterdir()) == []  # neither the file nor `.1-1.part.parquet.tmp`

@@ -1,14 +1,18 @@
-"""The audit log table: append an event, read the newest ones."""
+"""The audit log: every event is a row of `audit_events` and a line of the `quantsaas.audit`
+logger (so log shipping sees what the table holds); rows older than the retention are pruned."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import logging
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from quantsaas.accounts.models import AuditEvent
 from quantsaas.accounts.views import AuditView
+
+audit_log = logging.getLogger("quantsaas.audit")
 
 
 async def write_event(
@@ -18,7 +22,13 @@ async def write_event(
     key_id: str | None,
     ip: str | None,
     detail: str,
+    log: bool = True,
 ) -> None:
+    """Append an event; `log=False` when the caller has logged it already (denials)."""
+    if log:
+        audit_log.info(
+            "%s", event, extra={"user_id": user_id, "key_id": key_id, "ip": ip, "detail": detail}
+        )
     async with writer.begin() as conn:
         await conn.execute(
             insert(AuditEvent).values(
@@ -41,3 +51,10 @@ async def read_events(engine: AsyncEngine, limit: int) -> list[AuditView]:
             )
         ).all()
     return [AuditView(r.id, r.at, r.event, r.user_id, r.key_id, r.ip, r.detail) for r in rows]
+
+
+async def prune_events(writer: AsyncEngine, older_than: timedelta) -> None:
+    """Delete the events older than `older_than`."""
+    async with writer.begin() as conn:
+        cutoff = datetime.now(UTC) - older_than
+        await conn.execute(delete(AuditEvent).where(AuditEvent.at < cutoff))

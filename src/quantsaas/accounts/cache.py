@@ -1,6 +1,10 @@
 """The credential cache of one process: digest -> Principal, so resolving a known API key or
 session costs no database round trip. Every invalidation bumps `generation`; a lookup that
-raced with one (read the row before it, finishes after) must not store its stale answer."""
+raced with one (read the row before it, finishes after) must not store its stale answer.
+
+It also holds what this process refuses whatever the database says: keys, users and sessions
+revoked here (`deny`), so a revocation takes effect at once even when writing it fails (a full
+disk); the write is retried (accounts/changes.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,22 @@ class CredentialCache:
         self.keys: dict[str, Principal] = {}  # API key digest -> principal
         self.sessions: dict[str, tuple[Principal, float]] = {}  # digest -> (principal, expiry)
         self.generation = 0
+        self.denied: set[tuple[str, object]] = set()  # ("key", id), ("user", id), ("session", d)
+
+    def deny(self, kind: str, subject: object) -> None:
+        """Refuse a key id, user id or session digest from now on (until `allow`)."""
+        self.denied.add((kind, subject))
+
+    def allow(self, kind: str, subject: object) -> None:
+        self.denied.discard((kind, subject))
+
+    def refuses(self, principal: Principal, session: str | None = None) -> bool:
+        denied = self.denied
+        return bool(denied) and (
+            ("user", principal.user_id) in denied
+            or (principal.key_id is not None and ("key", principal.key_id) in denied)
+            or (session is not None and ("session", session) in denied)
+        )
 
     def put_key(self, digest: str, principal: Principal, generation: int) -> None:
         if generation == self.generation:

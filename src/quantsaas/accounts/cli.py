@@ -20,14 +20,17 @@ from pydantic import ValidationError
 from quantsaas.accounts.service import Accounts
 from quantsaas.accounts.tiers import Tier, load_tiers
 from quantsaas.config import Settings
-from quantsaas.errors import AccountError, ConfigError, StorageError
+from quantsaas.errors import AccountError, ConfigError, RevocationPending, StorageError
+from quantsaas.logs import printable
 
 Action = Callable[[Accounts, argparse.Namespace], Coroutine[Any, Any, int]]
+WRITE_ATTEMPTS = 10
 
 
 def _with_db(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
-        "--db", help="accounts database URL (default: setting accounts_url, else data/accounts.db)"
+        "--db",
+        help="accounts database URL (default: setting accounts_url, else accounts/accounts.db)",
     )
     return parser
 
@@ -70,6 +73,9 @@ def _time(at: datetime | None) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> None:
+    """Aligned columns; every cell made printable (logs.printable): an address or an audit
+    detail holding escape sequences must not drive the admin's terminal."""
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
@@ -119,7 +125,10 @@ async def _users(accounts: Accounts, args: argparse.Namespace) -> int:
         password, generated = _new_password(args)
         user = await accounts.add_user(args.email, password, tier=args.tier, is_admin=args.admin)
         await accounts.audit("user.created", user_id=user.id, detail="cli")
-        print(f"user {user.email} created (id {user.id}, tier {user.tier})", file=sys.stderr)
+        print(
+            f"user {printable(user.email)} created (id {user.id}, tier {user.tier})",
+            file=sys.stderr,
+        )
         if generated:
             print(password)
     elif args.action == "list":
@@ -131,19 +140,27 @@ async def _users(accounts: Accounts, args: argparse.Namespace) -> int:
         ]
         _table(["id", "email", "tier", "admin", "disabled", "created"], rows)
     elif args.action in ("disable", "enable"):
-        user = await accounts.set_disabled(args.email, args.action == "disable")
+        try:
+            user = await accounts.set_disabled(args.email, args.action == "disable")
+        except RevocationPending:
+            await _written(accounts)
+            user = await accounts.find_user(args.email)
         await accounts.audit(f"user.{args.action}d", user_id=user.id, detail="cli")
-        print(f"user {user.email} {args.action}d", file=sys.stderr)
+        print(f"user {printable(user.email)} {args.action}d", file=sys.stderr)
     else:
         user = await accounts.set_tier(args.email, args.tier)
         await accounts.audit("user.tier_changed", user_id=user.id, detail=f"cli: {user.tier}")
-        print(f"user {user.email} is now on tier {user.tier}", file=sys.stderr)
+        print(f"user {printable(user.email)} is now on tier {user.tier}", file=sys.stderr)
     return 0
 
 
 async def _keys(accounts: Accounts, args: argparse.Namespace) -> int:
     if args.action == "revoke":
-        key = await accounts.revoke_key(args.key_id, None)
+        try:
+            key = await accounts.revoke_key(args.key_id, None)
+        except RevocationPending:
+            await _written(accounts)
+            key = await accounts.revoke_key(args.key_id, None)  # now recorded: reads it back
         await accounts.audit("key.revoked", user_id=key.user_id, key_id=key.key_id, detail="cli")
         print(f"key {key.key_id} revoked", file=sys.stderr)
         return 0
@@ -151,7 +168,10 @@ async def _keys(accounts: Accounts, args: argparse.Namespace) -> int:
     if args.action == "create":
         text, key = await accounts.create_key(user.id, args.name)
         await accounts.audit("key.created", user_id=user.id, key_id=key.key_id, detail="cli")
-        print(f"key {key.key_id} created for {user.email}; shown only now:", file=sys.stderr)
+        print(
+            f"key {key.key_id} created for {printable(user.email)}; shown only now:",
+            file=sys.stderr,
+        )
         print(text)
         return 0
     rows = [
@@ -161,6 +181,19 @@ async def _keys(accounts: Accounts, args: argparse.Namespace) -> int:
     ]
     _table(["key_id", "name", "created", "last_used", "state"], rows)
     return 0
+
+
+async def _written(accounts: Accounts, attempts: int = WRITE_ATTEMPTS) -> None:
+    """Retry a revocation whose write failed, a few times; an AccountError if it never lands
+    (this process ends, so nothing would retry it: the operator must know)."""
+    for _ in range(attempts):
+        await asyncio.sleep(1.0)
+        if not await accounts.changes.retry():
+            return
+    raise RevocationPending(
+        "NOT revoked: the accounts database refused the write (full disk? see the log); "
+        "the service still accepts the credentials. Free space and run the command again"
+    )
 
 
 async def _audit(accounts: Accounts, args: argparse.Namespace) -> int:
@@ -198,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
         url = args.db or settings.accounts_database
         return asyncio.run(_with_accounts(url, tiers, ACTIONS[args.command], args))
     except (AccountError, ConfigError, StorageError) as exc:
-        print(f"quantsaas: error: {exc}", file=sys.stderr)
+        print(f"quantsaas: error: {printable(str(exc))}", file=sys.stderr)
         return 2
 
 

@@ -102,6 +102,8 @@ class WsTicket(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     key_id: Mapped[str | None] = mapped_column(String(12))
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    session_digest: Mapped[str | None] = mapped_column(String(64))
+    """The session it was minted under: it dies with that session (logout)."""
 
 
 class AuditEvent(Base):
@@ -130,3 +132,27 @@ class AccountChange(Base):
     kind: Mapped[str] = mapped_column(String(16))
     user_id: Mapped[int | None] = mapped_column(Integer)
     subject: Mapped[str | None] = mapped_column(String(64))
+
+
+class ServiceState(Base):
+    """Named values every process of the service shares: `device-key`, the secret that signs
+    device cookies (accounts/trust.py), created by the first process that needs it."""
+
+    __tablename__ = "service_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class LoginAddress(Base):
+    """An address (IPv4, or an IPv6 /64) a user signed in from: the right password from there
+    still gets in while the account's login limit holds (accounts/trust.py)."""
+
+    __tablename__ = "login_addresses"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_login_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import secrets
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, func, insert, select, text, update
@@ -24,12 +25,16 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from quantsaas.accounts import passwords
-from quantsaas.accounts.audit import read_events, write_event
+from quantsaas.accounts.audit import prune_events, read_events, write_event
 from quantsaas.accounts.cache import CredentialCache
+from quantsaas.accounts.changes import ChangeFeed
 from quantsaas.accounts.keys import digests_match, generate_key, key_digest, parse_key
 from quantsaas.accounts.models import AccountChange, ApiKey, Session, User, WsTicket
+from quantsaas.accounts.sessions import USER_COLUMNS as _USER
+from quantsaas.accounts.sessions import Sessions
 from quantsaas.accounts.store import IMMEDIATE, make_engine, migrate, safe_url
 from quantsaas.accounts.tiers import Tier
+from quantsaas.accounts.trust import LoginTrust, touch_state
 from quantsaas.accounts.views import (
     AuditView,
     KeyView,
@@ -37,6 +42,7 @@ from quantsaas.accounts.views import (
     Revocation,
     UserView,
     key_view,
+    lookup_email,
     normalise_email,
     principal_of,
     user_view,
@@ -62,8 +68,10 @@ __all__ = [
 
 log = logging.getLogger("quantsaas.accounts")
 ADMIN_EMAIL = "admin@localhost"
-_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 _PURGE_EVERY_S = 60.0
+_PROBE_TIMEOUT_S = 5.0
+_MIN_FREE = 16 << 20
+"""Free bytes a SQLite accounts database needs to count as writable (sessions, audit rows)."""
 _CHANGES_KEPT = timedelta(days=1)
 
 
@@ -71,10 +79,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-_USER = (User.id, User.email, User.tier, User.is_admin, User.disabled)
-
-
-class Accounts:
+class Accounts(Sessions):
     """Users, keys, sessions, tickets and audit on one database (SQLite or PostgreSQL)."""
 
     def __init__(
@@ -96,12 +101,12 @@ class Accounts:
         self._usage_flush_s = usage_flush_s
         self._cache = CredentialCache()
         self._used: dict[str, float] = {}  # key_id -> last use (epoch s), not yet written
-        self._listeners: list[Callable[[Revocation], None]] = []
-        self._last_change = 0
-        self._own_changes: set[int] = set()
+        self.changes = ChangeFeed(engine, self._writer, self._cache)
         self._dummy_hash: str | None = None
         self._flushed_at = time.monotonic()
         self._purged_at = 0.0
+        self.trust: LoginTrust  # set by open(): device cookies, known addresses (trust.py)
+        self._audit_kept: timedelta | None = None  # audit rows older than this are pruned
 
     @classmethod
     async def open(
@@ -113,8 +118,10 @@ class Accounts:
         ticket_ttl_s: float = 30.0,
         poll_s: float = 1.0,
         usage_flush_s: float = 5.0,
+        audit_retention_days: float = 0.0,
     ) -> Accounts:
-        """Connect and migrate to the newest schema; StorageError if the database fails."""
+        """Connect and migrate to the newest schema; StorageError if the database fails.
+        `audit_retention_days`: audit rows older than this are pruned (0 keeps them all)."""
         engine = make_engine(url)
         try:
             await migrate(engine)
@@ -126,9 +133,10 @@ class Accounts:
                 poll_s=poll_s,
                 usage_flush_s=usage_flush_s,
             )
-            async with engine.connect() as conn:
-                newest = await conn.scalar(select(func.max(AccountChange.id)))
-            accounts._last_change = newest or 0
+            await accounts.changes.start()
+            if audit_retention_days > 0:
+                accounts._audit_kept = timedelta(days=audit_retention_days)
+            accounts.trust = await LoginTrust.open(engine, accounts._writer)
         except (SQLAlchemyError, OSError) as exc:
             await engine.dispose()
             raise StorageError(f"accounts database {safe_url(url)}: {exc}") from exc
@@ -146,6 +154,21 @@ class Accounts:
                 await conn.execute(text("SELECT 1"))
         except (SQLAlchemyError, OSError):
             return False
+        return True
+
+    async def writable(self) -> bool:
+        """Can accounts be written (for /readyz)? No revocation waits to be written, a write
+        transaction commits, and a SQLite file's filesystem has `_MIN_FREE` bytes left."""
+        if self.changes.unwritten:
+            return False
+        try:
+            async with asyncio.timeout(_PROBE_TIMEOUT_S):
+                await touch_state(self._writer, "readyz")
+        except (SQLAlchemyError, OSError, TimeoutError):
+            return False
+        database = self._engine.url.database
+        if self._engine.dialect.name == "sqlite" and database and database != ":memory:":
+            return shutil.disk_usage(Path(database).parent).free >= _MIN_FREE
         return True
 
     # -- users --------------------------------------------------------------------------------
@@ -190,7 +213,7 @@ class Accounts:
     async def authenticate(self, email: str, password: str) -> UserView | None:
         """The user if the password is right and the user enabled; the same work otherwise."""
         try:
-            email = normalise_email(email)
+            email = lookup_email(email)
         except InvalidEmail:
             email = ""
         async with self._engine.connect() as conn:
@@ -216,8 +239,8 @@ class Accounts:
         return None if user is None else user_view(user)
 
     async def find_user(self, email: str) -> UserView:
-        """The user with this email; AccountNotFound if none."""
-        email = normalise_email(email)
+        """The user with this email; AccountNotFound if none (InvalidEmail if not an address)."""
+        email = lookup_email(email)
         async with self._engine.connect() as conn:
             user = (await conn.execute(select(User).where(User.email == email))).first()
         if user is None:
@@ -232,15 +255,23 @@ class Accounts:
     async def set_disabled(self, email: str, disabled: bool) -> UserView:
         """Disable (ends sessions, tickets and cached credentials; fires revocations) or enable."""
         user = await self.find_user(email)
-        async with self._writer.begin() as conn:
-            await conn.execute(update(User).where(User.id == user.id).values(disabled=disabled))
-            if disabled:
-                await conn.execute(delete(Session).where(Session.user_id == user.id))
-                await conn.execute(delete(WsTicket).where(WsTicket.user_id == user.id))
-                await self._record(conn, "user", user.id)
-        if disabled:
-            self._cache.forget_user(user.id)
-            self._fire(Revocation(None, user.id))
+        if not disabled:
+            self._cache.allow("user", user.id)
+            self.changes.forget_unwritten("user", user.id)
+            async with self._writer.begin() as conn:
+                await conn.execute(update(User).where(User.id == user.id).values(disabled=False))
+            return await self.find_user(email)
+        self._cache.deny("user", user.id)  # refused here at once, even if the write fails
+        self._cache.forget_user(user.id)
+        self.changes.fire(Revocation(None, user.id))
+
+        async def write(conn: AsyncConnection) -> None:
+            await conn.execute(update(User).where(User.id == user.id).values(disabled=True))
+            await conn.execute(delete(Session).where(Session.user_id == user.id))
+            await conn.execute(delete(WsTicket).where(WsTicket.user_id == user.id))
+            await self.changes.record(conn, "user", user.id)
+
+        await self.changes.write_revocation("user", user.id, f"disabling {user.email}", write)
         return await self.find_user(email)
 
     async def set_tier(self, email: str, tier: str) -> UserView:
@@ -248,8 +279,9 @@ class Accounts:
         user = await self.find_user(email)
         async with self._writer.begin() as conn:
             await conn.execute(update(User).where(User.id == user.id).values(tier=tier))
-            await self._record(conn, "tier", user.id)
+            await self.changes.record(conn, "tier", user.id, tier)
         self._cache.forget_user(user.id)
+        self.changes.fire(Revocation(None, user.id, "tier"))  # streams restart under the new one
         return await self.find_user(email)
 
     async def change_password(self, user_id: int, current: str, new: str) -> bool:
@@ -268,8 +300,9 @@ class Accounts:
             await conn.execute(update(User).where(User.id == user_id).values(**changed))
             await conn.execute(delete(Session).where(Session.user_id == user_id))
             await conn.execute(delete(WsTicket).where(WsTicket.user_id == user_id))
-            await self._record(conn, "password", user_id)
+            await self.changes.record(conn, "password", user_id)
         self._cache.forget_user(user_id)
+        self.changes.fire(Revocation(None, user_id, "password"))  # streams of every session
         return True
 
     # -- API keys -----------------------------------------------------------------------------
@@ -324,18 +357,23 @@ class Accounts:
         query = select(ApiKey).where(ApiKey.key_id == key_id)
         if user_id is not None:
             query = query.where(ApiKey.user_id == user_id)
-        async with self._writer.begin() as conn:
-            row = (await conn.execute(query)).first()
-            if row is None:
-                raise AccountNotFound(f"no API key {key_id}")
-            key = row
-            if key.revoked_at is not None:
-                return key_view(key)
-            now = _now()
-            await conn.execute(update(ApiKey).where(ApiKey.key_id == key_id).values(revoked_at=now))
-            await self._record(conn, "key", key.user_id, key_id)
+        async with self._engine.connect() as conn:
+            key = (await conn.execute(query)).first()
+        if key is None:
+            raise AccountNotFound(f"no API key {key_id}")
+        if key.revoked_at is not None:
+            return key_view(key)
+        now = _now()
+        self._cache.deny("key", key_id)  # refused here at once, even if the write fails
         self._cache.forget_key(key_id)
-        self._fire(Revocation(key_id, key.user_id))
+        self.changes.fire(Revocation(key_id, key.user_id))
+
+        async def write(conn: AsyncConnection) -> None:
+            live = (ApiKey.key_id == key_id) & ApiKey.revoked_at.is_(None)
+            await conn.execute(update(ApiKey).where(live).values(revoked_at=now))
+            await self.changes.record(conn, "key", key.user_id, key_id)
+
+        await self.changes.write_revocation("key", key_id, f"revoking key {key_id}", write)
         return KeyView(key.key_id, key.user_id, key.name, key.created_at, key.last_used_at, now)
 
     async def resolve_key(self, text: str) -> Principal | None:
@@ -347,6 +385,8 @@ class Accounts:
         digest = key_digest(text)
         principal = self._cache.keys.get(digest)
         if principal is not None:
+            if self._cache.refuses(principal):
+                return None
             self._used[key_id] = time.time()
             return principal
         generation = self._cache.generation
@@ -363,6 +403,8 @@ class Accounts:
         if not digests_match(row.digest, digest):
             return None
         principal = principal_of(row, key_id)
+        if self._cache.refuses(principal):
+            return None
         self._cache.put_key(digest, principal, generation)
         self._used[key_id] = time.time()
         return principal
@@ -388,154 +430,17 @@ class Accounts:
                 self._used[key_id] = max(at, self._used.get(key_id, 0.0))
             raise
 
-    # -- sessions and tickets -----------------------------------------------------------------
-
-    async def create_session(self, user_id: int) -> str:
-        """A new dashboard session of an enabled user: the opaque token for the cookie."""
-        token = secrets.token_urlsafe(32)
-        now = _now()
-        async with self._writer.begin() as conn:
-            disabled = await conn.scalar(select(User.disabled).where(User.id == user_id))
-            if disabled is None or disabled:
-                raise AccountNotFound(f"no user {user_id}")
-            await conn.execute(
-                insert(Session).values(
-                    digest=key_digest(token),
-                    user_id=user_id,
-                    created_at=now,
-                    expires_at=now + self._session_ttl,
-                )
-            )
-        return token
-
-    async def resolve_session(self, token: str) -> Principal | None:
-        if not _TOKEN.fullmatch(token):
-            return None
-        digest = key_digest(token)
-        cached = self._cache.session(digest, time.time())
-        if cached is not None:
-            return cached
-        generation = self._cache.generation
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(Session.expires_at, *_USER)
-                    .join(User, User.id == Session.user_id)
-                    .where(Session.digest == digest, Session.expires_at > _now())
-                )
-            ).first()
-        if row is None or row.disabled:
-            return None
-        principal = principal_of(row, None, session=True)
-        self._cache.put_session(digest, principal, row.expires_at.timestamp(), generation)
-        return principal
-
-    async def end_session(self, token: str) -> None:
-        digest = key_digest(token)
-        async with self._writer.begin() as conn:
-            user_id = await conn.scalar(
-                delete(Session).where(Session.digest == digest).returning(Session.user_id)
-            )
-            if user_id is not None:
-                await self._record(conn, "session", user_id, digest)
-        self._cache.forget_session(digest)
-
-    async def mint_ticket(self, principal: Principal) -> str:
-        """A single-use /ws credential valid for `ticket_ttl_s` (users only, not anonymous)."""
-        if principal.user_id is None:
-            raise ValueError("anonymous callers need no ticket")
-        ticket = secrets.token_urlsafe(32)
-        async with self._writer.begin() as conn:
-            await conn.execute(
-                insert(WsTicket).values(
-                    digest=key_digest(ticket),
-                    user_id=principal.user_id,
-                    key_id=principal.key_id,
-                    expires_at=_now() + self._ticket_ttl,
-                )
-            )
-        return ticket
-
-    async def redeem_ticket(self, ticket: str) -> Principal | None:
-        """The principal the ticket was minted for, once; None if unknown, used or expired
-        (or its key revoked / user disabled since)."""
-        if not _TOKEN.fullmatch(ticket):
-            return None
-        async with self._writer.begin() as conn:
-            row = (
-                await conn.execute(
-                    delete(WsTicket)
-                    .where(WsTicket.digest == key_digest(ticket))
-                    .returning(WsTicket.user_id, WsTicket.key_id, WsTicket.expires_at)
-                )
-            ).first()
-        if row is None or row.expires_at <= _now():
-            return None
-        async with self._engine.connect() as conn:
-            user = (await conn.execute(select(*_USER).where(User.id == row.user_id))).first()
-            revoked = (
-                row.key_id is not None
-                and (
-                    await conn.scalar(select(ApiKey.revoked_at).where(ApiKey.key_id == row.key_id))
-                )
-                is not None
-            )
-        if user is None or user.disabled or revoked:
-            return None
-        return principal_of(user, row.key_id, session=row.key_id is None)
-
     # -- revocations --------------------------------------------------------------------------
 
     def on_revoked(self, callback: Callable[[Revocation], None]) -> None:
         """Call `callback` whenever a key is revoked or a user disabled (in any process)."""
-        self._listeners.append(callback)
-
-    def _fire(self, revocation: Revocation) -> None:
-        for callback in self._listeners:
-            try:
-                callback(revocation)
-            except Exception:
-                log.exception("revocation listener failed")
-
-    async def _record(
-        self, conn: AsyncConnection, kind: str, user_id: int, subject: str | None = None
-    ) -> None:
-        change_id = await conn.scalar(
-            insert(AccountChange)
-            .values(at=_now(), kind=kind, user_id=user_id, subject=subject)
-            .returning(AccountChange.id)
-        )
-        self._own_changes.add(cast(int, change_id))
+        self.changes.on_revoked(callback)
 
     async def poll_changes(self) -> int:
         """Apply the changes other processes made since the last poll; how many were new.
         Also flushes `last_used_at` and purges expired rows when they are due."""
-        async with self._engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(AccountChange)
-                    .where(AccountChange.id > self._last_change)
-                    .order_by(AccountChange.id)
-                    .limit(1000)
-                )
-            ).all()
-        applied = 0
-        for change in rows:
-            self._last_change = max(self._last_change, change.id)
-            if change.id in self._own_changes:
-                self._own_changes.discard(change.id)
-                continue
-            applied += 1
-            if change.kind == "key" and change.subject is not None:
-                self._cache.forget_key(change.subject)
-                self._fire(Revocation(change.subject, change.user_id))
-            elif change.kind == "user" and change.user_id is not None:
-                self._cache.forget_user(change.user_id)
-                self._fire(Revocation(None, change.user_id))
-            elif change.kind in ("tier", "password") and change.user_id is not None:
-                self._cache.forget_user(change.user_id)
-            elif change.kind == "session" and change.subject is not None:
-                self._cache.forget_session(change.subject)
+        await self.changes.retry()
+        applied = await self.changes.poll()
         if time.monotonic() - self._flushed_at >= self._usage_flush_s:
             await self.flush_usage()
         if time.monotonic() - self._purged_at >= _PURGE_EVERY_S:
@@ -552,6 +457,9 @@ class Accounts:
             await conn.execute(delete(Session).where(Session.expires_at <= now))
             await conn.execute(delete(WsTicket).where(WsTicket.expires_at <= now))
             await conn.execute(delete(AccountChange).where(AccountChange.at < now - _CHANGES_KEPT))
+        await self.trust.prune()
+        if self._audit_kept is not None:
+            await prune_events(self._writer, self._audit_kept)
 
     async def watch_revocations(self) -> None:
         """Run forever: every `poll_s`, pick up what other processes revoked (see poll_changes)."""
@@ -572,8 +480,10 @@ class Accounts:
         key_id: str | None = None,
         ip: str | None = None,
         detail: str = "",
+        log: bool = True,
     ) -> None:
-        await write_event(self._writer, event, user_id, key_id, ip, detail)
+        """A row of the audit table and a line of the `quantsaas.audit` logger."""
+        await write_event(self._writer, event, user_id, key_id, ip, detail, log)
 
     async def audit_events(self, limit: int = 100) -> list[AuditView]:
         """The newest `limit` events, newest first."""

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from quantsaas.errors import InvalidEmail
+from quantsaas.accounts.emails import lookup_email, normalise_email
 
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+__all__ = ["lookup_email", "normalise_email"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +21,9 @@ class Principal:
     is_admin: bool
     key_id: str | None
     session: bool = False
+    session_id: str | None = field(default=None, compare=False)
+    """The digest of the dashboard session behind this principal (a cookie, or a /ws ticket
+    minted under it): what a logout ends. Bookkeeping, not identity: not compared."""
 
     @classmethod
     def anonymous(cls, tier: str) -> Principal:
@@ -30,10 +32,18 @@ class Principal:
 
 @dataclass(frozen=True)
 class Revocation:
-    """A key was revoked (key_id set) or a user disabled (key_id None): close their streams."""
+    """Credentials that open streams must stop using, by `kind`:
+
+    - `revoked`: a key (key_id set) or a whole user (key_id None: disabled);
+    - `session`: one dashboard session ended (logout): `session` is its digest;
+    - `password`: the user's password changed: every session of theirs ended (keys stay);
+    - `tier`: the user's tier changed: their streams must start again under the new one.
+    """
 
     key_id: str | None
     user_id: int | None
+    kind: str = "revoked"
+    session: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,14 +77,6 @@ class AuditView:
     detail: str
 
 
-def normalise_email(email: str) -> str:
-    """Stripped, lower-cased; InvalidEmail unless it looks like local@domain."""
-    email = email.strip().lower()
-    if len(email) > 254 or not _EMAIL.fullmatch(email):
-        raise InvalidEmail(f"not an email address: {email[:80]!r}")
-    return email
-
-
 def user_view(row: Any) -> UserView:
     """The view of a `users` row (any object with its column attributes)."""
     return UserView(row.id, row.email, row.tier, row.is_admin, row.disabled, row.created_at)
@@ -86,6 +88,8 @@ def key_view(row: Any) -> KeyView:
     )
 
 
-def principal_of(user: Any, key_id: str | None, session: bool = False) -> Principal:
+def principal_of(
+    user: Any, key_id: str | None, session: bool = False, session_id: str | None = None
+) -> Principal:
     """The principal of a `users` row, authenticated by `key_id` or a session."""
-    return Principal(user.id, user.email, user.tier, user.is_admin, key_id, session)
+    return Principal(user.id, user.email, user.tier, user.is_admin, key_id, session, session_id)

@@ -13,6 +13,10 @@ from typing import Any
 
 from quantsaas.accounts.tiers import Tier
 
+JSON_BODY_CAP = 8 * 1024
+"""Bytes a JSON request body may hold: the largest one (a password change, two 128-character
+passwords even written as \\uXXXX escapes) fits in about 3 KiB."""
+
 
 @dataclass(frozen=True)
 class Access:
@@ -30,6 +34,9 @@ class Access:
     audit_anonymous: bool = True
     """False where a 401 is the normal answer to "am I signed in?" (the dashboard asks on every
     page load): logged and counted, but no audit row."""
+    max_body: int = JSON_BODY_CAP
+    """Request body bytes the route may read (api/intake.py: checked after credentials and the
+    rate limit, before a byte of the body is read)."""
 
 
 PUBLIC = Access(public=True)

@@ -1,5 +1,6 @@
 """Access-control metrics at /metrics: refusals by status and code, rate-limit rejections by
-tier, open WebSockets by kind of caller. Read from the app's Guard at scrape time."""
+tier, open WebSockets by kind of caller, login outcomes and lock-out pressure (api/login.py).
+Read from the app's Guard at scrape time."""
 
 from __future__ import annotations
 
@@ -44,3 +45,34 @@ class AccessCollector(Collector):
         for caller, count in sorted(guard.sockets.by_caller().items()):
             sockets.add_metric([caller], count)
         yield sockets
+        unwritten = GaugeMetricFamily(
+            f"{PREFIX}_accounts_unwritten_revocations",
+            "Revocations in force in this process whose database write failed (being retried)",
+        )
+        unwritten.add_metric([], len(guard.accounts.changes.unwritten))
+        yield unwritten
+        login = guard.login
+        attempts = CounterMetricFamily(
+            f"{PREFIX}_login_attempts",
+            "Login attempts by outcome: ok, failed, or refused before the password was checked "
+            "(account-locked, address-backoff; device-spent: a device cookie out of guesses)",
+            labels=["outcome"],
+        )
+        for outcome, count in sorted(login.outcomes.items()):
+            attempts.add_metric([outcome], count)
+        yield attempts
+        trusted = CounterMetricFamily(
+            f"{PREFIX}_login_trusted",
+            "Login attempts let through by a device cookie, or by a known address while the "
+            "account was locked to unknown clients",
+            labels=["by"],
+        )
+        for by, count in sorted(login.trusted.items()):
+            trusted.add_metric([by], count)
+        yield trusted
+        locked = GaugeMetricFamily(
+            f"{PREFIX}_login_locked_accounts",
+            "Accounts that refused a login from an unknown client in the last 5 minutes",
+        )
+        locked.add_metric([], login.locked_accounts())
+        yield locked

@@ -10,23 +10,23 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from quantsaas.accounts.passwords import MAX_LENGTH, MIN_LENGTH
 from quantsaas.accounts.service import Principal
+from quantsaas.accounts.trust import DEVICE_TTL_S
 from quantsaas.api.auth import SESSION_COOKIE, Guard, client_ip, request_principal
+from quantsaas.api.login import DEVICE_COOKIE
 from quantsaas.api.problems import PROBLEM_JSON, Problem
-from quantsaas.api.ratelimit import Quota, limit_headers
 from quantsaas.errors import (
     AccountNotFound,
     EmailTaken,
     InvalidEmail,
     KeyLimitReached,
+    RevocationPending,
     WeakPassword,
     quote,
 )
+from quantsaas.logs import printable
 from quantsaas.model import now_ns
 
 router = APIRouter(tags=["accounts"])
-
-LOGIN_FAILURES_PER_ACCOUNT = Quota("login-account", 5, 300.0)
-"""Wrong passwords tolerated per account before logins to it wait (on top of the per-IP limit)."""
 
 
 def _problem_doc(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -36,13 +36,22 @@ def _problem_doc(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-Email = Annotated[str, Field(min_length=3, max_length=254, pattern=r"^\s*[^@\s]+@[^@\s]+\s*$")]
+Email = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=254,
+        json_schema_extra={"format": "email"},
+        description="Checked by the service (accounts/emails.py): a pattern here would mean "
+        "one thing to Python's regular expressions and another to pydantic's",
+    ),
+]
 
 
 class Credentials(BaseModel):
     model_config = ConfigDict(extra="forbid")
     email: Email
-    password: Annotated[str, Field(min_length=1, max_length=1024)]
+    password: Annotated[str, Field(min_length=1, max_length=MAX_LENGTH)]
 
 
 class NewAccount(BaseModel):
@@ -170,39 +179,64 @@ async def signup(body: NewAccount, request: Request, response: Response) -> User
 
 @router.post(
     "/api/v1/auth/login",
-    summary="Sign in: sets an HttpOnly session cookie",
+    summary="Sign in: sets an HttpOnly session cookie (and a device cookie, api/login.py)",
     responses=_problem_doc(401, 422, 429),
 )
 async def login(body: Credentials, request: Request, response: Response) -> User:
     guard = _guard(request)
     ip = client_ip(request.client)
-    account_key = f"login:{body.email.strip().lower()}"
-    waiting = await guard.limiter.peek(account_key, LOGIN_FAILURES_PER_ACCOUNT)
-    if not waiting.allowed:
+    try:
+        attempt = await guard.login.admit(body.email, ip, request.cookies.get(DEVICE_COOKIE))
+    except Problem as refused:
+        account = await _user_id(guard, body.email)
         raise await guard.deny(
-            429,
-            "rate-limited",
-            f"too many failed logins for this account; retry in {waiting.retry_after_s:.0f} s",
+            refused.status,
+            refused.code,
+            refused.detail,
             ip,
             "/api/v1/auth/login",
-            headers=limit_headers(waiting),
-        )
+            headers=refused.headers,
+            user_id=account,
+        ) from None
     user = await guard.accounts.authenticate(body.email, body.password)
     if user is None:
-        await guard.limiter.hit(account_key, LOGIN_FAILURES_PER_ACCOUNT)
-        await guard.accounts.audit("user.login_failed", ip=ip, detail=body.email[:254])
+        guard.login.failed(attempt)
+        detail = printable(body.email)[:254]  # whatever it holds, escaped
+        account = await _user_id(guard, body.email)  # the row names the account if it exists
+        await guard.accounts.audit("user.login_failed", user_id=account, ip=ip, detail=detail)
         raise Problem(401, "login-failed", "wrong email or password")
+    device = await guard.login.succeeded(attempt, user.id)
     await guard.accounts.audit("user.login", user_id=user.id, ip=ip)
     token = await guard.accounts.create_session(user.id)
     _set_session_cookie(request, response, token, int(guard.settings.session_ttl_s))
+    response.set_cookie(
+        DEVICE_COOKIE,
+        device,
+        max_age=int(DEVICE_TTL_S),
+        httponly=True,
+        secure=request.url.scheme == "https",
+        samesite="strict",
+        path="/api/v1/auth/login",  # sent with login attempts only
+    )
     return User.model_validate(user)
+
+
+async def _user_id(guard: Guard, email: str) -> int | None:
+    """The id of the account with this email, if there is one (for audit rows)."""
+    try:
+        return (await guard.accounts.find_user(email)).id
+    except (AccountNotFound, InvalidEmail):
+        return None
 
 
 @router.post("/api/v1/auth/logout", status_code=204, summary="End the dashboard session")
 async def logout(request: Request) -> Response:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        await _guard(request).accounts.end_session(token)
+        try:
+            await _guard(request).accounts.end_session(token)
+        except RevocationPending:
+            pass  # refused here already, logged, retried; /readyz and /metrics show it
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response
@@ -223,7 +257,7 @@ async def account(request: Request) -> Account:
 
 class PasswordChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    current_password: Annotated[str, Field(min_length=1, max_length=1024)]
+    current_password: Annotated[str, Field(min_length=1, max_length=MAX_LENGTH)]
     new_password: Annotated[str, Field(min_length=MIN_LENGTH, max_length=MAX_LENGTH)]
 
 
@@ -318,7 +352,7 @@ async def create_key(body: NewKey, request: Request) -> CreatedKey:
     "/api/v1/keys/{key_id}",
     status_code=204,
     summary="Revoke an API key: at once, open WebSockets using it are closed",
-    responses=_problem_doc(404),
+    responses=_problem_doc(404, 503),
 )
 async def revoke_key(key_id: Annotated[str, Path(max_length=64)], request: Request) -> Response:
     guard = _guard(request)
@@ -327,6 +361,8 @@ async def revoke_key(key_id: Annotated[str, Path(max_length=64)], request: Reque
         await guard.accounts.revoke_key(key_id, principal.user_id)
     except AccountNotFound:
         raise Problem(404, "not-found", f"no key {quote(key_id)} of yours") from None
+    except RevocationPending as exc:  # refused here already; the write is retried
+        raise Problem(503, "revocation-pending", str(exc), {"Retry-After": "5"}) from None
     await guard.accounts.audit(
         "key.revoked", user_id=principal.user_id, key_id=key_id, ip=client_ip(request.client)
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,7 +25,10 @@ from quantsaas.api.backtest_routes import router as backtest_router
 from quantsaas.api.consolidated_routes import router as consolidated_router
 from quantsaas.api.headers import SecurityHeadersMiddleware
 from quantsaas.api.history_routes import router as history_router
+from quantsaas.api.intake import IntakeMiddleware
 from quantsaas.api.metrics import HttpMetricsMiddleware, Metrics
+from quantsaas.api.openapi import AllowTable
+from quantsaas.api.openapi import finish as finish_openapi
 from quantsaas.api.ops_routes import router as ops_router
 from quantsaas.api.public_market import DelayedMarket
 from quantsaas.api.ratelimit import Limiter, open_limiter
@@ -34,6 +38,8 @@ from quantsaas.api.web import DashboardMiddleware, dashboard_dist
 from quantsaas.config import Settings
 from quantsaas.logs import RequestIdMiddleware
 from quantsaas.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """
 Real-time crypto market data: exact L2 order books, trades and tickers per venue.
@@ -54,12 +60,20 @@ async def open_guard(
 ) -> Guard:
     """Accounts (migrated to the latest schema) and the rate limiter the API checks with."""
     tiers = load_tiers(settings.tiers_file)
+    if settings.legacy_accounts_file and accounts is None:
+        log.warning(
+            "accounts: using %s, on the recording's disk; stop the service and move "
+            "accounts.db* to %s to keep them apart (a full disk would stop logins)",
+            settings.accounts_file,
+            settings.accounts_dir.resolve(),
+        )
     if accounts is None:
         accounts = await Accounts.open(
             settings.accounts_database,
             tiers,
             session_ttl_s=settings.session_ttl_s,
             ticket_ttl_s=settings.ws_ticket_ttl_s,
+            audit_retention_days=settings.audit_retention_days,
         )
     if limiter is None:
         limiter = open_limiter(settings.rate_limit_bus)
@@ -142,6 +156,7 @@ def create_app(
     dist = dashboard_dist(settings.web_dist) if runtime.role != "ingest" else None
     if dist is not None:
         app.add_middleware(DashboardMiddleware, dist=dist)
+    app.add_middleware(IntakeMiddleware)  # credentials and rate limit before any body is read
     app.add_middleware(LimitHeadersMiddleware)
     app.add_middleware(HttpMetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestIdMiddleware)
@@ -156,8 +171,17 @@ def create_app(
                 problems.PROBLEM_SCHEMA
             )
             openapi_security(schema)
+            finish_openapi(schema, settings)  # configured caps, body errors (api/openapi.py)
             app.openapi_schema = schema
         return app.openapi_schema
 
+    def allow(path: str) -> str | None:
+        """The Allow header of a 405 at `path`: the methods the document has for it."""
+        table = getattr(app.state, "allow_table", None)
+        if table is None:
+            table = app.state.allow_table = AllowTable(openapi())
+        return table.allow(path)
+
     app.openapi = openapi  # type: ignore[method-assign]
+    app.state.allow = allow
     return app

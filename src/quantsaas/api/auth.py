@@ -30,8 +30,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from quantsaas.accounts.service import Accounts, Principal, Revocation
 from quantsaas.accounts.tiers import Tier
 from quantsaas.api.access import DOCS_PATHS, Access, access_for, tier_denial
+from quantsaas.api.login import LoginGate
 from quantsaas.api.problems import Problem
-from quantsaas.api.ratelimit import Decision, Limiter, Quota, limit_headers
+from quantsaas.api.ratelimit import Decision, Limiter, Quota, client_bucket, limit_headers
 from quantsaas.config import Settings
 from quantsaas.errors import UnknownInstrument
 from quantsaas.readmodel import resolve
@@ -100,6 +101,7 @@ class Guard:
         }
         for tier in self.tiers.values():
             self.quotas[tier.name] = Quota(tier.name, tier.requests, tier.window_s)
+        self.login = LoginGate(self.accounts, self.limiter)
 
     def tier_of(self, principal: Principal) -> Tier:
         return self.tiers[principal.tier]
@@ -122,7 +124,7 @@ class Guard:
 
     def rate_key(self, principal: Principal | None, ip: str) -> str:
         if principal is None or principal.user_id is None:
-            return f"ip:{ip}"
+            return f"ip:{client_bucket(ip)}"  # an IPv6 /64 counts as one address
         if principal.key_id is not None:
             return f"key:{principal.key_id}"
         return f"user:{principal.user_id}"
@@ -142,25 +144,29 @@ class Guard:
         principal: Principal | None = None,
         headers: Mapping[str, str] | None = None,
         audit: bool = True,
+        user_id: int | None = None,
     ) -> Problem:
-        """Log (and now and then audit) a refused request; the caller raises the result."""
+        """Log (and now and then audit) a refused request; the caller raises the result.
+        `user_id`: the account concerned when the caller is anonymous (a locked login)."""
         self.denied[(status, code)] += 1
         who = principal.key_id or principal.email if principal is not None else None
         audit_log.info(
             "denied %s %s: %s", status, path, code, extra={"ip": ip, "who": who, "code": code}
         )
         now = time.monotonic()
-        if audit and now - self._denials.get((ip, code), float("-inf")) >= DENIAL_AUDIT_EVERY_S:
-            self._denials[(ip, code)] = now
+        bucket = (client_bucket(ip), code)
+        if audit and now - self._denials.get(bucket, float("-inf")) >= DENIAL_AUDIT_EVERY_S:
+            self._denials[bucket] = now
             if len(self._denials) > 10_000:
                 self._denials.clear()
             try:
                 await self.accounts.audit(
                     "request.denied",
-                    user_id=principal.user_id if principal is not None else None,
+                    user_id=principal.user_id if principal is not None else user_id,
                     key_id=principal.key_id if principal is not None else None,
                     ip=ip,
                     detail=f"{status} {code} {path}",
+                    log=False,  # logged above, every time
                 )
             except SQLAlchemyError as exc:  # the refusal stands; the log line above has it
                 log.warning("audit row not written: %s", exc)
@@ -193,8 +199,15 @@ class Guard:
         return decision
 
 
+GUARDED = "quantsaas.guarded"
+"""Scope key set once guard_request has passed a request (it runs before the body is read,
+api/intake.py, and again as the app-wide dependency, which then returns at once)."""
+
+
 async def guard_request(request: Request) -> None:
-    """The dependency every API route runs (create_app installs it app-wide)."""
+    """Credentials, tier and rate limit of an HTTP request; raises the Problem refusing it."""
+    if request.scope.get(GUARDED):
+        return
     guard: Guard | None = getattr(request.app.state, "guard", None)
     route = request.scope.get("route")
     template: str = route.path if route is not None else request.scope["path"]
@@ -230,6 +243,7 @@ async def guard_request(request: Request) -> None:
     cost = guard.weights.get(template, 1)
     decision = await guard.charge(principal, access, ip, template, cost)
     request.state.limit_decision = decision
+    request.scope[GUARDED] = True
 
 
 async def _check_tier(
@@ -261,6 +275,21 @@ def _named_symbols(request: Request, venue: str | None, symbol: str) -> list[str
         return [symbol]
 
 
+async def caller_is_admin(request: Request) -> bool:
+    """Is an administrator's key or session on this request? For probes, which run without
+    the guard: credentials are looked at only when some are presented."""
+    guard: Guard | None = getattr(request.app.state, "guard", None)
+    if guard is None or (
+        presented_key(request.headers) is None and SESSION_COOKIE not in request.cookies
+    ):
+        return False
+    try:
+        principal = await guard.identify(request)
+    except (Problem, SQLAlchemyError):
+        return False
+    return principal is not None and principal.is_admin
+
+
 def request_principal(request: Request) -> Principal | None:
     """The principal guard_request found (None: anonymous without an anonymous tier)."""
     principal: Principal | None = getattr(request.state, "principal", None)
@@ -275,24 +304,56 @@ def request_tier(request: Request) -> Tier | None:
     return guard.tier_of(principal)
 
 
+CLOSE_REVOKED = 4001
+"""/ws close code: the key was revoked or the user disabled."""
+CLOSE_SESSION_ENDED = 4002
+"""/ws close code: the dashboard session behind the socket ended (logout, password change)."""
+CLOSE_TIER_CHANGED = 4003
+"""/ws close code: the user's tier changed; connect again to stream under the new one."""
+_CLOSES = {
+    "revoked": (CLOSE_REVOKED, "credentials revoked"),
+    "session": (CLOSE_SESSION_ENDED, "session ended"),
+    "password": (CLOSE_SESSION_ENDED, "session ended: password changed"),
+    "tier": (CLOSE_TIER_CHANGED, "tier changed: connect again"),
+}
+
+
 class Revocable(Protocol):
     """An open WebSocket session, as the registry sees it."""
 
     principal: Principal
 
-    def revoke(self) -> None: ...
+    def revoke(self, code: int, reason: str) -> None: ...
+
+
+def revokes(revocation: Revocation, principal: Principal) -> bool:
+    """Must a socket opened by `principal` close for `revocation`?"""
+    kind = revocation.kind
+    if kind == "session":  # a logout: the sockets of that session (its tickets)
+        return revocation.session is not None and principal.session_id == revocation.session
+    if principal.user_id is None or principal.user_id != revocation.user_id:
+        return revocation.key_id is not None and principal.key_id == revocation.key_id
+    if kind == "password":  # every session ends; keys stay valid
+        return principal.session
+    if kind == "tier":
+        return True
+    return revocation.key_id is None or principal.key_id == revocation.key_id
 
 
 class OpenSockets:
     """Open /ws connections by owner (a user, or an IP for anonymous callers): the per-user
-    connection limit, and closing a revoked key's or disabled user's sockets at once."""
+    connection limit, and closing sockets at once when their credentials stop being valid
+    (key revoked, user disabled, logout, password change) or their tier changes; changes
+    made by another process arrive through the accounts change feed (accounts/changes.py)."""
 
     def __init__(self) -> None:
         self._by_owner: dict[str, set[Revocable]] = {}
 
     @staticmethod
     def owner(principal: Principal, ip: str) -> str:
-        return f"ip:{ip}" if principal.user_id is None else f"user:{principal.user_id}"
+        if principal.user_id is None:
+            return f"ip:{client_bucket(ip)}"
+        return f"user:{principal.user_id}"
 
     def count(self, principal: Principal, ip: str = "") -> int:
         return len(self._by_owner.get(self.owner(principal, ip), ()))
@@ -315,17 +376,11 @@ class OpenSockets:
         return counts
 
     def revoke(self, revocation: Revocation) -> None:
+        code, reason = _CLOSES.get(revocation.kind, _CLOSES["revoked"])
         for sessions in list(self._by_owner.values()):
             for session in list(sessions):
-                principal = session.principal
-                by_key = revocation.key_id is not None and principal.key_id == revocation.key_id
-                by_user = (  # a whole user (disabled): every socket of theirs
-                    revocation.key_id is None
-                    and revocation.user_id is not None
-                    and principal.user_id == revocation.user_id
-                )
-                if by_key or by_user:
-                    session.revoke()
+                if revokes(revocation, session.principal):
+                    session.revoke(code, reason)
 
 
 WS_ROUTE = Access(family=None)

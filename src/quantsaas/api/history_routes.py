@@ -19,6 +19,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from quantsaas.api.auth import request_tier
+from quantsaas.api.openapi import cap
 from quantsaas.api.problems import PROBLEM_RESPONSES, Problem, check_at_most
 from quantsaas.config import Settings
 from quantsaas.errors import ConfigError, StorageError
@@ -32,6 +33,9 @@ router = APIRouter(prefix="/api/v1/history", tags=["history"])
 Format = Literal["json", "csv", "parquet"]
 DEFAULT_LIMIT = 1000
 TimeText = Annotated[str, Query(max_length=40, description="ISO 8601 or integer ns")]
+ROWS = Query(
+    ge=1, description="default 1000 (or the cap)", json_schema_extra=cap("history_max_rows")
+)
 
 
 def _settings(request: Request) -> Settings:
@@ -114,7 +118,7 @@ def history_trades(
     symbol: str,
     start: TimeText,
     end: TimeText,
-    limit: Annotated[int | None, Query(ge=1, description="default 1000 (or the cap)")] = None,
+    limit: Annotated[int | None, ROWS] = None,
     after: Annotated[str | None, Query(max_length=60, description="`next_cursor`")] = None,
     format: Format = "json",
 ) -> Any:
@@ -169,7 +173,7 @@ def history_candles(
     start: TimeText,
     end: TimeText,
     interval: Annotated[str, Query(max_length=10, description="e.g. 1s, 15s, 1m, 4h, 1d")] = "1m",
-    limit: Annotated[int | None, Query(ge=1, description="default 1000 (or the cap)")] = None,
+    limit: Annotated[int | None, ROWS] = None,
     format: Format = "json",
 ) -> Any:
     first, last = _range(request, start, end)
@@ -222,7 +226,7 @@ def history_book(
     venue: str,
     symbol: str,
     at: TimeText,
-    depth: Annotated[int, Query(ge=1)] = 50,
+    depth: Annotated[int, Query(ge=1, json_schema_extra=cap("max_book_depth"))] = 50,
 ) -> JSON:
     try:
         at_ns = parse_time(at)

@@ -204,6 +204,17 @@ class ServiceCollector(Collector):
         pending = _gauge("recorder_pending", "Events and frames waiting for the writer")
         pending.add_metric([], recorder.pending)
         yield from (events, dropped, errors, pending)
+        floor = _gauge("recorder_min_free_bytes", "Free space below which recording pauses")
+        floor.add_metric([], recorder.config.min_free_bytes)
+        paused = _gauge("recorder_paused", "1 while recording is paused for lack of free space")
+        paused.add_metric([], 1 if status.paused else 0)
+        freed = _counter("recorder_days_freed", "Recorded days deleted to make room")
+        freed.add_metric([], status.days_freed)
+        yield from (floor, paused, freed)
+        if status.free_bytes is not None:
+            free = _gauge("recorder_free_bytes", "Free space of the data filesystem")
+            free.add_metric([], status.free_bytes)
+            yield free
 
 
 class Metrics:

@@ -27,7 +27,7 @@ async def livez() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="Readiness: a feed is live, the accounts database answers, the recorder has no error",
+    summary="Readiness: a feed is live, accounts can be read and written, the recorder writes",
     responses={503: {"description": "Not ready"}},
 )
 async def readyz(request: Request) -> JSONResponse:
@@ -42,9 +42,11 @@ async def readyz(request: Request) -> JSONResponse:
         checks.update(link.ready_checks())  # Redis reachable (and, api role, data arriving)
     guard = getattr(request.app.state, "guard", None)
     checks["accounts_db"] = guard is not None and await guard.accounts.ping()
+    # writable, and no revocation waiting to be written (one this process refuses, others not)
+    checks["accounts_writable"] = guard is not None and await guard.accounts.writable()
     recorder = getattr(request.app.state, "recorder", None)
     if recorder is not None:
-        checks["recorder_ok"] = recorder.status.last_error is None
+        checks["recorder_ok"] = recorder.status.ok  # the last flush wrote what it had
     for consumer in runtime.bus.consumers:  # failed within the last few seconds: not ready
         if consumer.failing(at_ns):
             checks[f"consumer_{consumer.name}_ok"] = False

@@ -35,21 +35,26 @@ _TITLES = {
     "admin-required": "Administrators only",
     "origin-not-allowed": "Origin not allowed",
     "rate-limited": "Too many requests",
+    "login-locked": "Too many failed logins from unknown devices",
     "email-taken": "Email already registered",
     "weak-password": "Password not accepted",
     "key-limit": "Key limit reached",
+    "payload-too-large": "Content too large",
+    "revocation-pending": "Revocation in force here, not yet written",
 }
 _CODE_BY_STATUS = {
     400: "bad-request",
     404: "not-found",
     405: "method-not-allowed",
+    413: "payload-too-large",
     422: "validation-error",
     503: "service-unavailable",
 }
 
 
-class Problem(Exception):
-    """Raise from a route to answer with a problem document."""
+class Problem(StarletteHTTPException):
+    """Raise from a route to answer with a problem document. An HTTPException, so FastAPI's
+    body reader lets it through unchanged when a refusal happens while it reads (intake.py)."""
 
     def __init__(
         self,
@@ -59,7 +64,7 @@ class Problem(Exception):
         headers: Mapping[str, str] | None = None,
         **extra: Any,
     ) -> None:
-        super().__init__(detail)
+        super().__init__(status, detail, headers)
         self.status = status
         self.code = code
         self.detail = detail
@@ -120,7 +125,11 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         code = _CODE_BY_STATUS.get(exc.status_code, "bad-request")
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        return problem_response(exc.status_code, code, detail, request.url.path)
+        headers = dict(exc.headers or {})
+        allow = getattr(request.app.state, "allow", None)  # api/openapi.py AllowTable
+        if exc.status_code == 405 and allow is not None:
+            headers["Allow"] = allow(request.url.path) or headers.get("Allow", "")
+        return problem_response(exc.status_code, code, detail, request.url.path, headers)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

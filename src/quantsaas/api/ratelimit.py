@@ -17,6 +17,14 @@ through or asking the client to wait forever.
 
 State is kept per (quota name, key), so one key can be held to several quotas at once.
 
+A hit can reserve units before work whose outcome decides whether it should have counted
+(`refund` gives them back): a login spends one unit of the account's failure budget *before* the
+password is verified, so concurrent guesses cannot all pass a check made before any failure was
+recorded, and a right password hands the unit back.
+
+Clients are counted by `client_bucket`: an IPv4 address, or the /64 network of an IPv6 address
+(one subscriber usually gets a whole /64, so exact IPv6 addresses are an unlimited supply).
+
 - `MemoryLimiter`: one process. Times are integer nanoseconds from an injectable monotonic
   clock, and TATs are kept multiplied by `limit`, so the arithmetic is exact. A key whose TAT
   has passed is the same as a key never seen, so such keys are dropped: whenever the table
@@ -37,6 +45,7 @@ State is kept per (quota name, key), so one key can be held to several quotas at
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import time
@@ -125,6 +134,10 @@ class Limiter(Protocol):
         """What a hit of cost 1 would get, without spending anything."""
         ...
 
+    async def refund(self, key: str, quota: Quota, cost: int = 1) -> None:
+        """Give back `cost` units an earlier hit spent (never more than the budget holds)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -152,6 +165,19 @@ class MemoryLimiter(Limiter):
 
     async def peek(self, key: str, quota: Quota) -> Decision:
         return self._decide(key, quota, 1, spend=False)
+
+    async def refund(self, key: str, quota: Quota, cost: int = 1) -> None:
+        _check_cost(cost)
+        state = (quota.name, key)
+        stored = self._tats.get(state)
+        if stored is None:
+            return
+        tat, scale = stored
+        tat -= cost * round(quota.window_s * NS_PER_S) * scale // quota.limit
+        if tat <= self._clock() * scale:
+            del self._tats[state]
+        else:
+            self._tats[state] = (tat, scale)
 
     async def close(self) -> None:
         self._tats.clear()
@@ -240,6 +266,23 @@ return {allowed, remaining, math.ceil(tat - now), retry_after}
 """
 
 
+# KEYS[1] state key. ARGV: limit, window in µs, cost. Moves the TAT back by `cost` intervals.
+_REFUND_LUA = """
+local stored = redis.call('GET', KEYS[1])
+if not stored then return 0 end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local tat = tonumber(stored) - tonumber(ARGV[3]) * tonumber(ARGV[2]) / tonumber(ARGV[1])
+if tat <= now then
+  redis.call('DEL', KEYS[1])
+else
+  local ttl = math.max(math.ceil((tat - now) / 1000), 1)
+  redis.call('SET', KEYS[1], string.format('%.17g', tat), 'PX', ttl)
+end
+return 1
+"""
+
+
 class RedisLimiter(Limiter):
     """GCRA in Redis, shared by every process using the same server and `prefix`."""
 
@@ -254,6 +297,7 @@ class RedisLimiter(Limiter):
             retry_on_error=[RedisConnectionError],
         )
         self._script = self.redis.register_script(_GCRA_LUA)
+        self._refund = self.redis.register_script(_REFUND_LUA)
 
     def state_key(self, key: str, quota: Quota) -> str:
         """The Redis key holding the TAT of `key` under `quota`."""
@@ -265,6 +309,11 @@ class RedisLimiter(Limiter):
 
     async def peek(self, key: str, quota: Quota) -> Decision:
         return await self._decide(key, quota, 1, spend=False)
+
+    async def refund(self, key: str, quota: Quota, cost: int = 1) -> None:
+        _check_cost(cost)
+        window_us = round(quota.window_s * US_PER_S)
+        await self._refund(keys=[self.state_key(key, quota)], args=[quota.limit, window_us, cost])
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -291,6 +340,20 @@ def open_limiter(url: str) -> Limiter:
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisLimiter(url)
     raise ConfigError(f"rate limit backend {url!r}: use 'memory' or a redis:// URL")
+
+
+def client_bucket(ip: str) -> str:
+    """The unit per-address limits count: an IPv4 address as is, an IPv6 address as its /64
+    (an IPv4-mapped one as the IPv4 address), anything else (a Unix socket) unchanged."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def _whole_seconds(seconds: float) -> int:

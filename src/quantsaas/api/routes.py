@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse
 
 from quantsaas import __version__
 from quantsaas.api.access import tier_denial
-from quantsaas.api.auth import request_tier
+from quantsaas.api.auth import caller_is_admin, request_tier
+from quantsaas.api.openapi import cap
 from quantsaas.api.problems import PROBLEM_RESPONSES, Problem, check_at_most
 from quantsaas.api.public_market import DelayedMarket
 from quantsaas.book import L2Book
@@ -161,7 +162,10 @@ async def health(request: Request) -> JSONResponse:
     }
     recorder = getattr(request.app.state, "recorder", None)
     if recorder is not None:
-        body["recorder"] = recorder.health()
+        recording = recorder.health()
+        if await caller_is_admin(request):  # where the files are: administrators only
+            recording["data_dir"] = str(recorder.config.root.resolve())
+        body["recorder"] = recording
     return JSONResponse(body, status_code=200 if live else 503)
 
 
@@ -289,7 +293,9 @@ async def book(
     request: Request,
     venue: str,
     symbol: str,
-    depth: Annotated[int, Query(ge=1, description="Levels per side")] = 50,
+    depth: Annotated[
+        int, Query(ge=1, description="Levels per side", json_schema_extra=cap("max_book_depth"))
+    ] = 50,
 ) -> JSON:
     runtime = _runtime(request)
     check_at_most("depth", depth, _settings(request).max_book_depth)
@@ -327,7 +333,7 @@ async def trades(
     request: Request,
     venue: str,
     symbol: str,
-    limit: Annotated[int, Query(ge=1)] = 100,
+    limit: Annotated[int, Query(ge=1, json_schema_extra=cap("max_trades_limit"))] = 100,
 ) -> JSON:
     read_model = _runtime(request).read_model
     check_at_most("limit", limit, _settings(request).max_trades_limit)

@@ -27,7 +27,9 @@ many connections or handshakes). Each subscription is checked against the caller
 the tier includes is subscribed, the rest is named in an `error` with code `tier_required` (its
 `streams`, and the `channel`/`venue`/`symbol` of the first). A tier with `book_interval_ms`
 gets a book `snapshot` at most that often instead of deltas. Revoking the key (or disabling the
-user) closes the socket with 4001.
+user) closes the socket with 4001, ending the session it was opened under (logout, password
+change) with 4002, a tier change with 4003 (connect again: the new tier applies), in every
+process (api/auth.py OpenSockets).
 """
 
 from __future__ import annotations
@@ -138,6 +140,7 @@ class StreamSession:
         self._last_sample_ns: dict[Topic, int] = {}
         self._sample_due: set[Topic] = set()
         self._revoked = asyncio.Event()
+        self._revoked_close = (CLOSE_REVOKED, "credentials revoked")
         limits = BusLimits(
             queue_size=settings.ws_queue_size,
             max_lag_s=settings.ws_max_lag_s,
@@ -191,7 +194,7 @@ class StreamSession:
             elif task is receiver:
                 close = receiver.result()
             elif task is revoked:
-                close = (CLOSE_REVOKED, "credentials revoked")
+                close = self._revoked_close
         if self.subscription.closed_reason == SLOW_CONSUMER:
             close = (CLOSE_SLOW_CONSUMER, SLOW_CONSUMER)
         self.subscription.close("client gone")
@@ -201,8 +204,10 @@ class StreamSession:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._close(*close), timeout=CLOSE_WAIT_S)
 
-    def revoke(self) -> None:
-        """The key or user behind this connection was revoked: close it."""
+    def revoke(self, code: int = CLOSE_REVOKED, reason: str = "credentials revoked") -> None:
+        """The credentials behind this connection stopped being valid: close it (api/auth.py
+        OpenSockets says with which code)."""
+        self._revoked_close = (code, reason)
         self._revoked.set()
 
     def reply(self, message: JSON) -> None:

@@ -63,19 +63,34 @@ def _ascii_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+MAX_TIME_NS = 2**63 - 1
+"""The last representable time: recorded times are int64 nanoseconds (2262-04-11T23:47:16Z)."""
+_MAX_DIGITS = len(str(MAX_TIME_NS))
+
+
 def parse_time(text: str) -> int:
-    """Integer nanoseconds since the epoch, or ISO 8601 (`2026-11-25T17:00:00Z`, naive = UTC)."""
+    """Integer nanoseconds since the epoch, or ISO 8601 (`2026-11-25T17:00:00Z`, naive = UTC),
+    between the epoch and MAX_TIME_NS: anything else is a ConfigError (a 400 at the API), never
+    a date the calendar code cannot hold (year 11476 used to be a 500)."""
     body = text.strip()
     if _ascii_digits(body):
-        return int(body)
-    try:
-        moment = dt.datetime.fromisoformat(body.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"bad time {text!r}: use ISO 8601 or integer nanoseconds") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    return (delta.days * 86_400 + delta.seconds) * NS + delta.microseconds * 1000
+        value = int(body) if len(body) <= _MAX_DIGITS + 1 else MAX_TIME_NS + 1
+    else:
+        try:
+            moment = dt.datetime.fromisoformat(body.replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError(
+                f"bad time {text[:60]!r}: use ISO 8601 or integer nanoseconds"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        value = (delta.days * 86_400 + delta.seconds) * NS + delta.microseconds * 1000
+    if not 0 <= value <= MAX_TIME_NS:
+        raise ConfigError(
+            f"time {text[:60]!r} out of range: 1970-01-01 .. 2262-04-11 (0 .. {MAX_TIME_NS} ns)"
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -88,7 +103,9 @@ class TradePage:
 def parse_cursor(text: str) -> tuple[int, int]:
     ts, sep, rec = text.partition("_")
     if not sep or not _ascii_digits(ts) or not _ascii_digits(rec):
-        raise ConfigError(f"bad cursor {text!r}")
+        raise ConfigError(f"bad cursor {text[:60]!r}")
+    if len(ts) > _MAX_DIGITS or len(rec) > _MAX_DIGITS or max(int(ts), int(rec)) > MAX_TIME_NS:
+        raise ConfigError(f"bad cursor {text[:60]!r}: out of range")
     return int(ts), int(rec)
 
 

@@ -135,20 +135,25 @@ def files_for(
 
 
 def write_atomic(table: pa.Table, path: Path, row_group_size: int = 1_000_000) -> None:
-    """Write a complete Parquet file under a temporary name, fsync it, then rename it in place."""
+    """Write a complete Parquet file under a temporary name, fsync it, then rename it in place.
+    A failed write (a full disk) removes its temporary file: nothing is left behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp")
-    with open(temp, "wb") as sink:
-        pq.write_table(
-            table,
-            sink,
-            compression=COMPRESSION,
-            row_group_size=row_group_size,
-            use_dictionary=False,
-        )
-        sink.flush()
-        os.fsync(sink.fileno())
-    os.replace(temp, path)
+    try:
+        with open(temp, "wb") as sink:
+            pq.write_table(
+                table,
+                sink,
+                compression=COMPRESSION,
+                row_group_size=row_group_size,
+                use_dictionary=False,
+            )
+            sink.flush()
+            os.fsync(sink.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 def with_instrument(table: pa.Table, instrument: Instrument) -> pa.Table:

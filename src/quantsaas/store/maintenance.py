@@ -60,3 +60,23 @@ def apply_retention(root: Path, days: int, now_ns: int) -> int:
             shutil.rmtree(directory, ignore_errors=True)
             removed += 1
     return removed
+
+
+def recorded_dates(root: Path) -> list[str]:
+    """Every UTC date with recorded files (any kind, rollups, raw frames), oldest first."""
+    dates = {d.name.partition("=")[2] for d in _partitions(root, (*KINDS, rollup.ROLLUP))}
+    dates |= {d.name for d in (root / "raw").glob("*/*") if d.is_dir()}
+    return sorted(dates)
+
+
+def drop_day(root: Path, date: str) -> int:
+    """Delete everything recorded on `date` (YYYY-MM-DD); returns the directories removed."""
+    removed = 0
+    for directory in _partitions(root, (*KINDS, rollup.ROLLUP)):
+        if directory.name == f"date={date}":
+            shutil.rmtree(directory, ignore_errors=True)
+            removed += 1
+    for directory in (root / "raw").glob(f"*/{date}"):
+        shutil.rmtree(directory, ignore_errors=True)
+        removed += 1
+    return removed

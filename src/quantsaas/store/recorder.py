@@ -11,8 +11,17 @@ frame per venue and hour of raw frames (rawlog.py). A SIGKILL therefore loses at
 arrived since the last flush.
 
 A failed write (disk full, permissions) is logged, counted in `RecorderStatus` (shown in
-/health) and its events dropped; the live service is never affected. Compaction of finished
-slots and retention run in the same thread (maintenance.py).
+/health) and its events dropped; the live service is never affected. `RecorderStatus.ok` (and
+/readyz) follows the current state: it is whether the last flush that had something to write
+wrote all of it, so readiness comes back with the first good flush after space does; the last
+error stays visible with its age. Compaction of finished slots and retention run in the same
+thread (maintenance.py).
+
+The recorder stops writing before the disk is full: while the data directory's filesystem has
+less than `min_free_bytes` free, a flush drops what it drained (counted) instead of writing, so
+the rest of the machine (the accounts database, logs) keeps room. Below the floor it applies
+the retention at once, and with `free_space_retention` also deletes the oldest recorded days
+(never today) until the floor is met again; writing resumes by itself.
 """
 
 from __future__ import annotations
@@ -20,9 +29,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import shutil
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +62,16 @@ INPUTS = (TRADES, BOOK)
 """The channels the recorder consumes."""
 MAINTENANCE_S = 60.0
 ERROR_LOG_S = 30.0
+ROOM_EVERY_S = 5.0
+"""How often, at most, retention runs to make room while free space is below the floor."""
+MB = 1 << 20
+
+
+def disk_free(path: Path) -> int:
+    """Free bytes on the filesystem holding `path` (or its nearest existing parent)."""
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return shutil.disk_usage(path).free
 
 
 @dataclass(frozen=True)
@@ -67,6 +87,10 @@ class RecorderConfig:
     """Record the raw frames of venue feeds too."""
     max_pending: int = 5_000_000
     """Events buffered before new ones are dropped (the disk cannot keep up)."""
+    min_free_bytes: int = 0
+    """Stop writing while the data filesystem has less free space than this (0: never)."""
+    free_space_retention: bool = False
+    """Below the floor, also delete the oldest recorded days (never today) to make room."""
 
 
 @dataclass
@@ -81,10 +105,18 @@ class RecorderStatus:
     last_error_ns: int | None = None
     last_flush_ns: int | None = None
     errors: int = 0
+    free_bytes: int | None = None
+    """Free space of the data filesystem at the last flush (None: no floor configured)."""
+    paused: bool = False
+    """Writing is paused: free space is below the floor."""
+    days_freed: int = 0
+    """Recorded days deleted to make room."""
+    ok: bool = True
+    """The last flush that had something to write wrote all of it (readiness)."""
 
     def json(self, pending: int) -> dict[str, Any]:
         return {
-            "ok": self.last_error is None,
+            "ok": self.ok,
             "events": self.events,
             "raw_frames": self.raw_frames,
             "files": self.files,
@@ -93,6 +125,9 @@ class RecorderStatus:
             "errors": self.errors,
             "last_error": self.last_error,
             "last_flush_ns": self.last_flush_ns,
+            "paused": self.paused,
+            "free_bytes": self.free_bytes,
+            "days_freed": self.days_freed,
         }
 
 
@@ -101,9 +136,14 @@ Pending = Queued
 
 class Recorder:
     def __init__(
-        self, config: RecorderConfig, books: Mapping[tuple[str, str], L2Book] | None = None
+        self,
+        config: RecorderConfig,
+        books: Mapping[tuple[str, str], L2Book] | None = None,
+        free_space: Callable[[Path], int] = disk_free,
     ):
         self.config = config
+        self._free_space = free_space
+        self._room_at = float("-inf")
         self.status = RecorderStatus()
         self._books = books
         self._events: collections.deque[Pending] = collections.deque()
@@ -201,13 +241,62 @@ class Recorder:
         with self._write_lock:
             events = _drain(self._events)
             frames = _drain(self._raw)
+            errors = self.status.errors
             written = 0
+            if (events or frames) and self._below_floor():
+                floor = self.config.min_free_bytes // MB
+                self._failed(f"less than {floor} MB free: recording paused", len(events))
+                self.status.dropped += len(frames)
+                events, frames = [], []
             if events:
                 written += self._write_events(events)
             if frames:
                 written += self._write_raw(frames)
             self.status.last_flush_ns = now_ns()
+            if self.status.errors != errors or written:
+                self.status.ok = self.status.errors == errors
             return written
+
+    def _below_floor(self) -> bool:
+        """Is free space below the floor (after trying to make room)?"""
+        floor = self.config.min_free_bytes
+        if floor <= 0:
+            return False
+        status = self.status
+        status.free_bytes = self._free_space(self.config.root)
+        if status.free_bytes < floor and time.monotonic() - self._room_at >= ROOM_EVERY_S:
+            self._room_at = time.monotonic()
+            self._make_room()
+            status.free_bytes = self._free_space(self.config.root)
+        if status.paused != (status.free_bytes < floor):
+            status.paused = not status.paused
+            level = logging.ERROR if status.paused else logging.WARNING
+            log.log(
+                level,
+                "recorder: %s MB free, floor %s MB: %s",
+                status.free_bytes // MB,
+                floor // MB,
+                "recording paused" if status.paused else "recording again",
+            )
+        return status.paused
+
+    def _make_room(self) -> None:
+        """Retention now, then (with free_space_retention) the oldest days until the floor."""
+        root, config = self.config.root, self.config
+        try:
+            if config.retention_days > 0:
+                maintenance.apply_retention(root, config.retention_days, now_ns())
+            if not config.free_space_retention:
+                return
+            today = date_of(now_ns())
+            for day in maintenance.recorded_dates(root):
+                if day >= today or self._free_space(root) >= config.min_free_bytes:
+                    break
+                maintenance.drop_day(root, day)
+                self.status.days_freed += 1
+                log.warning("recorder: deleted the recorded day %s to make room", day)
+        except OSError as exc:
+            self._failed(f"retention failed: {self._reason(exc)}", 0)
 
     def maintain(self) -> None:
         self._last_maintenance = time.monotonic()
@@ -216,7 +305,7 @@ class Recorder:
             if self.config.retention_days > 0:
                 maintenance.apply_retention(self.config.root, self.config.retention_days, now_ns())
         except OSError as exc:
-            self._failed(f"maintenance failed: {exc}", 0)
+            self._failed(f"maintenance failed: {self._reason(exc)}", 0)
 
     def _write_events(self, events: list[Pending]) -> int:
         rec = self._rec
@@ -232,7 +321,9 @@ class Recorder:
             try:
                 write_atomic(with_instrument(table, instrument), path)
             except OSError as exc:
-                self._failed(f"cannot write {path}: {exc}", table.num_rows)
+                self._failed(
+                    f"cannot write {self._where(path)}: {self._reason(exc)}", table.num_rows
+                )
                 continue
             written += table.num_rows
             self.status.files += 1
@@ -248,11 +339,25 @@ class Recorder:
             try:
                 append_frames(path, batch)
             except OSError as exc:
-                self._failed(f"cannot write {path}: {exc}", len(batch))
+                self._failed(f"cannot write {self._where(path)}: {self._reason(exc)}", len(batch))
                 continue
             written += len(batch)
         self.status.raw_frames += written
         return written
+
+    def _where(self, path: Path) -> str:
+        """`path` inside the data directory, without the directory itself: /health is public,
+        and the absolute path of the data directory is for administrators only."""
+        try:
+            return str(path.relative_to(self.config.root))
+        except ValueError:
+            return path.name
+
+    def _reason(self, exc: OSError) -> str:
+        """What went wrong, without the absolute path an OSError carries."""
+        if exc.strerror:
+            return f"[Errno {exc.errno}] {exc.strerror}"
+        return type(exc).__name__
 
     def _failed(self, text: str, lost: int) -> None:
         status = self.status
@@ -265,7 +370,7 @@ class Recorder:
 
     def health(self) -> dict[str, Any]:
         body = self.status.json(self.pending)
-        body["data_dir"] = str(self.config.root)
+        body["min_free_bytes"] = self.config.min_free_bytes
         if self.status.last_error_ns is not None:
             body["last_error_age_s"] = round((now_ns() - self.status.last_error_ns) / 1e9, 3)
         return body

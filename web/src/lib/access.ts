@@ -6,6 +6,8 @@ import type { ConnProblem } from './types';
 /** Close codes of /ws (src/quantsaas/api/stream.py). */
 export const CLOSE = {
   revoked: 4001,
+  sessionEnded: 4002,
+  tierChanged: 4003,
   slowConsumer: 4008,
   unauthorized: 4401,
   forbidden: 4403,
@@ -17,6 +19,8 @@ export const CLOSE = {
 
 const BY_CLOSE: Record<number, { code: string; message: string }> = {
   [CLOSE.revoked]: { code: 'revoked', message: 'credentials revoked' },
+  [CLOSE.sessionEnded]: { code: 'session-ended', message: 'signed out (or the password changed)' },
+  [CLOSE.tierChanged]: { code: 'tier-changed', message: 'your plan changed: reconnecting' },
   [CLOSE.slowConsumer]: { code: 'slow-consumer', message: 'the page fell behind the stream' },
   [CLOSE.unauthorized]: { code: 'credentials-required', message: 'sign in to use the stream' },
   [CLOSE.forbidden]: { code: 'origin-not-allowed', message: 'this page may not open the stream' },
@@ -55,6 +59,8 @@ const LABELS: Record<string, string> = {
   'origin-not-allowed': 'origin not allowed',
   'rate-limited': 'rate limited',
   revoked: 'access revoked',
+  'session-ended': 'sign in required',
+  'tier-changed': 'plan changed, reconnecting',
   'slow-consumer': 'fell behind, reconnecting',
   policy: 'closed by server',
   unavailable: 'server not ready',

@@ -284,6 +284,9 @@ describe('close codes', () => {
     expect(closeProblem(4403, null).code).toBe('origin-not-allowed');
     expect(closeProblem(4008, null).code).toBe('slow-consumer');
     expect(closeProblem(1006, null).code).toBe('disconnected');
+    expect(closeProblem(4002, null).code).toBe('session-ended');
+    expect(problemLabel(closeProblem(4003, null))).toBe('plan changed, reconnecting');
+    expect(retryDelay(4003, 0, true, () => 0.5)).toBe(250); // reconnect at once: the new plan
     expect(retryDelay(4403, 0, true, () => 0.5)).toBe(30_000);
     expect(retryDelay(1006, 0, true, () => 0.5)).toBe(250);
     expect(retryDelay(4401, 10, true, () => 0.5)).toBe(10_000);

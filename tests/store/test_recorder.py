@@ -252,3 +252,25 @@ def test_a_failed_atomic_write_leaves_no_temporary_file(tmp_path: Path) -> None:
     )
     assert result.stdout.startswith("failed:"), result.stderr
     assert list(target.parent.iterdir()) == []  # neither the file nor `.1-1.part.parquet.tmp`
+
+
+def test_an_event_that_cannot_be_stored_is_quarantined_and_the_rest_written(
+    tmp_path: Path,
+) -> None:
+    rec = record_simulator(tmp_path / "live", seconds=1)
+    btc = rec.trades[0].instrument
+    good = [t for t in rec.trades if t.instrument == btc][:50]
+    poisoned = replace(good[10], price=10**30)  # no int64 holds it: the writer used to die here
+    recorder = Recorder(RecorderConfig(tmp_path / "data"))
+    for trade in [*good[:10], poisoned, *good[10:]]:
+        recorder.on_event(trade)
+    assert recorder.flush() == len(good)
+    health = recorder.health()
+    assert health["quarantined"] == 1 and health["ok"] is False
+    assert "1 event(s) cannot be stored" in health["last_error"]
+    (kept,) = (tmp_path / "data" / "quarantine").iterdir()
+    assert str(10**30) in kept.read_text()
+    stored = HistoryStore(tmp_path / "data").trades_table(btc, 0, 2**62)
+    assert sorted(stored.column("trade_id").to_pylist()) == sorted(t.trade_id for t in good)
+    recorder.on_event(good[0])
+    assert recorder.flush() == 1 and recorder.health()["ok"] is True  # recovered at once

@@ -40,7 +40,7 @@ from typing import Any
 from quantsaas.book import L2Book
 from quantsaas.bus import Envelope
 from quantsaas.channels import BOOK, TRADES
-from quantsaas.errors import BookNotReady
+from quantsaas.errors import BookNotReady, clip, describe
 from quantsaas.model import BookDelta, BookSnapshot, MarketEvent, Trade, now_ns
 from quantsaas.store import maintenance
 from quantsaas.store.columns import Queued, to_tables
@@ -111,6 +111,8 @@ class RecorderStatus:
     """Writing is paused: free space is below the floor."""
     days_freed: int = 0
     """Recorded days deleted to make room."""
+    quarantined: int = 0
+    """Events that could not be stored, kept aside in `quarantine/` (the rest was written)."""
     ok: bool = True
     """The last flush that had something to write wrote all of it (readiness)."""
 
@@ -128,6 +130,7 @@ class RecorderStatus:
             "paused": self.paused,
             "free_bytes": self.free_bytes,
             "days_freed": self.days_freed,
+            "quarantined": self.quarantined,
         }
 
 
@@ -230,9 +233,13 @@ class Recorder:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.config.flush_s):
-            self.flush()
-            if time.monotonic() - self._last_maintenance >= MAINTENANCE_S:
-                self.maintain()
+            try:
+                self.flush()
+                if time.monotonic() - self._last_maintenance >= MAINTENANCE_S:
+                    self.maintain()
+            except Exception as exc:  # the writer must outlive any bug: shown, then go on
+                log.exception("recorder: writer failed; it goes on with the next flush")
+                self._failed(f"writer failed: {describe(exc)}", 0)
 
     # -- writer thread -----------------------------------------------------------------------
 
@@ -307,12 +314,44 @@ class Recorder:
         except OSError as exc:
             self._failed(f"maintenance failed: {self._reason(exc)}", 0)
 
+    def _tables(self, events: list[Pending], rec: int) -> list[Any]:
+        """The batch's tables; a batch that cannot be converted is split, and what cannot be
+        converted alone is quarantined (`quarantine/*.txt` under the data dir), the rest kept."""
+        try:
+            return list(to_tables(events, rec))
+        except Exception as exc:
+            log.error(
+                "recorder: a batch cannot be stored (%s); isolating the bad events", describe(exc)
+            )
+        good: list[Pending] = []
+        bad: list[Pending] = []
+        for event in events:
+            try:
+                list(to_tables([event], rec))
+            except Exception:
+                bad.append(event)
+            else:
+                good.append(event)
+        self._quarantine(bad)
+        return list(to_tables(good, rec)) if good else []
+
+    def _quarantine(self, bad: list[Pending]) -> None:
+        self.status.quarantined += len(bad)
+        path = self.config.root / "quarantine" / f"{now_ns()}.txt"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(f"{clip(repr(event), 2000)}\n" for event in bad))
+        except OSError as exc:
+            self._failed(f"cannot quarantine: {self._reason(exc)}", len(bad))
+            return
+        self._failed(f"{len(bad)} event(s) cannot be stored: kept in {self._where(path)}", 0)
+
     def _write_events(self, events: list[Pending]) -> int:
         rec = self._rec
         self._rec += len(events)
         slot = now_ns() // SLOT_NS
         written = 0
-        for kind, instrument, day, table in to_tables(events, rec):
+        for kind, instrument, day, table in self._tables(events, rec):
             directory = partition_dir(
                 self.config.root, kind, instrument.venue, instrument.symbol, date_of(day * DAY_NS)
             )

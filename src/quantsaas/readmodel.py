@@ -10,7 +10,9 @@ One interface, two implementations:
   books of its own, so REST book and trade routes answer 503 there.
 
 `initial(topic)` is the one initial-state path of the stream: encoded messages and the stream
-position (seq) they reach; published messages up to that seq are skipped for that client.
+position (seq) they reach; published messages up to that seq are skipped for that client. A
+local initial state also says its age (`age_ms`) and whether it is `stale` (older than its
+venue's bound): a quiet venue's last book is never passed off as live.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from typing import Protocol
 from quantsaas import symbols
 from quantsaas.book import L2Book
 from quantsaas.bus import Bus, Topic
+from quantsaas.feeds.base import STALE_AFTER_S
 from quantsaas.market import InstrumentState, MarketState
-from quantsaas.model import Instrument, Stamped
-from quantsaas.wire import event_text
+from quantsaas.model import Instrument, Stamped, now_ns
+from quantsaas.wire import encode, event_message
 
 Key = tuple[str, str]
 InitialState = Callable[[Instrument], Stamped | None]
@@ -67,8 +70,14 @@ class LocalReadModel:
     """The read model of a process that runs the engine (and its consumers)."""
 
     def __init__(
-        self, bus: Bus, books: Mapping[Key, L2Book], market: MarketState | None = None
+        self,
+        bus: Bus,
+        books: Mapping[Key, L2Book],
+        market: MarketState | None = None,
+        stale_after: Callable[[str], float] = lambda venue: STALE_AFTER_S,
     ) -> None:
+        self._stale_after = stale_after
+        """Venue -> seconds without data after which its state is stale."""
         self._bus = bus
         self._books: dict[Key, L2Book] = dict(books)
         self._instruments: dict[Key, Instrument] = {k: b.instrument for k, b in books.items()}
@@ -105,7 +114,12 @@ class LocalReadModel:
         if state is None:
             return None  # nothing yet: the first published message starts the stream
         seq = self._bus.last_seq(topic)
-        return Initial(seq, [event_text(channel, seq, state)])
+        message = event_message(channel, seq, state)
+        # a state sent now may be old (a quiet venue's book): say how old, and if it is stale
+        age_ns = max(0, now_ns() - state.ts_recv)
+        message["age_ms"] = age_ns // 1_000_000
+        message["stale"] = age_ns > self._stale_after(venue) * 1e9
+        return Initial(seq, [encode(message)])
 
     def book(self, key: Key) -> L2Book | None:
         return self._books.get(key)

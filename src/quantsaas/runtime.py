@@ -36,7 +36,7 @@ from quantsaas.clock import Clock, EventClock, WallClock
 from quantsaas.config import Settings
 from quantsaas.engine import Engine
 from quantsaas.errors import ConfigError, quote
-from quantsaas.feeds.base import Feed, FeedState
+from quantsaas.feeds.base import STALE_AFTER_S, Feed, FeedState
 from quantsaas.model import Instrument
 from quantsaas.readmodel import LocalReadModel, ReadModel
 from quantsaas.status import Sources, SourceState, StatusWatcher
@@ -128,7 +128,10 @@ def build(
 
         bus = bus_redis.MirroredBus()
     engine = Engine(feeds, bus.publish, clock)
-    read_model = LocalReadModel(bus, engine.books, engine.market)
+    bounds = {feed.venue: feed.stats.stale_after_s for feed in feeds}
+    read_model = LocalReadModel(
+        bus, engine.books, engine.market, lambda venue: bounds.get(venue, STALE_AFTER_S)
+    )
 
     def adopt(feed: Feed, instruments: Sequence[Instrument]) -> None:
         """Instruments a feed learnt while running (the Deribit chain after an offline start)."""

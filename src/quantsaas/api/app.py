@@ -22,6 +22,7 @@ from quantsaas.api.accounts_routes import router as accounts_router
 from quantsaas.api.analytics_routes import router as analytics_router
 from quantsaas.api.auth import Guard, LimitHeadersMiddleware, guard_request
 from quantsaas.api.backtest_routes import router as backtest_router
+from quantsaas.api.connections import open_connections
 from quantsaas.api.consolidated_routes import router as consolidated_router
 from quantsaas.api.headers import SecurityHeadersMiddleware
 from quantsaas.api.history_routes import router as history_router
@@ -77,7 +78,9 @@ async def open_guard(
         )
     if limiter is None:
         limiter = open_limiter(settings.rate_limit_bus)
-    return Guard(accounts, tiers, load_weights(settings.tiers_file), limiter, settings)
+    guard = Guard(accounts, tiers, load_weights(settings.tiers_file), limiter, settings)
+    guard.connections = open_connections(settings.rate_limit_bus)
+    return guard
 
 
 def create_app(
@@ -102,6 +105,7 @@ def create_app(
             asyncio.create_task(runtime.run(), name="runtime"),
             asyncio.create_task(guard.accounts.watch_revocations(), name="revocations"),
             asyncio.create_task(app.state.delayed_market.run(), name="delayed-market"),
+            asyncio.create_task(guard.connections.run(guard.sockets.held), name="ws-places"),
         ]
         try:
             yield
@@ -110,6 +114,7 @@ def create_app(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             app.state.guard = None
+            await guard.connections.close()
             if accounts is None:
                 await guard.accounts.close()
             if limiter is None:

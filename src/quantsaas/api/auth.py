@@ -30,6 +30,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from quantsaas.accounts.service import Accounts, Principal, Revocation
 from quantsaas.accounts.tiers import Tier
 from quantsaas.api.access import DOCS_PATHS, Access, access_for, tier_denial
+from quantsaas.api.connections import (
+    Connections,
+    ConnectionsUnavailable,
+    LocalConnections,
+    connection_id,
+)
 from quantsaas.api.login import LoginGate
 from quantsaas.api.problems import Problem
 from quantsaas.api.ratelimit import Decision, Limiter, Quota, client_bucket, limit_headers
@@ -80,6 +86,8 @@ class Guard:
     limiter: Limiter
     settings: Settings
     sockets: OpenSockets = field(default_factory=lambda: OpenSockets())
+    connections: Connections = field(default_factory=LocalConnections)
+    """The connection limit across processes (Redis with `--bus redis://`)."""
     denied: Counter[tuple[int, str]] = field(default_factory=Counter)
     """Refusals by (status, code), for /metrics."""
     rate_limited: Counter[str] = field(default_factory=Counter)
@@ -368,6 +376,14 @@ class OpenSockets:
             if not sessions:
                 del self._by_owner[owner]
 
+    def held(self) -> list[tuple[str, str]]:
+        """(owner, connection id) of every open socket (kept alive in the shared count)."""
+        return [
+            (owner, connection_id(session))
+            for owner, sessions in self._by_owner.items()
+            for session in sessions
+        ]
+
     def by_caller(self) -> dict[str, int]:
         """Open connections of signed-in users and of anonymous callers (by IP)."""
         counts = {"user": 0, "anonymous": 0}
@@ -424,10 +440,19 @@ async def authenticate_websocket(
 
 async def admit_websocket(guard: Guard, principal: Principal, ip: str, session: Revocable) -> str:
     """Register an authenticated session under its owner, or refuse it (429) when the tier's
-    connection limit is reached. No await between the count and the registration."""
+    connection limit is reached: first this process's count (no await between it and the
+    registration), then the deployment's (`connections.py`, atomic in Redis)."""
     tier = guard.tier_of(principal)
     owner = OpenSockets.owner(principal, ip)
-    if guard.sockets.count(principal, ip) >= tier.ws_connections:
+    full = guard.sockets.count(principal, ip) >= tier.ws_connections
+    if not full:  # this process has room: does the whole deployment (shared count)?
+        try:
+            full = not await guard.connections.admit(
+                owner, connection_id(session), tier.ws_connections
+            )
+        except ConnectionsUnavailable as exc:
+            raise Problem(503, "service-unavailable", str(exc)) from None
+    if full:
         raise await guard.deny(
             429,
             "too-many-connections",
@@ -438,6 +463,11 @@ async def admit_websocket(guard: Guard, principal: Principal, ip: str, session: 
         )
     guard.sockets.add(owner, session)
     return owner
+
+
+async def release_websocket(guard: Guard, owner: str, session: Revocable) -> None:
+    guard.sockets.discard(owner, session)
+    await guard.connections.release(owner, connection_id(session))
 
 
 _POLICY_HEADERS: dict[Quota, list[tuple[bytes, bytes]]] = {}

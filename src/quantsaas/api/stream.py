@@ -47,7 +47,12 @@ from quantsaas.accounts.service import Principal
 from quantsaas.accounts.tiers import Tier
 from quantsaas.analytics.live import GREEKS
 from quantsaas.api.access import tier_denial
-from quantsaas.api.auth import admit_websocket, authenticate_websocket, client_ip
+from quantsaas.api.auth import (
+    admit_websocket,
+    authenticate_websocket,
+    client_ip,
+    release_websocket,
+)
 from quantsaas.api.problems import Problem
 from quantsaas.bus import SLOW_CONSUMER, Bus, BusLimits, Envelope, Gap, Subscription, Topic
 from quantsaas.channels import OPTIONS
@@ -485,4 +490,4 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     try:
         await session.serve()
     finally:
-        guard.sockets.discard(owner, session)
+        await release_websocket(guard, owner, session)

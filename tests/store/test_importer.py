@@ -304,5 +304,6 @@ def test_vectorised_decimals_agree_with_parse_fixed(
                 not plain
                 or expected is None
                 or expected >= 10**18
+                or sum(c.isdigit() for c in text) > 18  # digits are bounded before converting
                 or not any(c.isdigit() for c in text)
             ), (text, scale)

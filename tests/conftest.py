@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from fastapi import FastAPI
+from hypothesis import settings as hypothesis_settings
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
@@ -43,6 +44,12 @@ OPEN_ACCESS = {
 """Tests that are not about access control run open: every Settings() and every `quantsaas serve`
 subprocess reads these (the access tests pass closed settings explicitly). No warm start (seconds
 of CPU per serve): its own tests turn it on."""
+
+# Property tests draw the same examples on every run (a clean clone's CI sees what we saw);
+# HYPOTHESIS_PROFILE=explore draws new ones to look for fresh counterexamples.
+hypothesis_settings.register_profile("repeatable", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -3,7 +3,9 @@
 Times (`start`, `end`, `at`) are ISO 8601 or integer nanoseconds of venue time; ranges are
 half-open [start, end). Trades and candles page with `limit` and a `next` link; `format=csv` or
 `format=parquet` downloads the page (Parquet keeps raw int64 prices and sizes with the
-instrument's scales in the schema metadata; CSV and JSON have decimal strings).
+instrument's scales in the schema metadata; CSV and JSON have decimal strings). A downloaded page
+with more after it names the next one in a `Link: <url>; rel="next"` header (RFC 8288), as the
+JSON body's `next` does.
 """
 
 from __future__ import annotations
@@ -24,7 +26,13 @@ from quantsaas.api.problems import PROBLEM_RESPONSES, Problem, check_at_most
 from quantsaas.config import Settings
 from quantsaas.errors import ConfigError, StorageError
 from quantsaas.model import Instrument, now_ns
-from quantsaas.store.history import HistoryStore, parse_cursor, parse_interval, parse_time
+from quantsaas.store.history import (
+    HistoryStore,
+    format_cursor,
+    parse_cursor,
+    parse_interval,
+    parse_time,
+)
 from quantsaas.store.layout import NS, with_instrument
 from quantsaas.wire import JSON, candle_data, iso_from_ns, levels_json, trade_data
 
@@ -85,7 +93,14 @@ def _limit(request: Request, limit: int | None) -> int:
     return limit
 
 
-def _csv(header: list[str], rows: Iterable[list[Any]], name: str) -> Response:
+def _download_headers(name: str, next_url: str | None) -> dict[str, str]:
+    headers = {"content-disposition": f'attachment; filename="{name}"'}
+    if next_url is not None:
+        headers["link"] = f'<{next_url}>; rel="next"'
+    return headers
+
+
+def _csv(header: list[str], rows: Iterable[list[Any]], name: str, next_url: str | None) -> Response:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
@@ -93,17 +108,17 @@ def _csv(header: list[str], rows: Iterable[list[Any]], name: str) -> Response:
     return Response(
         buffer.getvalue(),
         media_type="text/csv",
-        headers={"content-disposition": f'attachment; filename="{name}.csv"'},
+        headers=_download_headers(f"{name}.csv", next_url),
     )
 
 
-def _parquet(table: Any, name: str) -> Response:
+def _parquet(table: Any, name: str, next_url: str | None) -> Response:
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="zstd")
     return Response(
         buffer.getvalue(),
         media_type="application/vnd.apache.parquet",
-        headers={"content-disposition": f'attachment; filename="{name}.parquet"'},
+        headers=_download_headers(f"{name}.parquet", next_url),
     )
 
 
@@ -132,9 +147,19 @@ def history_trades(
         raise Problem(400, "bad-request", str(exc)) from None
     name = f"trades-{venue}-{instrument.path_symbol}-{first}"
     if format == "parquet":
-        table = store.trades_table(instrument, first, last, limit, cursor)
-        return _parquet(with_instrument(table, instrument) if table.num_columns else table, name)
+        table = store.trades_table(instrument, first, last, limit + 1, cursor)
+        next_url = None
+        if table.num_rows > limit:
+            table = table.slice(0, limit)
+            ts_event, rec = table["ts_event"][-1].as_py(), table["rec"][-1].as_py()
+            after_last = format_cursor(ts_event, rec)
+            next_url = str(request.url.include_query_params(after=after_last))
+        table = with_instrument(table, instrument) if table.num_columns else table
+        return _parquet(table, name, next_url)
     page = store.trades(instrument, first, last, limit, cursor)
+    next_url = None
+    if page.next_cursor is not None:
+        next_url = str(request.url.include_query_params(after=page.next_cursor))
     if format == "csv":
         rows = (
             [
@@ -148,10 +173,7 @@ def history_trades(
             for t in page.trades
         )
         header = ["ts_event", "datetime", "id", "price", "amount", "side"]
-        return _csv(header, rows, name)
-    next_url = None
-    if page.next_cursor is not None:
-        next_url = str(request.url.include_query_params(after=page.next_cursor))
+        return _csv(header, rows, name, next_url)
     return {
         "venue": instrument.venue,
         "symbol": instrument.symbol,
@@ -187,6 +209,9 @@ def history_candles(
     candles, more = found[:limit], found[limit:]
     name = f"candles-{interval}-{venue}-{instrument.path_symbol}-{first}"
     data = [{**candle_data(c), "end_ns": c.start_ns + width} for c in candles]
+    next_url = None
+    if more:
+        next_url = str(request.url.include_query_params(start=str(more[0].start_ns)))
     if format == "csv":
         header = [
             "start_ns",
@@ -201,12 +226,9 @@ def history_candles(
             "trades",
             "closed",
         ]
-        return _csv(header, ([row[key] for key in header] for row in data), name)
+        return _csv(header, ([row[key] for key in header] for row in data), name, next_url)
     if format == "parquet":
-        return _parquet(pa.Table.from_pylist(data), name)
-    next_url = None
-    if more:
-        next_url = str(request.url.include_query_params(start=str(more[0].start_ns)))
+        return _parquet(pa.Table.from_pylist(data), name, next_url)
     return {
         "venue": instrument.venue,
         "symbol": instrument.symbol,

@@ -100,6 +100,11 @@ class TradePage:
     """Pass as `after` for the next page; None when the range is exhausted."""
 
 
+def format_cursor(ts_event: int, rec: int) -> str:
+    """The cursor after the trade stored at (ts_event, rec): the `after` of the next page."""
+    return f"{ts_event}_{rec}"
+
+
 def parse_cursor(text: str) -> tuple[int, int]:
     ts, sep, rec = text.partition("_")
     if not sep or not _ascii_digits(ts) or not _ascii_digits(rec):
@@ -211,7 +216,7 @@ class HistoryStore:
         cursor = None
         if len(rows) > limit:
             last = rows[limit - 1]
-            cursor = f"{last['ts_event']}_{last['rec']}"
+            cursor = format_cursor(last["ts_event"], last["rec"])
         return TradePage(trades, cursor)
 
     def candles(

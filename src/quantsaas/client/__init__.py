@@ -1,0 +1,52 @@
+"""Python client of Quant-SaaS: typed live streams and history as DataFrames.
+
+    from quantsaas.client import AsyncClient
+
+    async with AsyncClient("http://127.0.0.1:8000") as client:   # key: QUANTSAAS_API_KEY
+        async for trade in client.trades("BTC/USD", venue="sim"):
+            print(trade.price, trade.size, trade.side)
+
+`Client` is the blocking twin (same arguments, plain `for` loops). Streams yield the model's
+exact values (`Trade`, `Ticker`, `BookSnapshot`, `BookDelta`: raw integers at the instrument's
+scales, `ts_event`/`ts_recv` in ns) and the client's (`Candle`, `Ofi`, `Vpin`, `Greeks`), plus
+a `Gap` wherever part of a stream was lost. Errors are `ClientError` subclasses (errors.py).
+The client speaks only the public protocol (/ws and the REST API); it imports nothing of the
+server but the shared value types (quantsaas.model, quantsaas.errors).
+"""
+
+from quantsaas.client._async import AsyncClient
+from quantsaas.client._streams import StreamStats
+from quantsaas.client.errors import (
+    AuthError,
+    BadRequest,
+    ClientError,
+    ProtocolViolation,
+    RateLimited,
+    ServerGone,
+    StreamStalled,
+    TierRequired,
+    UnknownSymbol,
+)
+from quantsaas.client.events import Candle, Gap, Greeks, GreekValues, Ofi, Vpin
+from quantsaas.client.sync import Client
+
+__all__ = [
+    "AsyncClient",
+    "AuthError",
+    "BadRequest",
+    "Candle",
+    "Client",
+    "ClientError",
+    "Gap",
+    "GreekValues",
+    "Greeks",
+    "Ofi",
+    "ProtocolViolation",
+    "RateLimited",
+    "ServerGone",
+    "StreamStalled",
+    "StreamStats",
+    "TierRequired",
+    "UnknownSymbol",
+    "Vpin",
+]

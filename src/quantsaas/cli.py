@@ -23,6 +23,7 @@ from quantsaas.accounts import cli as accounts_cli
 from quantsaas.api.app import create_app
 from quantsaas.api.intake import server_options
 from quantsaas.backtest import cli as backtest_cli
+from quantsaas.client import cli as client_cli
 from quantsaas.config import Settings
 from quantsaas.errors import ConfigError, StorageError, UnknownInstrument, clip
 from quantsaas.logs import configure_logging, printable
@@ -97,6 +98,7 @@ def parser() -> argparse.ArgumentParser:
     add_venue_commands(commands)
     backtest_cli.add_commands(commands)
     importer_cli.add_commands(commands)
+    client_cli.add_commands(commands)
     accounts_cli.add_commands(commands)
     store_cli.add_commands(commands, serve)
     return root
@@ -255,6 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return backtest_cli.COMMANDS[args.command](args)
     if args.command in importer_cli.COMMANDS:
         return importer_cli.COMMANDS[args.command](args)
+    if args.command in client_cli.COMMANDS:
+        return client_cli.COMMANDS[args.command](args)
     if args.command in VENUE_COMMANDS:
         try:
             return VENUE_COMMANDS[args.command](args)

@@ -30,10 +30,13 @@ def free_port() -> int:
 class Server:
     directory: Path
     args: tuple[str, ...]
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str | None] = field(default_factory=dict)
+    """Added to the environment; None removes a variable."""
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    live_ns: int = 0
+    """When the server last went live (wall clock, ns)."""
 
     @property
     def base(self) -> str:
@@ -53,7 +56,7 @@ class Server:
                 command,
                 stdout=sink,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
+                env=self.environment(),
             )
         deadline = time.monotonic() + timeout
         while "running on" not in self.log.read_text():
@@ -64,6 +67,11 @@ class Server:
             if time.monotonic() > deadline:
                 raise AssertionError("the simulator did not go live")
             time.sleep(0.1)
+        self.live_ns = time.time_ns()
+
+    def environment(self) -> dict[str, str]:
+        merged: dict[str, str | None] = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        return {name: value for name, value in merged.items() if value is not None}
 
     def kill(self) -> None:
         """SIGKILL: the server vanishes mid-stream, no close frames."""

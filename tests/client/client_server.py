@@ -89,7 +89,9 @@ class Server:
 
 
 @contextmanager
-def serving(directory: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
+def serving(
+    directory: Path, *args: str, env: dict[str, str | None] | None = None
+) -> Iterator[Server]:
     """A started server (the simulator, recording into `directory`/data), stopped afterwards."""
     server = Server(directory, (*SIM, *args), env or {})
     try:

@@ -41,8 +41,8 @@ fi
 ls /usr/lib/postgresql/*/bin/postgres
 
 step "ruff"
-.venv/bin/ruff check src tests bench
-.venv/bin/ruff format --check src tests bench
+.venv/bin/ruff check src tests bench examples
+.venv/bin/ruff format --check src tests bench examples
 step "mypy"
 .venv/bin/mypy
 step "import-linter (layer contracts in pyproject.toml)"

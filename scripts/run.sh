@@ -3,7 +3,7 @@
 # dashboard is at the printed URL. Extra arguments go to `quantsaas serve` (e.g. --port 9000 --rate 200).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash scripts/bootstrap.sh
+bash scripts/bootstrap.sh client,examples
 bash scripts/web.sh install
 bash scripts/web.sh build
 # the demo: anonymous visitors get the `demo` tier (the simulator only); a production start

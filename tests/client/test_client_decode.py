@@ -24,17 +24,15 @@ from quantsaas.api.wire import event_message, instrument_json
 from quantsaas.client.decode import (
     MALFORMED,
     Decoder,
-    fixed,
     instrument_from_json,
     option_instrument,
     stream_key,
 )
 from quantsaas.client.errors import UnknownSymbol
 from quantsaas.client.events import Candle, Greeks, Ofi, Vpin
-from quantsaas.errors import InvalidNumber
 from quantsaas.feeds.sim_instruments import sim_instrument
 from quantsaas.feeds.sim_options import option_chains
-from quantsaas.model import BookDelta, BookSnapshot, Side, Ticker, Trade, parse_fixed
+from quantsaas.model import BookDelta, BookSnapshot, Side, Ticker, Trade
 
 BTC = make_instrument(venue="sim")
 ADA = make_instrument("ADA", venue="sim", price_scale=6, size_scale=1)
@@ -147,49 +145,6 @@ def test_instruments_are_read_from_the_listing() -> None:
         assert instrument_from_json(orjson.loads(orjson.dumps(instrument_json(instrument)))) == (
             instrument
         )
-
-
-TRICKY = [
-    "1_0.00",
-    "١٢.٠٠",
-    "1.2.34",
-    "+1.00",
-    "-1.00",
-    " 1.00",
-    "1.",
-    ".50",
-    "1e2",
-    "0x1.00",
-    "1.005",
-    "1.000",
-    "",
-    ".",
-    "--1.00",
-    "1,00",
-    "NaN",
-    "inf",
-    "12.00\n",
-    "²3.00",
-]
-
-
-@pytest.mark.parametrize("text", TRICKY)
-def test_fixed_agrees_with_the_models_parser(text: str) -> None:
-    try:
-        expected: int | None = parse_fixed(text, 2)
-    except InvalidNumber:
-        expected = None
-    if expected is None:
-        with pytest.raises(InvalidNumber):
-            fixed(text, 2)
-    else:
-        assert fixed(text, 2) == expected
-
-
-@given(st.integers(-(10**20), 10**20), st.integers(0, 12))
-def test_fixed_reads_every_server_spelling(raw: int, scale: int) -> None:
-    text = BTC.format_price(raw) if scale == 2 else str(Decimal(raw).scaleb(-scale))
-    assert fixed(text, scale) == parse_fixed(text, scale)
 
 
 def _mutations(message: dict[str, Any]) -> list[dict[str, Any]]:

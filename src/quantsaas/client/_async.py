@@ -22,6 +22,7 @@ from quantsaas.client._streams import BookWatcher, QueueWatcher, StreamStats, Wa
 from quantsaas.client.decode import Decoder, Event, instrument_from_json, snapshot
 from quantsaas.client.errors import StreamStalled, UnknownSymbol, quote
 from quantsaas.client.events import Candle, Gap, Greeks, Ofi, Vpin
+from quantsaas.client.exact import Codec
 from quantsaas.client.history import History
 from quantsaas.model import BookSnapshot, Instrument, Ticker, Trade, symbol_to_path
 
@@ -134,7 +135,7 @@ class AsyncClient:
         instrument = await self._instrument(symbol, venue)
         path = f"/api/v1/book/{instrument.venue}/{symbol_to_path(instrument.symbol)}"
         body = await self._http.get_json(path, {"depth": depth})
-        return snapshot(instrument, {**body, "data": body})
+        return snapshot(Codec(instrument), {**body, "data": body})
 
     def local_book(self, symbol: str, venue: str) -> BookSnapshot | None:
         """The book a running `book()` (or `stream(["book"])`) iterator keeps, right now."""

@@ -1,14 +1,11 @@
 """Pure decoding: the server's JSON (api/wire.py, api/analytics_wire.py) -> typed values.
 
 Prices and sizes arrive as decimal text at the instrument's precision ("64012.50") and become
-the model's raw integers without touching a float: the server's own spelling (exactly `scale`
-decimals) takes a fast path (drop the point, `int`), anything else goes through
-`model.parse_fixed`, which refuses what is not an exact decimal within the scale. Parsed text is
-memoised per scale (prices repeat: the book's levels, trades at the touch), in bounded tables.
-
-Nothing here does I/O or keeps stream state: `Decoder.decode` maps one message (a dict from
-`orjson.loads`) to one event and raises one of `MALFORMED` on anything it cannot read; the
-stream layer decides what a bad message means for its stream.
+the model's raw integers without touching a float (exact.py). Nothing here does I/O or keeps
+stream state: `Decoder.decode` maps one message (a dict from `orjson.loads`) to one event and
+raises one of `MALFORMED` on anything it cannot read; the stream layer decides what a bad
+message means for its stream. Trades and book deltas, nearly all of a stream, take the
+shortest path (see bench/bench_client.py).
 """
 
 from __future__ import annotations
@@ -19,11 +16,11 @@ from typing import Any, TypeAlias
 
 from quantsaas.client.errors import UnknownSymbol, quote
 from quantsaas.client.events import Candle, Greeks, GreekValues, Ofi, Vpin
+from quantsaas.client.exact import Codec, delta_value, exact, trade_value
 from quantsaas.model import (
     BookDelta,
     BookSnapshot,
     Instrument,
-    Level,
     OptionSpec,
     OptionTicker,
     Side,
@@ -38,60 +35,14 @@ Event: TypeAlias = Trade | BookSnapshot | BookDelta | Ticker | Candle | Ofi | Vp
 """Every typed value a stream yields (besides Gap)."""
 MALFORMED = (KeyError, TypeError, ValueError, IndexError, AttributeError)
 """What decoding a hostile message may raise (InvalidNumber and UnknownSymbol are among them)."""
-CACHE_MAX = 1 << 16
 _SIDES = {"buy": Side.BUY, "sell": Side.SELL}
-_CACHES: dict[int, dict[str, int]] = {}
 NS_PER_MS = 1_000_000
 OPTION_CHANNELS = frozenset({"greeks", "options"})
 """Streams named by the option's underlying, while each message names the option itself."""
 
 
-def _parse(text: str, scale: int) -> int:
-    if type(text) is not str:
-        raise TypeError(f"expected decimal text, got {quote(text)}")
-    if scale:
-        if len(text) > scale and text[-scale - 1] == "." and text.isascii():
-            digits = text[: -scale - 1] + text[-scale:]
-            if digits.isdigit():
-                return int(digits)
-    elif text.isascii() and text.isdigit():
-        return int(text)
-    return parse_fixed(text, scale)
-
-
-def fixed(text: str, scale: int) -> int:
-    """Exact decimal text -> raw integer at `scale` decimals (memoised)."""
-    cache = _CACHES.get(scale)
-    if cache is None:
-        cache = _CACHES[scale] = {}
-    value = cache.get(text)
-    if value is None:
-        value = _parse(text, scale)
-        if len(cache) >= CACHE_MAX:
-            cache.clear()
-        cache[text] = value
-    return value
-
-
-def _levels(rows: list[list[str]], price_scale: int, size_scale: int) -> tuple[Level, ...]:
-    if not rows:
-        return ()
-    prices = _CACHES.setdefault(price_scale, {})
-    sizes = _CACHES.setdefault(size_scale, {})
-    out: list[Level] = []
-    for price_text, size_text in rows:
-        price = prices.get(price_text)
-        if price is None:
-            price = fixed(price_text, price_scale)
-        size = sizes.get(size_text)
-        if size is None:
-            size = fixed(size_text, size_scale)
-        out.append((price, size))
-    return tuple(out)
-
-
-def _optional(text: str | None, scale: int) -> int | None:
-    return None if text is None else fixed(text, scale)
+def _optional(read: Callable[[str], int], text: str | None) -> int | None:
+    return None if text is None else read(text)
 
 
 def _float(value: Any) -> float:
@@ -160,60 +111,69 @@ def option_instrument(venue: str, data: Mapping[str, Any]) -> Instrument:
     )
 
 
-def trade(instrument: Instrument, message: JSON) -> Trade:
+def trade(codec: Codec, message: JSON) -> Trade:
     data = message["data"]
     ts_event, ts_recv, trade_id = message["ts_event"], message["ts_recv"], data["id"]
     if type(ts_event) is not int or type(ts_recv) is not int or type(trade_id) is not str:
         raise TypeError("trade: timestamps must be integers and the id a string")
-    return Trade(
-        instrument,
-        fixed(data["price"], instrument.price_scale),
-        fixed(data["amount"], instrument.size_scale),
-        _SIDES[data["side"]],
-        trade_id,
+    price = codec.prices.get(data["price"])
+    if price is None:
+        price = codec.price(data["price"])
+    size = exact(data["amount"], codec.size_scale)
+    side = _SIDES[data["side"]]
+    return trade_value(codec.instrument, price, size, side, trade_id, ts_event, ts_recv)
+
+
+def _book(codec: Codec, message: JSON) -> tuple[Any, ...]:
+    data = message["data"]
+    ts_event, ts_recv, nonce = message["ts_event"], message["ts_recv"], data["nonce"]
+    if type(ts_event) is not int or type(ts_recv) is not int or type(nonce) is not int:
+        raise TypeError("book: timestamps and nonce must be integers")
+    return codec.levels(data["bids"]), codec.levels(data["asks"]), nonce, ts_event, ts_recv
+
+
+def snapshot(codec: Codec, message: JSON) -> BookSnapshot:
+    bids, asks, nonce, ts_event, ts_recv = _book(codec, message)
+    return BookSnapshot(codec.instrument, bids, asks, nonce, ts_event, ts_recv)
+
+
+def delta(codec: Codec, message: JSON) -> BookDelta:
+    """`_book` inline, for the commonest message of all (most change one side only)."""
+    data = message["data"]
+    ts_event, ts_recv, nonce = message["ts_event"], message["ts_recv"], data["nonce"]
+    if type(ts_event) is not int or type(ts_recv) is not int or type(nonce) is not int:
+        raise TypeError("book: timestamps and nonce must be integers")
+    bids, asks = data["bids"], data["asks"]
+    return delta_value(
+        codec.instrument,
+        () if bids == [] else codec.levels(bids),
+        () if asks == [] else codec.levels(asks),
+        nonce,
         ts_event,
         ts_recv,
     )
 
 
-def _book(instrument: Instrument, message: JSON) -> tuple[Any, ...]:
+def ticker(codec: Codec, message: JSON) -> Ticker:
     data = message["data"]
-    ts_event, ts_recv, nonce = message["ts_event"], message["ts_recv"], data["nonce"]
-    if type(ts_event) is not int or type(ts_recv) is not int or type(nonce) is not int:
-        raise TypeError("book: timestamps and nonce must be integers")
-    price_scale, size_scale = instrument.price_scale, instrument.size_scale
-    bids = _levels(data["bids"], price_scale, size_scale)
-    asks = _levels(data["asks"], price_scale, size_scale)
-    return instrument, bids, asks, nonce, ts_event, ts_recv
-
-
-def snapshot(instrument: Instrument, message: JSON) -> BookSnapshot:
-    return BookSnapshot(*_book(instrument, message))
-
-
-def delta(instrument: Instrument, message: JSON) -> BookDelta:
-    return BookDelta(*_book(instrument, message))
-
-
-def ticker(instrument: Instrument, message: JSON) -> Ticker:
-    data = message["data"]
-    price_scale, size_scale = instrument.price_scale, instrument.size_scale
+    price, size = codec.price, codec.size
     return Ticker(
-        instrument,
-        fixed(data["bid"], price_scale),
-        fixed(data["bidVolume"], size_scale),
-        fixed(data["ask"], price_scale),
-        fixed(data["askVolume"], size_scale),
-        _optional(data.get("last"), price_scale),
-        _optional(data.get("baseVolume"), size_scale),
+        codec.instrument,
+        price(data["bid"]),
+        size(data["bidVolume"]),
+        price(data["ask"]),
+        size(data["askVolume"]),
+        _optional(price, data.get("last")),
+        _optional(size, data.get("baseVolume")),
         _int(message["ts_event"]),
         _int(message["ts_recv"]),
     )
 
 
-def candle(instrument: Instrument, message: JSON) -> Candle:
+def candle(codec: Codec, message: JSON) -> Candle:
+    instrument = codec.instrument
     data = message["data"]
-    price_scale, size_scale = instrument.price_scale, instrument.size_scale
+    price, size = codec.price, codec.size
     vwap = data.get("vwap")
     closed = data["closed"]
     if type(closed) is not bool:
@@ -222,12 +182,12 @@ def candle(instrument: Instrument, message: JSON) -> Candle:
         instrument,
         _str(data["interval"]),
         _int(data["start_ns"]),
-        fixed(data["open"], price_scale),
-        fixed(data["high"], price_scale),
-        fixed(data["low"], price_scale),
-        fixed(data["close"], price_scale),
-        fixed(data["volume"], size_scale),
-        fixed(data["buy_volume"], size_scale),
+        price(data["open"]),
+        price(data["high"]),
+        price(data["low"]),
+        price(data["close"]),
+        size(data["volume"]),
+        size(data["buy_volume"]),
         None if vwap is None else Decimal(_str(vwap)),
         _int(data["trades"]),
         closed,
@@ -236,7 +196,8 @@ def candle(instrument: Instrument, message: JSON) -> Candle:
     )
 
 
-def ofi(instrument: Instrument, message: JSON) -> Ofi:
+def ofi(codec: Codec, message: JSON) -> Ofi:
+    instrument = codec.instrument
     data = message["data"]
     size_scale = instrument.size_scale
     return Ofi(
@@ -252,12 +213,13 @@ def ofi(instrument: Instrument, message: JSON) -> Ofi:
     )
 
 
-def vpin(instrument: Instrument, message: JSON) -> Vpin:
+def vpin(codec: Codec, message: JSON) -> Vpin:
+    instrument = codec.instrument
     data = message["data"]
     return Vpin(
         instrument,
         _int(data["bucket"]),
-        fixed(data["bucket_volume"], instrument.size_scale),
+        codec.size(data["bucket_volume"]),
         _int(data["window"]),
         _float(data["buy_volume"]),
         _float(data["sell_volume"]),
@@ -267,23 +229,23 @@ def vpin(instrument: Instrument, message: JSON) -> Vpin:
     )
 
 
-def option_ticker(instrument: Instrument, message: JSON) -> OptionTicker:
+def option_ticker(codec: Codec, message: JSON) -> OptionTicker:
+    instrument = codec.instrument
     data = message["data"]
     greeks = data["greeks"]
-    price_scale = instrument.price_scale
     return OptionTicker(
         instrument,
-        fixed(data["mark_price"], price_scale),
+        codec.price(data["mark_price"]),
         _float(data["mark_iv"]),
         _maybe_float(data.get("bid_iv")),
         _maybe_float(data.get("ask_iv")),
-        _optional(data.get("best_bid_price"), price_scale),
-        _optional(data.get("best_ask_price"), price_scale),
+        _optional(codec.price, data.get("best_bid_price")),
+        _optional(codec.price, data.get("best_ask_price")),
         _float(data["underlying_price"]),
         _str(data["underlying_index"]),
         _float(data["index_price"]),
         _float(data["interest_rate"]),
-        fixed(data["open_interest"], instrument.size_scale),
+        codec.size(data["open_interest"]),
         _float(greeks["delta"]),
         _float(greeks["gamma"]),
         _float(greeks["vega"]),
@@ -294,17 +256,18 @@ def option_ticker(instrument: Instrument, message: JSON) -> OptionTicker:
     )
 
 
-def greeks(instrument: Instrument, message: JSON) -> Greeks:
+def greeks(codec: Codec, message: JSON) -> Greeks:
+    instrument = codec.instrument
     ours = message["data"].get("ours")
     values = None
     if ours is not None:
         names = ("price", "delta", "gamma", "vega", "theta", "rho", "coin_delta")
         values = GreekValues(*(_maybe_float(ours.get(name)) for name in names))
-    ticker_value = option_ticker(instrument, message)
+    ticker_value = option_ticker(codec, message)
     return Greeks(instrument, ticker_value, values, ticker_value.ts_event, ticker_value.ts_recv)
 
 
-Decode: TypeAlias = Callable[[Instrument, JSON], Any]
+Decode: TypeAlias = Callable[[Codec, JSON], Any]
 DECODERS: dict[str, Decode] = {
     "trade": trade,
     "snapshot": snapshot,
@@ -333,38 +296,39 @@ class Decoder:
 
     def __init__(self, instruments: Iterable[Instrument] = ()) -> None:
         self.instruments: dict[tuple[str, str], Instrument] = {}
-        self.options: dict[tuple[str, str], Instrument] = {}
+        self._codecs: dict[tuple[str, str], Codec] = {}
+        self._options: dict[tuple[str, str], Codec] = {}
         for instrument in instruments:
             self.add(instrument)
 
     def add(self, instrument: Instrument) -> None:
         self.instruments[instrument.key] = instrument
+        self._codecs[instrument.key] = Codec(instrument)
 
     def knows(self, venue: str, symbol: str) -> bool:
         return (venue, symbol) in self.instruments
 
-    def instrument(self, venue: str, symbol: str) -> Instrument:
-        found = self.instruments.get((venue, symbol))
-        if found is None:
+    def _option(self, message: JSON) -> Codec:
+        """An option message's codec (its instrument built from the message, once)."""
+        venue, symbol = message["venue"], message["symbol"]
+        if message["channel"] not in OPTION_CHANNELS:
             raise UnknownSymbol(f"no instrument {quote(venue)} {quote(symbol)}")
-        return found
-
-    def _option(self, venue: str, message: JSON) -> Instrument:
-        key = (venue, message["symbol"])
-        found = self.options.get(key)
+        key = (venue, symbol)
+        found = self._options.get(key)
         if found is None:
-            found = self.options[key] = option_instrument(venue, message["data"])
+            found = self._options[key] = Codec(option_instrument(venue, message["data"]))
         return found
 
     def decode(self, message: JSON) -> Any:
         """One data message -> its typed event; None for a type the client does not decode."""
-        decode = DECODERS.get(message["type"])
+        kind = message["type"]
+        codec = self._codecs.get((message["venue"], message["symbol"]))
+        if codec is not None:  # the hot path: no table look-up for the commonest types
+            if kind == "delta":
+                return delta(codec, message)
+            if kind == "trade":
+                return trade(codec, message)
+        decode = DECODERS.get(kind)
         if decode is None:
             return None
-        venue = message["venue"]
-        if message["channel"] in OPTION_CHANNELS:
-            return decode(self._option(venue, message), message)
-        instrument = self.instruments.get((venue, message["symbol"]))
-        if instrument is None:
-            raise UnknownSymbol(f"no instrument {quote(venue)} {quote(message['symbol'])}")
-        return decode(instrument, message)
+        return decode(self._option(message) if codec is None else codec, message)

@@ -1,0 +1,169 @@
+"""Exact decimal text -> raw integers, and the model values of the hot path built fast.
+
+The server writes every price and size with exactly the instrument's number of decimals
+("64012.50" at scale 2); that spelling takes a fast path (drop the point, `int`) after checks
+that keep out what `int` would also take (other scripts' digits, spaces, underscores, signs).
+Everything else goes through `model.parse_fixed`, which refuses what is not an exact decimal
+within the scale. Never a float.
+
+Prices repeat (the book's levels, trades at the touch: 97 % of the simulator's book prices were
+seen before), so they are memoised per scale in bounded tables; sizes mostly do not (22 %), and
+a table lookup plus insertion costs more than parsing them, so they are parsed every time.
+
+`trade_value` and `delta_value` build the model's `Trade` and `BookDelta` (frozen, slotted
+dataclasses without `__post_init__`) by setting their slots through the slot descriptors: the
+same value as the generated `__init__` (which sets each field through `object.__setattr__`) in
+about 60 % of the time, which decides whether typed decoding keeps up with `json.loads` (see
+bench/bench_client.py). The import checks that the model's fields are still the ones set here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from quantsaas.model import BookDelta, Instrument, Level, Side, Trade, parse_fixed
+
+CACHE_MAX = 1 << 16
+_CACHES: dict[int, dict[str, int]] = {}
+
+
+def exact(text: str, scale: int) -> int:
+    """Decimal text -> raw integer at `scale` decimals; InvalidNumber if it is not one, and
+    AttributeError for what JSON holds that is not text (no `isascii`)."""
+    if text.isascii():
+        if scale:
+            if len(text) > scale + 1 and text[-scale - 1] == ".":
+                digits = text.replace(".", "", 1)
+                if digits.isdigit():
+                    return int(digits)
+        elif text.isdigit():
+            return int(text)
+    return parse_fixed(text, scale)  # another spelling (sign, fewer decimals...) or no number
+
+
+def memo(scale: int) -> dict[str, int]:
+    """The memo table of `scale` (shared by every instrument of that scale)."""
+    found = _CACHES.get(scale)
+    if found is None:
+        found = _CACHES[scale] = {}
+    return found
+
+
+def remember(table: dict[str, int], text: str, scale: int) -> int:
+    """Parse `text` that `table` does not hold yet, and keep it (the table stays bounded)."""
+    value = exact(text, scale)
+    if len(table) >= CACHE_MAX:
+        table.clear()
+    table[text] = value
+    return value
+
+
+def fixed(text: str, scale: int) -> int:
+    """Exact decimal text -> raw integer at `scale`, memoised (for prices)."""
+    table = memo(scale)
+    value = table.get(text)
+    return remember(table, text, scale) if value is None else value
+
+
+class Codec:
+    """One instrument, its scales and its price memo: what decoding its messages needs."""
+
+    __slots__ = ("instrument", "price_scale", "size_scale", "prices", "zero")
+
+    def __init__(self, instrument: Instrument) -> None:
+        self.instrument = instrument
+        self.price_scale = instrument.price_scale
+        self.size_scale = instrument.size_scale
+        self.prices = memo(instrument.price_scale)
+        self.zero = instrument.format_size(0)
+        """A deleted level's size as the server writes it ("0.00000000")."""
+
+    def price(self, text: str) -> int:
+        value = self.prices.get(text)
+        return remember(self.prices, text, self.price_scale) if value is None else value
+
+    def size(self, text: str) -> int:
+        return exact(text, self.size_scale)
+
+    def levels(self, rows: list[list[str]]) -> tuple[Level, ...]:
+        """[[price, size], ...] -> ((raw price, raw size), ...)."""
+        if type(rows) is not list:
+            raise TypeError("book levels must be a list")
+        prices, price_scale, size_scale, zero = (
+            self.prices,
+            self.price_scale,
+            self.size_scale,
+            self.zero,
+        )
+        out: list[Level] = []
+        for price_text, size_text in rows:
+            price = prices.get(price_text)
+            if price is None:
+                price = remember(prices, price_text, price_scale)
+            out.append((price, 0 if size_text == zero else exact(size_text, size_scale)))
+        return tuple(out)
+
+
+def _setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...]:
+    if tuple(f.name for f in fields(cls)) != names or hasattr(cls, "__post_init__"):
+        raise RuntimeError(f"model.{cls.__name__} changed: update quantsaas.client.exact")
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
+_new = object.__new__
+_T = _setters(Trade, ("instrument", "price", "size", "side", "trade_id", "ts_event", "ts_recv"))
+_D = _setters(BookDelta, ("instrument", "bids", "asks", "sequence", "ts_event", "ts_recv"))
+
+
+def trade_value(
+    instrument: Instrument,
+    price: int,
+    size: int,
+    side: Side,
+    trade_id: str,
+    ts_event: int,
+    ts_recv: int,
+    _instrument: Any = _T[0],
+    _price: Any = _T[1],
+    _size: Any = _T[2],
+    _side: Any = _T[3],
+    _id: Any = _T[4],
+    _event: Any = _T[5],
+    _recv: Any = _T[6],
+) -> Trade:
+    """`Trade(instrument, price, size, side, trade_id, ts_event, ts_recv)`, faster."""
+    value: Trade = _new(Trade)
+    _instrument(value, instrument)
+    _price(value, price)
+    _size(value, size)
+    _side(value, side)
+    _id(value, trade_id)
+    _event(value, ts_event)
+    _recv(value, ts_recv)
+    return value
+
+
+def delta_value(
+    instrument: Instrument,
+    bids: tuple[Level, ...],
+    asks: tuple[Level, ...],
+    sequence: int,
+    ts_event: int,
+    ts_recv: int,
+    _instrument: Any = _D[0],
+    _bids: Any = _D[1],
+    _asks: Any = _D[2],
+    _sequence: Any = _D[3],
+    _event: Any = _D[4],
+    _recv: Any = _D[5],
+) -> BookDelta:
+    """`BookDelta(instrument, bids, asks, sequence, ts_event, ts_recv)`, faster."""
+    value: BookDelta = _new(BookDelta)
+    _instrument(value, instrument)
+    _bids(value, bids)
+    _asks(value, asks)
+    _sequence(value, sequence)
+    _event(value, ts_event)
+    _recv(value, ts_recv)
+    return value

@@ -1,0 +1,93 @@
+"""Exact decimal text -> raw integers on the client's fast path, and the fast constructors."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from helpers import make_instrument
+from quantsaas.client.decode import MALFORMED
+from quantsaas.client.exact import Codec, delta_value, exact, fixed, trade_value
+from quantsaas.errors import InvalidNumber
+from quantsaas.model import BookDelta, Side, Trade, parse_fixed
+
+TRICKY = [
+    "1_0.00",
+    "١٢.٠٠",
+    "1.2.34",
+    "+1.00",
+    "-1.00",
+    " 1.00",
+    "1.",
+    ".50",
+    "1e2",
+    "0x1.00",
+    "1.005",
+    "1.000",
+    "",
+    ".",
+    "--1.00",
+    "1,00",
+    "NaN",
+    "inf",
+    "12.00\n",
+    "²3.00",
+    "1 .00",
+    "1._0",
+    "_1.00",
+    "1.0_0",
+]
+
+
+@pytest.mark.parametrize("text", TRICKY)
+@pytest.mark.parametrize("parse", [exact, fixed])
+def test_every_spelling_agrees_with_the_models_parser(text: str, parse: object) -> None:
+    assert callable(parse)
+    try:
+        expected: int | None = parse_fixed(text, 2)
+    except InvalidNumber:
+        expected = None
+    if expected is None:
+        with pytest.raises(InvalidNumber):
+            parse(text, 2)
+    else:
+        assert parse(text, 2) == expected
+
+
+@given(st.integers(-(10**20), 10**20), st.integers(0, 12))
+def test_the_servers_spelling_reads_exactly(raw: int, scale: int) -> None:
+    text = make_instrument(price_scale=scale).format_price(raw)
+    assert exact(text, scale) == fixed(text, scale) == raw
+    text = str(Decimal(raw).scaleb(-scale))  # other spellings: the slow path
+    assert exact(text, scale) == parse_fixed(text, scale)
+
+
+@pytest.mark.parametrize("junk", [None, 12, 1.5, [], {}, True])
+def test_what_is_not_text_is_malformed(junk: object) -> None:
+    with pytest.raises(MALFORMED):
+        exact(junk, 2)  # type: ignore[arg-type]
+    with pytest.raises(MALFORMED):
+        Codec(make_instrument()).levels([[junk, "1.00000000"]])  # type: ignore[list-item]
+
+
+def test_fast_constructors_build_the_same_values() -> None:
+    instrument = make_instrument()
+    built = trade_value(instrument, 1, 2, Side.SELL, "x", 3, 4)
+    assert built == Trade(instrument, 1, 2, Side.SELL, "x", 3, 4)
+    assert hash(built) == hash(Trade(instrument, 1, 2, Side.SELL, "x", 3, 4))
+    delta = delta_value(instrument, ((1, 2),), (), 5, 6, 7)
+    assert delta == BookDelta(instrument, ((1, 2),), (), 5, 6, 7) and repr(delta).startswith("Book")
+    with pytest.raises(AttributeError):  # still frozen
+        delta.sequence = 9  # type: ignore[misc]
+
+
+def test_levels_read_zero_sizes_and_many_levels() -> None:
+    codec = Codec(make_instrument())
+    assert codec.levels([]) == ()
+    rows = [["100.50", "0.00000000"], ["100.40", "1.25000000"], ["99.00", "0"]]
+    assert codec.levels(rows) == ((10050, 0), (10040, 125000000), (9900, 0))
+    with pytest.raises(InvalidNumber):
+        codec.levels([["100.505", "1.00000000"]])

@@ -34,13 +34,12 @@ from typing import Any
 
 import orjson
 
-import quantsaas.api.analytics_wire  # noqa: F401  (the server's encoder table, complete)
-from quantsaas.api.wire import event_message
 from quantsaas.client._streams import QueueWatcher, Streams
 from quantsaas.client.decode import Decoder
 from quantsaas.feeds.sim_book import MarketSimulator
 from quantsaas.feeds.sim_instruments import SimConfig, sim_spec
 from quantsaas.model import BookDelta, BookSnapshot, Ticker, Trade
+from quantsaas.wire import event_message
 
 CHANNELS = {Trade: "trades", BookSnapshot: "book", BookDelta: "book", Ticker: "ticker"}
 

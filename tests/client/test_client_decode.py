@@ -13,14 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import quantsaas.api.analytics_wire  # noqa: F401  (registers the analytics encoders)
 from helpers import make_instrument
 from quantsaas.analytics.candles import Candle as ServerCandle
+from quantsaas.analytics.events import OfiUpdate, OptionGreeks, VpinUpdate
 from quantsaas.analytics.greeks import option_greeks
-from quantsaas.analytics.live import OfiUpdate, OptionGreeks, VpinUpdate
 from quantsaas.analytics.ofi import OfiBucket
 from quantsaas.analytics.vpin import VpinBucket
-from quantsaas.api.wire import event_message, instrument_json
 from quantsaas.client.decode import (
     MALFORMED,
     Decoder,
@@ -33,6 +31,7 @@ from quantsaas.client.events import Candle, Greeks, Ofi, Vpin
 from quantsaas.feeds.sim_instruments import sim_instrument
 from quantsaas.feeds.sim_options import option_chains
 from quantsaas.model import BookDelta, BookSnapshot, Side, Ticker, Trade
+from quantsaas.wire import event_message, instrument_json
 
 BTC = make_instrument(venue="sim")
 ADA = make_instrument("ADA", venue="sim", price_scale=6, size_scale=1)

@@ -7,11 +7,11 @@ from typing import Any
 import orjson
 
 from helpers import make_instrument
-from quantsaas.api.wire import event_message
 from quantsaas.client._streams import BookWatcher, QueueWatcher, Stream, Streams
 from quantsaas.client.decode import Decoder
 from quantsaas.client.events import Gap
 from quantsaas.model import BookDelta, BookSnapshot, Side, Trade
+from quantsaas.wire import event_message
 
 BTC = make_instrument(venue="sim")
 TRADES = ("trades", "sim", "BTC/USD")

@@ -214,3 +214,47 @@ def test_books_every_step(recorded: tuple[httpx.Client, Recording]) -> None:
     for bad in ({"step_ms": 50}, {"depth": 0}, {"depth": 10**6}, {"end": start}):
         answer = client.get(f"{BASE}/books/sim/BTC-USD", params={**params, **bad})
         assert answer.status_code in (400, 422), bad
+
+
+def _json_rows(client: httpx.Client, url: str, params: dict[str, Any]) -> int:
+    """Every row through the JSON body's `next` links."""
+    rows = 0
+    following: str | None = url
+    query: dict[str, Any] | None = params
+    while following is not None:
+        body = client.get(following, params=query).json()
+        rows += len(body["data"])
+        following, query = body["next"], None
+    return rows
+
+
+@pytest.mark.parametrize("kind", ["trades", "candles"])
+@pytest.mark.parametrize("form", ["parquet", "csv"])
+def test_downloads_name_the_next_page_in_a_link_header(
+    recorded: tuple[httpx.Client, Recording], kind: str, form: str
+) -> None:
+    client, rec = recorded
+    start, end = _span(rec)
+    query: dict[str, Any] = {"start": start, "end": end}
+    if kind == "candles":
+        query["interval"] = "1s"
+    url: str | None = f"{BASE}/{kind}/sim/BTC-USD"
+    assert url is not None
+    expected = _json_rows(client, url, {**query, "limit": 500})
+    params: dict[str, Any] | None = {
+        **query,
+        "format": form,
+        "limit": 1 if kind == "candles" else 400,
+    }
+    rows = pages = 0
+    while url is not None:
+        got = client.get(url, params=params)
+        assert got.status_code == 200
+        if form == "parquet":
+            rows += pq.read_table(io.BytesIO(got.content)).num_rows
+        else:
+            rows += len(list(csv.DictReader(io.StringIO(got.text))))
+        link = got.links.get("next")
+        url, params = (str(link["url"]), None) if link else (None, None)
+        pages += 1
+    assert pages > 2 and rows == expected

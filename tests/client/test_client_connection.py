@@ -8,11 +8,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from client_server import Server, serving
 from quantsaas.client import AsyncClient, Gap, ServerGone
-from quantsaas.client._connection import Backoff
+from quantsaas.client._connection import Backoff, Connection, StreamConfig
+from quantsaas.client.decode import Decoder
 from quantsaas.model import BookSnapshot, Trade
 
 
@@ -117,3 +119,15 @@ def test_backoff_is_capped_and_jittered() -> None:
     assert backoff.delay(50, lambda: 0.0) == 10.0
     assert backoff.delay(50, lambda: 1.0) == 5.0
     assert len({backoff.delay(4) for _ in range(20)}) > 1
+
+
+def test_the_servers_status_messages_say_which_source_is_down() -> None:
+    async def refresh() -> None:
+        return None
+
+    connection = Connection("ws://127.0.0.1:9/ws", {}, Decoder(), StreamConfig(), refresh)
+    down = {"type": "status", "source": "binance", "state": "down", "reason": "connect failed"}
+    connection._handle(orjson.dumps(down))
+    assert connection.down == {"binance": "connect failed"}
+    connection._handle(orjson.dumps({**down, "state": "live", "reason": None}))
+    assert connection.down == {} and connection.streams.stats.malformed == 0

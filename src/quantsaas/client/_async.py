@@ -96,6 +96,12 @@ class AsyncClient:
         """Messages, gaps, malformed messages, resyncs and reconnects of the connection."""
         return StreamStats() if self._connection is None else self._connection.streams.stats
 
+    @property
+    def down(self) -> dict[str, str]:
+        """Data sources the server reports down right now (a venue, its relay) with the reason;
+        their streams are quiet until they come back (and `stall_s` still applies)."""
+        return {} if self._connection is None else dict(self._connection.down)
+
     # -- REST --------------------------------------------------------------------------------
 
     async def instruments(self) -> list[Instrument]:

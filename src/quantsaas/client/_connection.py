@@ -118,6 +118,9 @@ class Connection:
         self.fatal: ClientError | None = None
         self.ever_connected = False
         self._closing = False
+        self.down: dict[str, str] = {}
+        """Data sources the server says are down (venue or relay -> reason); `status` messages
+        and the `info` greeting keep it current."""
 
     @property
     def connected(self) -> bool:
@@ -252,6 +255,10 @@ class Connection:
             await ws.close()
             raise
         if isinstance(first, dict) and first.get("type") == "info":
+            self.down.clear()
+            for source in first.get("down") or ():
+                if isinstance(source, dict):
+                    self._on_status({**source, "state": "down"})
             return ws
         await ws.close()
         if isinstance(first, dict) and first.get("type") == "error":
@@ -350,6 +357,17 @@ class Connection:
             self._on_subscribed(message)
         elif kind == "error":
             self._on_error(message)
+        elif kind == "status":
+            self._on_status(message)
+
+    def _on_status(self, message: dict[str, Any]) -> None:
+        """A data source of the server went down or came back (streams from it pause)."""
+        source, reason = str(message.get("source"))[:100], str(message.get("reason"))[:200]
+        if message.get("state") == "down":
+            self.down[source] = reason
+            log.warning("the server reports %s down: %s", source, reason)
+        elif self.down.pop(source, None) is not None:
+            log.warning("the server reports %s live again", source)
 
     def _request_of(self, message: dict[str, Any]) -> tuple[int, Request | None]:
         wire = message.get("id")

@@ -25,6 +25,10 @@
         ├── SequenceGap        missing update ids / sequence numbers
         └── ChecksumMismatch   a venue checksum disagrees with our book
 
+The Python client's errors (AuthError, RateLimited, ServerGone, ...) hang under `ClientError`, a
+QuantError too, in quantsaas/client/errors.py: the client may import only this module and the
+model of ours.
+
 Builtin bases are added where callers naturally catch them (aiohttp style).
 
 Every message that quotes outside input goes through `quote` (at most ~100 characters of it),

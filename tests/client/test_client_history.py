@@ -4,6 +4,7 @@ columns equal to the JSON API's text, candles the same in small pages as in one.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -115,5 +116,7 @@ def test_times_are_taken_in_every_usual_form() -> None:
     assert time_param(pd.Timestamp("2026-01-02T03:04:05.123456789Z")) == "1767323045123456789"
     naive = pd.Timestamp("2026-01-02T03:04:05").to_pydatetime()
     assert time_param(naive) == "1767323045000000000"  # naive means UTC
+    ago = int(time_param(dt.timedelta(hours=-1)))
+    assert abs(time.time_ns() - 3600 * 10**9 - ago) < 10**9
     with pytest.raises(TypeError):
         time_param(1.5)  # type: ignore[arg-type]

@@ -6,7 +6,8 @@ instrument's scales for trades) and follow the server's `Link: rel="next"` heade
 page until the range is done, so a caller names a range and gets every row once, however many
 pages it takes. A range longer than one page shows a progress bar (tqdm; `progress=False`
 hides it, `True` shows it always). Times are ISO 8601 text, integer nanoseconds, `datetime`s
-(naive ones are UTC) or pandas Timestamps; `end` defaults to now.
+(naive ones are UTC), pandas Timestamps, or a `timedelta` from now (`timedelta(hours=-1)`: an
+hour ago); `end` defaults to now.
 
 pandas is imported on first use, so the streaming client works without the `client` extra.
 """
@@ -27,16 +28,22 @@ from quantsaas.model import Instrument, symbol_to_path
 if TYPE_CHECKING:
     import pandas as pd
 
-Time = str | int | dt.datetime
+Time = str | int | dt.datetime | dt.timedelta
 InstrumentOf = Callable[[str, str | None], Awaitable[Instrument]]
 PAGE_ROWS = 10_000
 """Rows per page: the server's default cap (`history_max_rows`)."""
+
+
+def _nanoseconds(span: dt.timedelta) -> int:
+    return (span.days * 86_400 + span.seconds) * 10**9 + span.microseconds * 1000
 
 
 def time_param(value: Time | None) -> str:
     """A time as the API takes it: ISO text passes through, everything else is integer ns."""
     if value is None:
         return str(time.time_ns())
+    if isinstance(value, dt.timedelta):
+        return str(time.time_ns() + _nanoseconds(value))
     if isinstance(value, str):
         return value
     if isinstance(value, dt.datetime):
@@ -44,8 +51,7 @@ def time_param(value: Time | None) -> str:
         if isinstance(nanos, int) and value.tzinfo is not None:
             return str(nanos)
         moment = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
-        delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-        return str((delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000)
+        return str(_nanoseconds(moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)))
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     raise TypeError(f"a time is ISO text, integer ns or a datetime, not {quote(value)}")

@@ -19,6 +19,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 from quantsaas.client._async import DEFAULT_URL, AsyncClient
 from quantsaas.client._streams import StreamStats
 from quantsaas.client.history import History
+from quantsaas.model import BookSnapshot
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -172,7 +173,12 @@ class Client:
     def stats(self) -> StreamStats:
         return self._async.stats
 
-    def local_book(self, symbol: str, venue: str) -> Any:
+    @property
+    def down(self) -> dict[str, str]:
+        return self._portal.call(_sync_call(lambda: self._async.down))
+
+    def local_book(self, symbol: str, venue: str) -> BookSnapshot | None:
+        """The book a running `book()` iterator keeps (read on the loop's thread)."""
         return self._portal.call(_sync_call(self._async.local_book, symbol, venue))
 
     instruments = _blocking(AsyncClient.instruments, "_async")

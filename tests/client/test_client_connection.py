@@ -13,7 +13,8 @@ import pytest
 
 from client_server import Server, serving
 from quantsaas.client import AsyncClient, Gap, ServerGone
-from quantsaas.client._connection import Backoff, Connection, StreamConfig
+from quantsaas.client._connection import Backoff, Connection, Request, StreamConfig
+from quantsaas.client._streams import QueueWatcher
 from quantsaas.client.decode import Decoder
 from quantsaas.model import BookSnapshot, Trade
 
@@ -131,3 +132,23 @@ def test_the_servers_status_messages_say_which_source_is_down() -> None:
     assert connection.down == {"binance": "connect failed"}
     connection._handle(orjson.dumps({**down, "state": "live", "reason": None}))
     assert connection.down == {} and connection.streams.stats.malformed == 0
+
+
+@pytest.mark.asyncio
+async def test_a_stream_of_an_instrument_not_listed_yet_reads_the_list_again() -> None:
+    calls: list[int] = []
+
+    async def refresh() -> None:
+        calls.append(1)
+
+    connection = Connection("ws://127.0.0.1:9/ws", {}, Decoder(), StreamConfig(), refresh)
+    watcher = QueueWatcher(10)
+    ready = asyncio.get_running_loop().create_future()
+    connection._requests[1] = Request(["trades"], ["BTC/USD"], None, watcher, ready)
+    connection._wire[7] = (1, False)
+    streams = [["trades", "newvenue", "BTC/USD"], ["greeks", "newvenue", "BTC/USD"]]
+    connection._handle(orjson.dumps({"type": "subscribed", "streams": streams, "id": 7}))
+    connection._handle(orjson.dumps({"type": "subscribed", "streams": streams, "id": 7}))
+    await asyncio.sleep(0)
+    assert ready.done() and calls == [1]  # one refresh at a time
+    assert watcher in connection.streams.by_key[("trades", "newvenue", "BTC/USD")].watchers

@@ -22,6 +22,7 @@ from quantsaas.client import (
     AuthError,
     BadRequest,
     Gap,
+    NotReady,
     RateLimited,
     ServerGone,
     TierRequired,
@@ -227,6 +228,7 @@ def test_problem_documents_map_to_one_error_each() -> None:
         (400, "range-too-large"): BadRequest,
         (422, "validation-error"): BadRequest,
         (503, "service-unavailable"): ServerGone,
+        (503, "book-not-ready"): NotReady,
     }
     for (status, code), kind in cases.items():
         error = problem_error(status, problem(status, code), {})

@@ -118,6 +118,7 @@ class Connection:
         self.fatal: ClientError | None = None
         self.ever_connected = False
         self._closing = False
+        self._refreshing: asyncio.Task[None] | None = None
         self.down: dict[str, str] = {}
         """Data sources the server says are down (venue or relay -> reason); `status` messages
         and the `info` greeting keep it current."""
@@ -148,13 +149,8 @@ class Connection:
         except BaseException:
             self.release(number)
             raise
-        unknown = [
-            key
-            for key in request.keys
-            if key[0] not in OPTION_CHANNELS and not self.streams.decoder.knows(key[1], key[2])
-        ]
-        if unknown:  # an instrument the server added since the list was read
-            await self._refresh()
+        if self._refreshing is not None:  # an instrument the server added since the list was read
+            await asyncio.wait([self._refreshing])
         return number
 
     def release(self, number: int) -> None:
@@ -180,9 +176,10 @@ class Connection:
         """End the connection for good (the streams' iterators end with ServerGone)."""
         task, self._task = self._task, None
         self._closing = True
-        if task is not None:
-            task.cancel()
-            await asyncio.wait([task])
+        for job in (task, self._refreshing):
+            if job is not None and not job.done():
+                job.cancel()
+                await asyncio.wait([job])
         ws, self._ws = self._ws, None
         if ws is not None:
             await ws.close()
@@ -391,6 +388,22 @@ class Connection:
         request.keys = list(dict.fromkeys([*request.keys, *keys]))
         if not request.ready.done():
             request.ready.set_result(None)
+        decoder = self.streams.decoder
+        if any(c not in OPTION_CHANNELS and not decoder.knows(v, s) for c, v, s in keys):
+            self._refresh_soon()  # e.g. a venue the server added while we were away
+
+    def _refresh_soon(self) -> None:
+        """Read the instrument list again, once at a time, without holding up the reader."""
+        if self._refreshing is not None and not self._refreshing.done():
+            return
+
+        async def refresh() -> None:
+            try:
+                await self._refresh()
+            except ClientError as exc:
+                log.warning("cannot read the instrument list again: %s", exc)
+
+        self._refreshing = asyncio.create_task(refresh(), name="quantsaas-client-refresh")
 
     def _on_error(self, message: dict[str, Any]) -> None:
         wire, request = self._request_of(message)

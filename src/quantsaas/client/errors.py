@@ -7,6 +7,7 @@
         ├── RateLimited            over the request budget; `retry_after` seconds from the server
         ├── UnknownSymbol          no such venue/symbol (404, `unknown_symbol`; also KeyError)
         ├── BadRequest             the server refused the request's parameters (400/422)
+        ├── NotReady               the server has no valid book for it yet (503 book-not-ready)
         ├── ServerGone             unreachable, or gone for longer than the reconnect budget
         │                          (also ConnectionError)
         ├── StreamStalled          a stream silent for longer than `stall_s` (also TimeoutError)
@@ -61,6 +62,10 @@ class BadRequest(ClientError, ValueError):
     """The server refused the parameters of a request (bad time, range, limit, interval...)."""
 
 
+class NotReady(ClientError):
+    """The server cannot answer yet (its book is resynchronising); asking again later works."""
+
+
 class ServerGone(ClientError, ConnectionError):
     """The server cannot be reached, or stayed unreachable past the reconnect budget."""
 
@@ -101,6 +106,8 @@ def problem_error(status: int, body: Any, headers: Mapping[str, str]) -> ClientE
         return UnknownSymbol(message)
     if status in (400, 404, 405, 422):
         return BadRequest(message)
+    if code == "book-not-ready":
+        return NotReady(message)
     if status in (502, 503, 504):
         return ServerGone(message)
     return ClientError(message)

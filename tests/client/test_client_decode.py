@@ -23,6 +23,7 @@ from quantsaas.client.decode import (
     MALFORMED,
     Decoder,
     instrument_from_json,
+    listed_instruments,
     option_instrument,
     stream_key,
 )
@@ -136,6 +137,13 @@ def test_greeks_come_with_the_options_own_instrument() -> None:
     assert greeks.ticker == ticker
     assert greeks.ours is not None and greeks.ours.delta == pytest.approx(float(ours.delta))
     assert option_instrument("sim", message["data"]) == option
+
+
+def test_the_listing_gives_spot_instruments_and_leaves_options_to_their_tickers() -> None:
+    spot = sim_instrument("BTC/USD")
+    option = option_chains((spot,), {spot.symbol: 0.6}, 1_800_000_000 * 10**9)[0].instruments[0]
+    body = orjson.loads(orjson.dumps({"data": [instrument_json(i) for i in (spot, option)]}))
+    assert listed_instruments(body) == [spot]
 
 
 def test_instruments_are_read_from_the_listing() -> None:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from quantsaas.client._connection import Connection, StreamConfig
 from quantsaas.client._http import Http, auth_headers
 from quantsaas.client._streams import BookWatcher, QueueWatcher, StreamStats, Watcher
-from quantsaas.client.decode import Decoder, Event, instrument_from_json, snapshot
+from quantsaas.client.decode import Decoder, Event, listed_instruments, snapshot
 from quantsaas.client.errors import StreamStalled, UnknownSymbol, quote
 from quantsaas.client.events import Candle, Gap, Greeks, Ofi, Vpin
 from quantsaas.client.exact import Codec
@@ -105,9 +105,11 @@ class AsyncClient:
     # -- REST --------------------------------------------------------------------------------
 
     async def instruments(self) -> list[Instrument]:
-        """Every instrument the server serves (read again from the server)."""
-        body = await self._http.get_json("/api/v1/instruments")
-        found = [instrument_from_json(item) for item in body["data"]]
+        """Every BASE/QUOTE instrument the server serves (read again from the server).
+
+        Options are left out: the listing does not say what makes them options (underlying,
+        expiry, strike); the `greeks` stream carries that, and its values name them fully."""
+        found = listed_instruments(await self._http.get_json("/api/v1/instruments"))
         for instrument in found:
             self._decoder.add(instrument)
         self._instruments_read = True

@@ -41,6 +41,7 @@ from quantsaas.client.errors import (
     ProtocolViolation,
     RateLimited,
     ServerGone,
+    UnknownSymbol,
     quote,
     stream_error,
 )
@@ -151,6 +152,14 @@ class Connection:
             raise
         if self._refreshing is not None:  # an instrument the server added since the list was read
             await asyncio.wait([self._refreshing])
+        decoder = self.streams.decoder
+        unknown = [
+            k for k in request.keys if k[0] not in OPTION_CHANNELS and not decoder.knows(*k[1:])
+        ]
+        if unknown:  # (an option's own book or trades: the listing cannot describe it)
+            self.release(number)
+            channel, venue, symbol = unknown[0]
+            raise UnknownSymbol(f"cannot decode {channel} of {quote(venue)} {quote(symbol)}")
         return number
 
     def release(self, number: int) -> None:

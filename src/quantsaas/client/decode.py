@@ -82,6 +82,16 @@ def instrument_from_json(item: Mapping[str, Any]) -> Instrument:
     )
 
 
+def listed_instruments(body: Any) -> list[Instrument]:
+    """GET /api/v1/instruments -> its BASE/QUOTE instruments. Options are left out: their
+    entries do not say what makes them options; their tickers do (`option_instrument`)."""
+    return [
+        instrument_from_json(item)
+        for item in body["data"]
+        if item.get("symbol") == f"{item.get('base')}/{item.get('quote')}"
+    ]
+
+
 def option_instrument(venue: str, data: Mapping[str, Any]) -> Instrument:
     """An option's instrument from its ticker (the listing names spot instruments only).
 

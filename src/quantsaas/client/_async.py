@@ -13,6 +13,7 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -20,13 +21,15 @@ from quantsaas.client._connection import Connection, StreamConfig
 from quantsaas.client._http import Http, auth_headers
 from quantsaas.client._streams import BookWatcher, QueueWatcher, StreamStats, Watcher
 from quantsaas.client.decode import Decoder, Event, listed_instruments, snapshot
-from quantsaas.client.errors import StreamStalled, UnknownSymbol, quote
+from quantsaas.client.errors import ClientError, StreamStalled, UnknownSymbol, quote
 from quantsaas.client.events import Candle, Gap, Greeks, Ofi, Vpin
 from quantsaas.client.exact import Codec
 from quantsaas.client.history import History
 from quantsaas.model import BookSnapshot, Instrument, Ticker, Trade, symbol_to_path
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+MAX_INBOUND_PER_S = 50
+"""The server's own cap on inbound /ws messages per second (settings.ws_max_inbound_per_s)."""
 API_KEY_ENV = "QUANTSAAS_API_KEY"
 T = TypeVar("T")
 Symbols = str | Sequence[str]
@@ -222,6 +225,8 @@ class AsyncClient:
     async def _connect(self) -> Connection:
         await self._ensure_instruments()
         if self._connection is None:
+            if self._api_key is not None:
+                self._config = await self._paced_by_tier(self._config)
             self._connection = Connection(
                 self._ws_url,
                 auth_headers(self._api_key),
@@ -230,6 +235,17 @@ class AsyncClient:
                 self.instruments,
             )
         return self._connection
+
+    async def _paced_by_tier(self, config: StreamConfig) -> StreamConfig:
+        """The tier's inbound message limit, if the server tells (a signed-in caller's)."""
+        try:
+            limits = (await self._http.get_json("/api/v1/limits"))["limits"]
+            per_s = limits["ws_inbound_per_s"]
+        except (ClientError, KeyError, TypeError):
+            return config
+        if type(per_s) is not int or per_s < 1:
+            return config
+        return replace(config, inbound_per_s=min(per_s, MAX_INBOUND_PER_S))
 
     async def _next(
         self, connection: Connection, watcher: Watcher, take: Callable[[], Any], what: list[str]

@@ -75,7 +75,8 @@ class StreamConfig:
     ping_interval_s: float = 10.0
     """WebSocket pings: a dead TCP connection is noticed within twice this."""
     inbound_per_s: int = 5
-    """Most requests per second sent (the lowest tier's limit unless the server says more)."""
+    """Most requests per second sent: the packaged `free` tier's limit, raised to the caller's
+    own tier limit when the client has a key (GET /api/v1/limits)."""
     queue_limit: int = 100_000
     backoff: Backoff = field(default_factory=Backoff)
 

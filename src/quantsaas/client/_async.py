@@ -73,6 +73,7 @@ class AsyncClient:
         self._config = StreamConfig(stall_s=stall_s, give_up_s=give_up_s)
         self._decoder = Decoder()
         self._connection: Connection | None = None
+        self._connecting = asyncio.Lock()
         self._instruments_read = False
         self.history = History(self._http, self._instrument, progress)
         """Recorded history as pandas DataFrames (needs the `client` extra)."""
@@ -223,18 +224,21 @@ class AsyncClient:
             connection.release(number)
 
     async def _connect(self) -> Connection:
-        await self._ensure_instruments()
-        if self._connection is None:
-            if self._api_key is not None:
-                self._config = await self._paced_by_tier(self._config)
-            self._connection = Connection(
-                self._ws_url,
-                auth_headers(self._api_key),
-                self._decoder,
-                self._config,
-                self.instruments,
-            )
-        return self._connection
+        """The client's one connection, made by the first iterator (the others wait for it)."""
+        async with self._connecting:
+            await self._ensure_instruments()
+            if self._connection is None:
+                config = self._config
+                if self._api_key is not None:
+                    config = self._config = await self._paced_by_tier(config)
+                self._connection = Connection(
+                    self._ws_url,
+                    auth_headers(self._api_key),
+                    self._decoder,
+                    config,
+                    self.instruments,
+                )
+            return self._connection
 
     async def _paced_by_tier(self, config: StreamConfig) -> StreamConfig:
         """The tier's inbound message limit, if the server tells (a signed-in caller's)."""

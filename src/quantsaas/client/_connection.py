@@ -8,8 +8,10 @@ is remembered and sent again after a reconnect, and `Streams` reports what was l
 
 Reconnects use capped exponential backoff with jitter. Before the first connection the client
 gives up after `connect_timeout_s` (a wrong URL fails fast); once connected, after `give_up_s`
-without a connection (None: never). Closes that reconnecting cannot mend (revoked key 4001,
-refused credentials 4401/4403) and refused handshakes end every stream with their error instead.
+without a connection (None: never). A handshake refused for the connection limit (429/4429) is
+tried again within the same budget: the server may not have seen our previous socket go yet.
+Closes that reconnecting cannot mend (revoked key 4001, refused credentials 4401/4403) and
+other refused handshakes end every stream with their error instead.
 
 Outgoing requests are paced below the tier's inbound message limit (`inbound_per_s`): a client
 that resubscribes many streams at once must not be closed for flooding (1008).
@@ -205,6 +207,14 @@ class Connection:
         while True:
             try:
                 ws = await self._open()
+            except RateLimited as exc:  # e.g. our previous connection is not gone yet
+                budget = config.give_up_s if self.ever_connected else config.connect_timeout_s
+                if budget is not None and time.monotonic() - down_since >= budget:
+                    return self._die(exc)
+                log.info("connection refused for now (%s); retrying", exc)
+                await asyncio.sleep(config.backoff.delay(attempt))
+                attempt += 1
+                continue
             except ClientError as exc:
                 return self._die(exc)
             except (OSError, TimeoutError, websockets.WebSocketException) as exc:

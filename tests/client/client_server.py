@@ -3,6 +3,7 @@ started again on the same port and data directory (a restart, as a user's client
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -15,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from quantsaas.accounts.service import Accounts
+from quantsaas.accounts.tiers import load_tiers
 
 SIM = ("--symbols", "BTC/USD,ETH/USD", "--seed", "5", "--flush", "0.2")
 
@@ -97,5 +101,83 @@ def serving(
     try:
         server.start()
         yield server
+    finally:
+        server.stop()
+
+
+TIERS = """
+[tiers.pro]
+book_interval_ms = 0
+ws_connections = 5
+ws_subscriptions = 200
+ws_inbound_per_s = 20
+history_days = 90
+requests = 100000
+window_s = 60
+api_keys = 10
+
+[tiers.tiny]
+book_interval_ms = 0
+ws_connections = 5
+ws_subscriptions = 20
+ws_inbound_per_s = 20
+history_days = 1
+requests = 5
+window_s = 60
+api_keys = 5
+
+[tiers.free]
+symbols = ["BTC/USD"]
+channels = ["trades", "ticker", "book", "candles", "history"]
+book_interval_ms = 300
+ws_connections = 1
+ws_subscriptions = 20
+ws_inbound_per_s = 5
+history_days = 1
+requests = 1000
+window_s = 60
+api_keys = 2
+"""
+
+
+@dataclass
+class Closed:
+    """A closed server (no anonymous access) and a key per user: pro, revoked (pro), tiny (a
+    budget of 5 requests a minute) and free (BTC/USD only, sampled books, 5 messages/s)."""
+
+    server: Server
+    keys: dict[str, str]
+    key_ids: dict[str, str]
+    user_ids: dict[str, int]
+
+
+async def _make_users(url: str, tiers_file: Path, closed: Closed) -> None:
+    accounts = await Accounts.open(url, load_tiers(tiers_file))
+    try:
+        for name, tier in (("pro", "pro"), ("revoked", "pro"), ("tiny", "tiny"), ("free", "free")):
+            user = await accounts.add_user(f"{name}@example.com", "a long enough password", tier)
+            closed.keys[name], view = await accounts.create_key(user.id, "test")
+            closed.key_ids[name] = view.key_id
+            closed.user_ids[name] = user.id
+    finally:
+        await accounts.close()
+
+
+@contextmanager
+def closed_serving(directory: Path) -> Iterator[Closed]:
+    tiers_file = directory / "tiers.toml"
+    tiers_file.write_text(TIERS)
+    url = f"sqlite+aiosqlite:///{directory}/accounts.db"
+    env: dict[str, str | None] = {
+        "QUANTSAAS_ANONYMOUS_TIER": None,
+        "QUANTSAAS_TIERS_FILE": str(tiers_file),
+        "QUANTSAAS_ACCOUNTS_URL": url,
+    }
+    server = Server(directory, (*SIM, "--rate", "100"), env)
+    closed = Closed(server, {}, {}, {})
+    asyncio.run(_make_users(url, tiers_file, closed))
+    try:
+        server.start()
+        yield closed
     finally:
         server.stop()

@@ -7,21 +7,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from client_server import Server, serving
-from quantsaas.accounts.service import Accounts
-from quantsaas.accounts.tiers import load_tiers
+from client_server import Closed, closed_serving
 from quantsaas.client import (
     AsyncClient,
     AuthError,
     BadRequest,
     Gap,
+    NotFound,
     NotReady,
     RateLimited,
     ServerGone,
@@ -31,75 +28,11 @@ from quantsaas.client import (
 from quantsaas.client.errors import problem_error, stream_error
 from quantsaas.model import BookSnapshot
 
-TIERS = """
-[tiers.pro]
-book_interval_ms = 0
-ws_connections = 5
-ws_subscriptions = 200
-ws_inbound_per_s = 20
-history_days = 90
-requests = 100000
-window_s = 60
-api_keys = 10
-
-[tiers.tiny]
-book_interval_ms = 0
-ws_connections = 5
-ws_subscriptions = 20
-ws_inbound_per_s = 20
-history_days = 1
-requests = 5
-window_s = 60
-api_keys = 5
-
-[tiers.free]
-symbols = ["BTC/USD"]
-channels = ["trades", "ticker", "book", "candles", "history"]
-book_interval_ms = 300
-ws_connections = 1
-ws_subscriptions = 20
-ws_inbound_per_s = 5
-history_days = 1
-requests = 1000
-window_s = 60
-api_keys = 2
-"""
-
-
-@dataclass
-class Closed:
-    server: Server
-    keys: dict[str, str]
-    key_ids: dict[str, str]
-
-
-async def _make_users(url: str, tiers_file: Path) -> tuple[dict[str, str], dict[str, str]]:
-    accounts = await Accounts.open(url, load_tiers(tiers_file))
-    keys, ids = {}, {}
-    try:
-        for name, tier in (("pro", "pro"), ("revoked", "pro"), ("tiny", "tiny"), ("free", "free")):
-            user = await accounts.add_user(f"{name}@example.com", "a long enough password", tier)
-            keys[name], view = await accounts.create_key(user.id, "test")
-            ids[name] = view.key_id
-    finally:
-        await accounts.close()
-    return keys, ids
-
 
 @pytest.fixture(scope="module")
 def closed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Closed]:
-    directory = tmp_path_factory.mktemp("client-closed")
-    tiers_file = directory / "tiers.toml"
-    tiers_file.write_text(TIERS)
-    url = f"sqlite+aiosqlite:///{directory}/accounts.db"
-    keys, ids = asyncio.run(_make_users(url, tiers_file))
-    env: dict[str, str | None] = {
-        "QUANTSAAS_ANONYMOUS_TIER": None,
-        "QUANTSAAS_TIERS_FILE": str(tiers_file),
-        "QUANTSAAS_ACCOUNTS_URL": url,
-    }
-    with serving(directory, "--rate", "100", env=env) as server:
-        yield Closed(server, keys, ids)
+    with closed_serving(tmp_path_factory.mktemp("client-closed")) as running:
+        yield running
 
 
 @pytest.mark.asyncio
@@ -225,6 +158,7 @@ def test_problem_documents_map_to_one_error_each() -> None:
         (403, "tier-required"): TierRequired,
         (403, "admin-required"): AuthError,
         (404, "unknown-instrument"): UnknownSymbol,
+        (404, "not-found"): NotFound,
         (400, "range-too-large"): BadRequest,
         (422, "validation-error"): BadRequest,
         (503, "service-unavailable"): ServerGone,

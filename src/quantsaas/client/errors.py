@@ -5,7 +5,8 @@
         ├── AuthError              no, wrong, revoked or disabled credentials (401, close 4401/4001)
         ├── TierRequired           outside your tier (403 `tier-required`, stream `tier_required`)
         ├── RateLimited            over the request budget; `retry_after` seconds from the server
-        ├── UnknownSymbol          no such venue/symbol (404, `unknown_symbol`; also KeyError)
+        ├── NotFound               no such thing (404: a backtest id that is not yours)
+        │   └── UnknownSymbol      no such venue/symbol (404, `unknown_symbol`; also KeyError)
         ├── BadRequest             the server refused the request's parameters (400/422)
         ├── NotReady               the server has no valid book for it yet (503 book-not-ready)
         ├── ServerGone             unreachable, or gone for longer than the reconnect budget
@@ -54,7 +55,11 @@ class RateLimited(ClientError):
         self.retry_after = retry_after
 
 
-class UnknownSymbol(ClientError, UnknownInstrument):
+class NotFound(ClientError, LookupError):
+    """What was asked for does not exist (or is not the caller's: no existence oracle)."""
+
+
+class UnknownSymbol(NotFound, UnknownInstrument):
     """No instrument with this venue and symbol (or no history of it)."""
 
 
@@ -102,9 +107,13 @@ def problem_error(status: int, body: Any, headers: Mapping[str, str]) -> ClientE
         return AuthError(message)
     if code == "tier-required":
         return TierRequired(message)
-    if status == 404 and code in ("unknown-instrument", "no-data"):
-        return UnknownSymbol(message)
-    if status in (400, 404, 405, 422):
+    if status == 404:
+        return (
+            UnknownSymbol(message)
+            if code in ("unknown-instrument", "no-data")
+            else NotFound(message)
+        )
+    if status in (400, 405, 422):
         return BadRequest(message)
     if code == "book-not-ready":
         return NotReady(message)

@@ -1,5 +1,5 @@
 """Recorded history as pandas DataFrames: `client.history.trades(...)`, `.candles(...)`,
-`.book_at(...)`.
+`.book_at(...)`, and saved backtest results: `.backtests()`, `.backtest(id)` (backtests.py).
 
 Trades and candles download Parquet pages (`format=parquet`: raw int64 prices with the
 instrument's scales for trades) and follow the server's `Link: rel="next"` header page after
@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
+from urllib.parse import quote as quote_path
 
 from quantsaas.client._http import Http
 from quantsaas.client.errors import ProtocolViolation, quote
@@ -27,6 +28,8 @@ from quantsaas.model import Instrument, symbol_to_path
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from quantsaas.client.backtests import BacktestResult
 
 Time = str | int | dt.datetime | dt.timedelta
 InstrumentOf = Callable[[str, str | None], Awaitable[Instrument]]
@@ -185,6 +188,21 @@ class History:
         finally:
             bar.close()
         return frames.candles_frame(pages)
+
+    async def backtests(self, limit: int = 100) -> pd.DataFrame:
+        """Your saved backtest results, newest first: one row per (result, quote currency)
+        with its headline (equity, total_return, sharpe, max_drawdown) and trade count."""
+        from quantsaas.client import backtests
+
+        body = await self._http.get_json("/api/v1/backtests", {"limit": limit})
+        return backtests.summaries_frame(body)
+
+    async def backtest(self, backtest_id: str) -> BacktestResult:
+        """One saved result as DataFrames (metrics, curve, trades, fills) and its document."""
+        from quantsaas.client import backtests
+
+        path = f"/api/v1/backtests/{quote_path(backtest_id)}"
+        return backtests.result_of(await self._http.get_json(path))
 
     async def book_at(
         self, symbol: str, at: Time, venue: str | None = None, depth: int = 50

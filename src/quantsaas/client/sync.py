@@ -117,6 +117,8 @@ class SyncHistory:
     trades = _blocking(History.trades, "_history")
     candles = _blocking(History.candles, "_history")
     book_at = _blocking(History.book_at, "_history")
+    backtests = _blocking(History.backtests, "_history")
+    backtest = _blocking(History.backtest, "_history")
 
 
 class Client:

@@ -21,10 +21,11 @@ from quantsaas.client._connection import Connection, StreamConfig
 from quantsaas.client._http import Http, auth_headers
 from quantsaas.client._streams import BookWatcher, QueueWatcher, StreamStats, Watcher
 from quantsaas.client.decode import Decoder, Event, listed_instruments, snapshot
-from quantsaas.client.errors import ClientError, StreamStalled, UnknownSymbol, quote
+from quantsaas.client.errors import ClientError, StreamStalled, UnknownSymbol
 from quantsaas.client.events import Candle, Gap, Greeks, Ofi, Vpin
 from quantsaas.client.exact import Codec
 from quantsaas.client.history import History
+from quantsaas.errors import quote
 from quantsaas.model import BookSnapshot, Instrument, Ticker, Trade, symbol_to_path
 
 DEFAULT_URL = "http://127.0.0.1:8000"

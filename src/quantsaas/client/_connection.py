@@ -44,9 +44,9 @@ from quantsaas.client.errors import (
     RateLimited,
     ServerGone,
     UnknownSymbol,
-    quote,
     stream_error,
 )
+from quantsaas.errors import quote
 
 log = logging.getLogger("quantsaas.client")
 

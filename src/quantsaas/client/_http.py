@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 
 from quantsaas import __version__
-from quantsaas.client.errors import ClientError, ServerGone, problem_error, quote
+from quantsaas.client.errors import ClientError, ServerGone, problem_error
+from quantsaas.errors import quote
 
 RETRIES = 3
 RETRY_STATUSES = frozenset({502, 503, 504})

@@ -32,8 +32,9 @@ from typing import Any
 
 from quantsaas.client.book import BookOutOfSync, LocalBook
 from quantsaas.client.decode import JSON, MALFORMED, Decoder, stream_key
-from quantsaas.client.errors import ClientError, quote
+from quantsaas.client.errors import ClientError
 from quantsaas.client.events import Gap
+from quantsaas.errors import quote
 from quantsaas.model import BookDelta, BookSnapshot, now_ns
 
 log = logging.getLogger("quantsaas.client")

@@ -16,8 +16,9 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from quantsaas.client.errors import ProtocolViolation, quote
+from quantsaas.client.errors import ProtocolViolation
 from quantsaas.client.frames import text_decimals, timestamps, to_pandas
+from quantsaas.errors import quote
 
 HEADLINE = ("total_return", "sharpe", "max_drawdown")
 

@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any, TypeAlias
 
-from quantsaas.client.errors import UnknownSymbol, quote
+from quantsaas.client.errors import UnknownSymbol
 from quantsaas.client.events import Candle, Greeks, GreekValues, Ofi, Vpin
-from quantsaas.client.exact import Codec, delta_value, exact, trade_value
+from quantsaas.client.exact import Codec, delta_value, size_of, trade_value
+from quantsaas.errors import quote
 from quantsaas.model import (
     BookDelta,
     BookSnapshot,
@@ -129,7 +130,7 @@ def trade(codec: Codec, message: JSON) -> Trade:
     price = codec.prices.get(data["price"])
     if price is None:
         price = codec.price(data["price"])
-    size = exact(data["amount"], codec.size_scale)
+    size = size_of(data["amount"], codec.size_scale)
     side = _SIDES[data["side"]]
     return trade_value(codec.instrument, price, size, side, trade_id, ts_event, ts_recv)
 

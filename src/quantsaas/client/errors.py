@@ -24,15 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from quantsaas.errors import QuantError, UnknownInstrument
-
-QUOTE_CHARS = 100
-
-
-def quote(value: object) -> str:
-    """At most QUOTE_CHARS characters of `value`, for error messages."""
-    text = str(value)
-    return text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS] + "..."
+from quantsaas.errors import QuantError, UnknownInstrument, quote
 
 
 class ClientError(QuantError):

@@ -3,8 +3,9 @@
 The server writes every price and size with exactly the instrument's number of decimals
 ("64012.50" at scale 2); that spelling takes a fast path (drop the point, `int`) after checks
 that keep out what `int` would also take (other scripts' digits, spaces, underscores, signs).
-Everything else goes through `model.parse_fixed`, which refuses what is not an exact decimal
-within the scale. Never a float.
+Everything else goes through the model's `parse_size` / `parse_price`. The model's rules for
+outside numbers hold on both paths: at most MAX_NUMBER_TEXT characters, within MAX_RAW (int64),
+sizes not negative, prices positive. Never a float.
 
 Prices repeat (the book's levels, trades at the touch: 97 % of the simulator's book prices were
 seen before), so they are memoised per scale in bounded tables; sizes mostly do not (22 %), and
@@ -22,28 +23,42 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from quantsaas.model import BookDelta, Instrument, Level, Side, Trade, parse_fixed
+from quantsaas.model import (
+    MAX_NUMBER_TEXT,
+    MAX_RAW,
+    BookDelta,
+    Instrument,
+    Level,
+    Side,
+    Trade,
+    parse_price,
+    parse_size,
+)
 
 CACHE_MAX = 1 << 16
 _CACHES: dict[int, dict[str, int]] = {}
 
 
-def exact(text: str, scale: int) -> int:
-    """Decimal text -> raw integer at `scale` decimals; InvalidNumber if it is not one, and
-    AttributeError for what JSON holds that is not text (no `isascii`)."""
-    if text.isascii():
+def size_of(text: str, scale: int) -> int:
+    """A size: decimal text -> raw integer at `scale` (InvalidNumber unless exact, not negative
+    and within MAX_RAW; TypeError or AttributeError for what JSON holds that is not text)."""
+    if len(text) <= MAX_NUMBER_TEXT and text.isascii():
         if scale:
             if len(text) > scale + 1 and text[-scale - 1] == ".":
                 digits = text.replace(".", "", 1)
                 if digits.isdigit():
-                    return int(digits)
+                    value = int(digits)
+                    if value <= MAX_RAW:
+                        return value
         elif text.isdigit():
-            return int(text)
-    return parse_fixed(text, scale)  # another spelling (sign, fewer decimals...) or no number
+            value = int(text)
+            if value <= MAX_RAW:
+                return value
+    return parse_size(text, scale)  # another spelling, or the model's own refusal
 
 
 def memo(scale: int) -> dict[str, int]:
-    """The memo table of `scale` (shared by every instrument of that scale)."""
+    """The price memo of `scale` (shared by every instrument of that scale)."""
     found = _CACHES.get(scale)
     if found is None:
         found = _CACHES[scale] = {}
@@ -51,16 +66,19 @@ def memo(scale: int) -> dict[str, int]:
 
 
 def remember(table: dict[str, int], text: str, scale: int) -> int:
-    """Parse `text` that `table` does not hold yet, and keep it (the table stays bounded)."""
-    value = exact(text, scale)
+    """A price `table` does not hold yet: parse it and keep it (the table stays bounded)."""
+    value = size_of(text, scale)
+    if value == 0:
+        value = parse_price(text, scale)  # raises: a price is positive
     if len(table) >= CACHE_MAX:
         table.clear()
     table[text] = value
     return value
 
 
-def fixed(text: str, scale: int) -> int:
-    """Exact decimal text -> raw integer at `scale`, memoised (for prices)."""
+def price_of(text: str, scale: int) -> int:
+    """A price: decimal text -> raw integer at `scale`, memoised (InvalidNumber unless exact,
+    positive and within MAX_RAW)."""
     table = memo(scale)
     value = table.get(text)
     return remember(table, text, scale) if value is None else value
@@ -84,7 +102,7 @@ class Codec:
         return remember(self.prices, text, self.price_scale) if value is None else value
 
     def size(self, text: str) -> int:
-        return exact(text, self.size_scale)
+        return size_of(text, self.size_scale)
 
     def levels(self, rows: list[list[str]]) -> tuple[Level, ...]:
         """[[price, size], ...] -> ((raw price, raw size), ...)."""
@@ -101,7 +119,7 @@ class Codec:
             price = prices.get(price_text)
             if price is None:
                 price = remember(prices, price_text, price_scale)
-            out.append((price, 0 if size_text == zero else exact(size_text, size_scale)))
+            out.append((price, 0 if size_text == zero else size_of(size_text, size_scale)))
         return tuple(out)
 
 

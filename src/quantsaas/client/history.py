@@ -23,7 +23,8 @@ from urllib.parse import parse_qs, urlsplit
 from urllib.parse import quote as quote_path
 
 from quantsaas.client._http import Http
-from quantsaas.client.errors import ProtocolViolation, quote
+from quantsaas.client.errors import ProtocolViolation
+from quantsaas.errors import quote
 from quantsaas.model import Instrument, symbol_to_path
 
 if TYPE_CHECKING:

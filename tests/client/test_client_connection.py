@@ -13,7 +13,8 @@ import pytest
 
 from client_server import Server, serving
 from quantsaas.client import AsyncClient, Gap, ServerGone
-from quantsaas.client._connection import Backoff, Connection, Request, StreamConfig
+from quantsaas.client._config import Backoff, StreamConfig
+from quantsaas.client._connection import Connection, Request
 from quantsaas.client._streams import QueueWatcher
 from quantsaas.client.decode import Decoder
 from quantsaas.model import BookSnapshot, Trade

@@ -17,7 +17,8 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any, TypeVar
 
-from quantsaas.client._connection import Connection, StreamConfig
+from quantsaas.client._config import StreamConfig
+from quantsaas.client._connection import Connection
 from quantsaas.client._http import Http, auth_headers
 from quantsaas.client._streams import BookWatcher, QueueWatcher, StreamStats, Watcher
 from quantsaas.client.decode import Decoder, Event, listed_instruments, snapshot

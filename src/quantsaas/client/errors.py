@@ -145,7 +145,9 @@ CLOSE_REVOKED = 4001
 CLOSE_SLOW_CONSUMER = 4008
 FATAL_CLOSES: dict[int, type[ClientError]] = {
     CLOSE_REVOKED: AuthError,
+    4002: AuthError,  # the signed-in session ended (logout, password change): sign in again
     4401: AuthError,
     4403: AuthError,
 }
-"""Close codes after which reconnecting cannot help; every other close is reconnected."""
+"""Close codes after which reconnecting cannot help; every other close is reconnected (4003, the
+caller's tier changed, and 4008, a slow reader, included)."""

@@ -48,7 +48,9 @@ class Engine:
     def __init__(self, feeds: Sequence[Feed], publish: Publish, clock: Clock | None = None) -> None:
         self.feeds = tuple(feeds)
         self._publish = publish
-        self._observe = (clock or WallClock()).observe
+        clock = clock or WallClock()
+        # live, wall time needs no telling: skip the call on the hot path
+        self._observe = None if isinstance(clock, WallClock) else clock.observe
         self.market = MarketState()
         self.instruments: dict[tuple[str, str], Instrument] = {}
         self.books: dict[tuple[str, str], L2Book] = {}
@@ -85,7 +87,8 @@ class Engine:
         if isinstance(event, BooksStale):
             self._books_stale(event.instruments, event.reason)
             return
-        self._observe(event.ts_recv)
+        if self._observe is not None:
+            self._observe(event.ts_recv)
         publish = self._publish
         instrument = event.instrument
         key = instrument.key

@@ -134,12 +134,10 @@ class ServiceCollector(Collector):
             "consumer_delivered_messages", "Messages handed to a bus consumer", labels
         )
         errors = _counter("consumer_errors", "Messages a bus consumer failed on", labels)
-        busy = _counter("consumer_busy_seconds", "Time spent in a bus consumer", labels)
         for consumer in self.runtime.bus.consumers:
             delivered.add_metric([consumer.name], consumer.delivered)
             errors.add_metric([consumer.name], consumer.errors)
-            busy.add_metric([consumer.name], consumer.busy_ns / 1e9)
-        yield from (delivered, errors, busy)
+        yield from (delivered, errors)
 
     def _stream(self) -> Iterator[Metric]:
         stream = self.stream

@@ -5,8 +5,9 @@
 1. Ingest. `--events` normalised events (trades and 1-3 level book deltas, as the simulator
    emits them for BTC/USD and ETH/USD; generated first, not timed) go through the recorder:
    * hot path: `Recorder.on_event` per event (what the event loop pays), ns/event;
-   * writer: `Recorder.flush()` of all of them (to Arrow columns + zstd Parquet + fsync +
-     rename, what the writer thread does), events/s on one core; target >= 500,000;
+   * writer: `Recorder.flush()` of all of them (to NumPy columns + zstd Parquet written by
+     store/parquet_write.py + fsync + rename, what the writer thread does), events/s on one
+     core; target >= 500,000;
    * baseline A: `pyarrow.parquet.write_table` of the same rows, already as Arrow tables, in one
      go (the floor: no conversion from Python objects);
    * baseline B: SQLite (WAL, synchronous=NORMAL) `executemany` of the same rows, one transaction.
@@ -37,7 +38,7 @@ from quantsaas.config import Settings
 from quantsaas.feeds.simulator import SimConfig, SimulatorFeed, select_instruments
 from quantsaas.model import BookDelta, BookSnapshot, MarketEvent, Trade
 from quantsaas.store import rollup
-from quantsaas.store.columns import to_tables
+from quantsaas.store.columns import to_rows
 from quantsaas.store.history import HistoryStore
 from quantsaas.store.layout import (
     TRADE_SCHEMA,
@@ -76,7 +77,7 @@ def bench_ingest(root: Path, events: list[MarketEvent]) -> float:
     writer = time.perf_counter() - started
     rate = len(events) / writer
     queued = [e for e in events if isinstance(e, Trade | BookDelta | BookSnapshot)]
-    tables = [batch[3] for batch in to_tables(queued, 0)]
+    tables = [batch[3].to_arrow() for batch in to_rows(queued, 0)]
     rows = sum(t.num_rows for t in tables)
     started = time.perf_counter()
     for index, table in enumerate(tables):

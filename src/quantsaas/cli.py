@@ -11,25 +11,26 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import uvicorn
-from fastapi import FastAPI
 from pydantic import ValidationError
 
-from quantsaas import __version__, runtime
+from quantsaas import __version__
 from quantsaas import history_cli as store_cli
 from quantsaas.accounts import cli as accounts_cli
-from quantsaas.api.app import create_app
-from quantsaas.api.intake import server_options
 from quantsaas.backtest import cli as backtest_cli
 from quantsaas.client import cli as client_cli
 from quantsaas.config import Settings
 from quantsaas.errors import ConfigError, StorageError, UnknownInstrument, clip
 from quantsaas.logs import configure_logging, printable
-from quantsaas.store import importer_cli, warmstart
+from quantsaas.store import importer_cli
 from quantsaas.venue_cli import COMMANDS as VENUE_COMMANDS
 from quantsaas.venue_cli import add_commands as add_venue_commands
+
+if TYPE_CHECKING:
+    # imported by `serve` itself: the other commands load no web server
+    import uvicorn
+    from fastapi import FastAPI
 
 log = logging.getLogger("quantsaas")
 
@@ -143,6 +144,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def server_config(app: Any, settings: Settings, log_level: str) -> uvicorn.Config:
     """How `serve` runs the API (the benchmarks use the same)."""
+    import uvicorn
+
+    from quantsaas.api.intake import server_options
+
     return uvicorn.Config(
         app,
         host=settings.host,
@@ -224,6 +229,11 @@ def check_port_free(host: str, port: int) -> None:
 
 
 def serve(settings: Settings, log_level: str, role: str = "all", bus: str = "memory") -> int:
+    import uvicorn
+
+    from quantsaas import runtime
+    from quantsaas.api.app import create_app
+
     check_port_free(settings.host, settings.port)
     configure_logging(log_level, settings.log_format)
     if role == "api":
@@ -233,6 +243,8 @@ def serve(settings: Settings, log_level: str, role: str = "all", bus: str = "mem
         settings = settings.model_copy(update={"rate_limit_bus": bus})
     built = runtime.build(settings, role, bus_url=bus, record=settings.record)
     if built.recorder is not None:  # first start: the simulator's past hours, in the background
+        from quantsaas.store import warmstart
+
         warm = warmstart.plan(settings.data_dir, built.feeds, settings.sim_warm_start_hours)
         if warm is not None:
             built.jobs.append(warmstart.WarmStartJob(warm))

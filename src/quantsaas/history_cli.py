@@ -14,24 +14,25 @@ import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from quantsaas import runtime
 from quantsaas.config import Settings
 from quantsaas.errors import ConfigError
-from quantsaas.feeds.base import Feed
-from quantsaas.feeds.registry import FEED_FACTORIES
-from quantsaas.feeds.transport import WsFeed
 from quantsaas.model import symbol_from_text
 from quantsaas.store.history import HistoryStore, parse_interval, parse_time
 from quantsaas.store.layout import DAY_NS, TRADES, partition_dir, with_instrument
 from quantsaas.store.progress import ProgressBar
-from quantsaas.store.rawlog import raw_files
-from quantsaas.store.replay import RawFeed, StoredFeed, _Replaying, stored_feeds
+
+if TYPE_CHECKING:
+    # `serve` loads this module for its options: the commands import the feeds, the replay and
+    # PyArrow they use
+    import pyarrow as pa
+
+    from quantsaas.feeds.base import Feed
+    from quantsaas.store.replay import RawFeed, StoredFeed
 
 log = logging.getLogger("quantsaas")
 FAR_FUTURE = 4_102_444_800 * 1_000_000_000  # 2100-01-01
@@ -158,6 +159,11 @@ def replay_feeds(
     progress: Callable[[object, int, int], None] | None = None,
 ) -> list[StoredFeed | RawFeed]:
     """Raw frames for venues recorded raw (parsed by their feed), normalised events otherwise."""
+    from quantsaas.feeds.registry import FEED_FACTORIES
+    from quantsaas.feeds.transport import WsFeed
+    from quantsaas.store.rawlog import raw_files
+    from quantsaas.store.replay import RawFeed, stored_feeds
+
     feeds: list[StoredFeed | RawFeed] = []
     for feed in stored_feeds(store, start, end, venues, symbols, speed):
         raw: Feed | None = None
@@ -208,6 +214,8 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
 
 async def run_replay(replaying: runtime.Runtime, feeds: Sequence[Feed]) -> None:
     """Run the replay runtime until every replaying feed has delivered its last event."""
+    from quantsaas.store.replay import _Replaying
+
     task = asyncio.create_task(replaying.run())
     try:
         await asyncio.gather(
@@ -305,6 +313,8 @@ def _write_csv(path: Path, tables: Iterator[pa.Table]) -> int:
 
 
 def _write_parquet(path: Path, tables: Iterator[pa.Table]) -> int:
+    import pyarrow.parquet as pq
+
     rows = 0
     writer: pq.ParquetWriter | None = None
     with open(path, "wb") as sink:
@@ -321,6 +331,8 @@ def _write_parquet(path: Path, tables: Iterator[pa.Table]) -> int:
 def _export_table(
     store: HistoryStore, instrument: Any, args: argparse.Namespace, start: int, end: int
 ) -> pa.Table:
+    import pyarrow as pa
+
     fmt_p, fmt_s = instrument.format_price, instrument.format_size
     if args.kind == "candles":
         parse_interval(args.interval)

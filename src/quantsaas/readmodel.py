@@ -24,10 +24,12 @@ from typing import Protocol
 from quantsaas import symbols
 from quantsaas.book import L2Book
 from quantsaas.bus import Bus, Topic
-from quantsaas.feeds.base import STALE_AFTER_S
 from quantsaas.market import InstrumentState, MarketState
 from quantsaas.model import Instrument, Stamped, now_ns
 from quantsaas.wire import encode, event_message
+
+STALE_AFTER_S = 10.0
+"""feeds.base.STALE_AFTER_S, the default data-age bound (an api process loads no feed code)."""
 
 Key = tuple[str, str]
 InitialState = Callable[[Instrument], Stamped | None]

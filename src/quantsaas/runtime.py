@@ -23,25 +23,26 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from quantsaas.analytics.live import INPUTS as ANALYTICS_INPUTS
-from quantsaas.analytics.live import AnalyticsConfig, AnalyticsService
-from quantsaas.book.consolidated import QuoteEquivalence
-from quantsaas.book.consolidated_live import INPUTS as CONSOLIDATED_INPUTS
-from quantsaas.book.consolidated_live import ConsolidatedConfig, ConsolidatedService
 from quantsaas.bus import Bus, Handler
 from quantsaas.channels import BOOK, CHANNELS, TRADES
 from quantsaas.clock import Clock, EventClock, WallClock
 from quantsaas.config import Settings
-from quantsaas.engine import Engine
 from quantsaas.errors import ConfigError, quote
-from quantsaas.feeds.base import STALE_AFTER_S, Feed, FeedState
 from quantsaas.model import Instrument
 from quantsaas.readmodel import LocalReadModel, ReadModel
 from quantsaas.status import Sources, SourceState, StatusWatcher
-from quantsaas.store.recorder import INPUTS as RECORDER_INPUTS
-from quantsaas.store.recorder import Recorder, RecorderConfig
+
+if TYPE_CHECKING:
+    # the parts are imported by the builders of the roles that have them, so that a process
+    # loads only what its role runs: an api process no feed, engine or consumer code, and no
+    # NumPy analytics or store writer of theirs (bench/README.md, bench_startup.py)
+    from quantsaas.analytics.live import AnalyticsConfig, AnalyticsService
+    from quantsaas.book.consolidated_live import ConsolidatedService
+    from quantsaas.engine import Engine
+    from quantsaas.feeds.base import Feed
+    from quantsaas.store.recorder import Recorder, RecorderConfig
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,9 @@ def build(
         return _api(settings, bus_url)
     if role == "backtest" and backtest is None:
         raise ConfigError("the backtest role needs the backtest's handler")
+    from quantsaas.engine import Engine
+    from quantsaas.feeds.base import STALE_AFTER_S
+
     if role in ("replay", "backtest"):
         clock = clock or EventClock()
     clock = clock or WallClock()
@@ -167,6 +171,8 @@ def build(
 def _feed_state(feed: Feed) -> SourceState:
     """A venue is down while its connection is (starting, disconnected, stopped); a quiet but
     connected venue is the stall watchdog's business (it reconnects, and then it is down)."""
+    from quantsaas.feeds.base import FeedState
+
     stats = feed.stats
     return SourceState(stats.state in (FeedState.LIVE, FeedState.RESYNCING), stats.last_error)
 
@@ -188,6 +194,9 @@ def _book_snapshot(read_model: LocalReadModel) -> Callable[[Any], Any]:
 def _analytics(
     runtime: Runtime, read_model: LocalReadModel, config: AnalyticsConfig | None, event_time: bool
 ) -> None:
+    from quantsaas.analytics.live import INPUTS as ANALYTICS_INPUTS
+    from quantsaas.analytics.live import AnalyticsService
+
     engine = runtime.engine
     assert engine is not None
     service = AnalyticsService(
@@ -207,6 +216,10 @@ def _analytics(
 
 
 def _consolidated(runtime: Runtime, read_model: LocalReadModel) -> None:
+    from quantsaas.book.consolidated import QuoteEquivalence
+    from quantsaas.book.consolidated_live import INPUTS as CONSOLIDATED_INPUTS
+    from quantsaas.book.consolidated_live import ConsolidatedConfig, ConsolidatedService
+
     engine, settings = runtime.engine, runtime.settings
     assert engine is not None
     config = ConsolidatedConfig(
@@ -225,6 +238,8 @@ def _consolidated(runtime: Runtime, read_model: LocalReadModel) -> None:
 
 def _recorder(runtime: Runtime) -> None:
     from quantsaas.feeds.transport import WsFeed
+    from quantsaas.store.recorder import INPUTS as RECORDER_INPUTS
+    from quantsaas.store.recorder import Recorder
 
     settings, engine = runtime.settings, runtime.engine
     assert engine is not None
@@ -239,6 +254,8 @@ def _recorder(runtime: Runtime) -> None:
 
 
 def recorder_config(settings: Settings) -> RecorderConfig:
+    from quantsaas.store.recorder import RecorderConfig
+
     return RecorderConfig(
         root=settings.data_dir,
         flush_s=settings.record_flush_s,

@@ -9,18 +9,34 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import orjson
 
 from quantsaas.errors import ConfigError
-from quantsaas.fakes.binance import BinanceFakeConfig, FakeBinance
-from quantsaas.fakes.coinbase import CoinbaseFakeConfig, FakeCoinbase
-from quantsaas.fakes.deribit import DERIBIT_FAULTS, DeribitFakeConfig, FakeDeribit
-from quantsaas.fakes.kraken import KRAKEN_FAULTS, FakeKraken, KrakenFakeConfig
-from quantsaas.fakes.server import FAULTS, FakeServer
-from quantsaas.fakes.tls import make_tls
-from quantsaas.replay_raw import VENUES, replay_raw
+
+if TYPE_CHECKING:
+    # `serve` builds the whole parser: the fakes and the venue feeds load only for these commands
+    from quantsaas.fakes.binance import FakeBinance
+    from quantsaas.fakes.coinbase import FakeCoinbase
+    from quantsaas.fakes.deribit import FakeDeribit
+    from quantsaas.fakes.kraken import FakeKraken
+
+VENUES = ("binance", "coinbase", "kraken", "deribit")
+"""The venues of both commands (replay_raw.VENUES, fakes/; tests/fakes/test_venue_cli.py)."""
+FAULT_NAMES = (
+    "drop",
+    "gap",
+    "stale-snapshot",
+    "malformed",
+    "big-snapshot",
+    "shutdown",
+    "silent",
+    "checksum",
+    "maintenance",
+)
+"""Every fake's fault names (fakes/server.py FAULTS and Kraken's own); which apply to which
+venue is checked by `run_fake_exchange` against the fakes' own tuples."""
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -29,7 +45,7 @@ def _csv(text: str) -> tuple[str, ...]:
 
 def add_commands(commands: Any) -> None:
     fake = commands.add_parser("fake-exchange", help="run a local fake venue (real wire protocol)")
-    fake.add_argument("venue", choices=["binance", "coinbase", "kraken", "deribit"])
+    fake.add_argument("venue", choices=VENUES)
     fake.add_argument("--host", default="127.0.0.1")
     fake.add_argument("--port", type=int, default=9001, help="0 picks a free port")
     fake.add_argument(
@@ -58,7 +74,7 @@ def add_commands(commands: Any) -> None:
     fake.add_argument(
         "--fault",
         action="append",
-        choices=KRAKEN_FAULTS,
+        choices=FAULT_NAMES,
         default=[],
         help="inject this fault after --fault-after seconds (repeatable); checksum and "
         "maintenance: kraken only",
@@ -87,16 +103,24 @@ def add_commands(commands: Any) -> None:
 
 
 def run_replay_raw(args: argparse.Namespace) -> int:
+    from quantsaas.replay_raw import replay_raw
+
     result = replay_raw(args.venue, args.frames, args.snapshot)
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
     return 0
 
 
-Fake = FakeBinance | FakeCoinbase | FakeKraken | FakeDeribit
+Fake: TypeAlias = "FakeBinance | FakeCoinbase | FakeKraken | FakeDeribit"
 
 
 def build_fake(args: argparse.Namespace) -> Fake:
     """The configured fake; ConfigError for a product it cannot simulate or a missing file."""
+    from quantsaas.fakes.binance import BinanceFakeConfig, FakeBinance
+    from quantsaas.fakes.coinbase import CoinbaseFakeConfig, FakeCoinbase
+    from quantsaas.fakes.deribit import DeribitFakeConfig, FakeDeribit
+    from quantsaas.fakes.kraken import FakeKraken, KrakenFakeConfig
+    from quantsaas.fakes.tls import make_tls
+
     if args.replay is not None and not args.replay.is_file():
         raise ConfigError(f"--replay: no such file {str(args.replay)[:100]!r}")
     if args.replay_rate <= 0:
@@ -153,6 +177,8 @@ async def _faults(fake: Fake, faults: list[str], after: float, every: float) -> 
 
 
 async def _run_fake(args: argparse.Namespace, fake: Fake) -> None:
+    from quantsaas.fakes.server import FakeServer
+
     try:
         port = await fake.start(args.host, args.port)
     except OSError as exc:
@@ -179,6 +205,10 @@ async def _run_fake(args: argparse.Namespace, fake: Fake) -> None:
 
 
 def run_fake_exchange(args: argparse.Namespace) -> int:
+    from quantsaas.fakes.deribit import DERIBIT_FAULTS
+    from quantsaas.fakes.kraken import KRAKEN_FAULTS
+    from quantsaas.fakes.server import FAULTS
+
     if args.venue == "coinbase" and "stale-snapshot" in args.fault:
         raise ConfigError("fault stale-snapshot does not apply to coinbase (snapshots are in-band)")
     applicable = {

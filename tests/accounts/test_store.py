@@ -121,3 +121,15 @@ async def test_an_unreachable_database_raises_storage_error_without_the_password
 def test_safe_url_hides_the_password() -> None:
     assert safe_url("postgresql+asyncpg://u:pw@h/db") == "postgresql+asyncpg://u:***@h/db"
     assert safe_url("::") == "<invalid url>"
+
+
+def test_head_revision_is_alembics_head() -> None:
+    # read from the scripts without Alembic, so an up-to-date start-up never imports it
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from quantsaas.accounts.store import MIGRATIONS, head_revision
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert head_revision() == ScriptDirectory.from_config(config).get_current_head()

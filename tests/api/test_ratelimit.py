@@ -414,3 +414,20 @@ async def test_open_limiter_picks_the_backend_from_the_url() -> None:
     await redis.close()
     with pytest.raises(ConfigError):
         open_limiter("memcached://x")
+
+
+def test_redis_errors_count_as_unavailable_only_once_redis_is_loaded() -> None:
+    import subprocess
+    import sys
+
+    import redis.exceptions
+
+    from quantsaas.api.ratelimit import unavailable_errors
+
+    assert unavailable_errors() == (redis.exceptions.RedisError, OSError)
+    code = (
+        "import sys; from quantsaas.api.ratelimit import open_limiter, unavailable_errors\n"
+        "open_limiter('memory')\n"
+        "assert unavailable_errors() == (OSError,) and 'redis' not in sys.modules"
+    )
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

@@ -90,3 +90,14 @@ def test_any_product_can_be_replayed() -> None:
         finally:
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=10) == 0
+
+
+def test_the_parser_offers_exactly_the_venues_and_faults_of_the_fakes() -> None:
+    # venue_cli names them itself so that building the parser (every `serve`) loads no fake
+    from quantsaas import replay_raw, venue_cli
+    from quantsaas.fakes.deribit import DERIBIT_FAULTS
+    from quantsaas.fakes.kraken import KRAKEN_FAULTS
+    from quantsaas.fakes.server import FAULTS
+
+    assert venue_cli.VENUES == replay_raw.VENUES
+    assert sorted(venue_cli.FAULT_NAMES) == sorted({*FAULTS, *KRAKEN_FAULTS, *DERIBIT_FAULTS})

@@ -19,7 +19,8 @@ from typing import TypeAlias
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import ndtr
+
+from quantsaas.analytics.normal import ndtr
 
 FloatArray: TypeAlias = NDArray[np.float64]
 KindLike: TypeAlias = (

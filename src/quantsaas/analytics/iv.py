@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import ndtr
 
 from quantsaas.analytics.greeks import FloatArray, KindLike, is_call, npdf
+from quantsaas.analytics.normal import ndtr
 
 MAX_ITERATIONS = 100
 _W_TOL = 1e-13

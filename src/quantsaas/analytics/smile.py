@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtr
 
 from quantsaas import option_names
 from quantsaas.analytics.greeks import NS_PER_YEAR
+from quantsaas.analytics.normal import ndtr
 from quantsaas.errors import ProtocolError
 
 deribit_expiry_ns = option_names.expiry_ns

@@ -28,7 +28,8 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import ndtr, stdtr
+
+from quantsaas.analytics.normal import ndtr
 
 Classifier = Literal["aggressor", "bvc", "tick"]
 CLASSIFIERS: tuple[Classifier, ...] = ("aggressor", "bvc", "tick")
@@ -100,7 +101,7 @@ class VpinStream:
             return self._frac
         assert cfg.sigma is not None
         z = (price - prev) / cfg.sigma
-        return float(ndtr(z) if cfg.df is None else stdtr(cfg.df, z))
+        return float(ndtr(z) if cfg.df is None else _student_t_cdf(cfg.df, z))
 
     def on_trade(
         self, price: float, volume: int, is_buy: bool | None = None, ts_ns: int = 0
@@ -154,7 +155,17 @@ def buy_fractions(
         return np.where(np.isnan(filled), 0.5, filled)
     assert config.sigma is not None
     z = change / config.sigma
-    return np.asarray(ndtr(z) if config.df is None else stdtr(config.df, z), dtype=np.float64)
+    return np.asarray(
+        ndtr(z) if config.df is None else _student_t_cdf(config.df, z), dtype=np.float64
+    )
+
+
+def _student_t_cdf(df: float, z: float | NDArray[np.float64]) -> NDArray[np.float64]:
+    """Student-t CDF for the `df` variant of BVC, a research option the live service does not
+    use: SciPy is imported only here, on first use (the normal CDF is ours, normal.py)."""
+    from scipy.special import stdtr
+
+    return np.asarray(stdtr(df, z), dtype=np.float64)
 
 
 def vpin_batch(

@@ -21,7 +21,6 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from fastapi import Request
-from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
@@ -38,7 +37,14 @@ from quantsaas.api.connections import (
 )
 from quantsaas.api.login import LoginGate
 from quantsaas.api.problems import Problem
-from quantsaas.api.ratelimit import Decision, Limiter, Quota, client_bucket, limit_headers
+from quantsaas.api.ratelimit import (
+    Decision,
+    Limiter,
+    Quota,
+    client_bucket,
+    limit_headers,
+    unavailable_errors,
+)
 from quantsaas.config import Settings
 from quantsaas.errors import UnknownInstrument
 from quantsaas.readmodel import resolve
@@ -186,7 +192,7 @@ class Guard:
         quota = self.quota_for(principal, access)
         try:
             decision = await self.limiter.hit(self.rate_key(principal, ip), quota, cost)
-        except (RedisError, OSError) as exc:
+        except unavailable_errors() as exc:
             # without its counters the service cannot keep anyone to a limit: fail closed
             log.warning("rate limiter unavailable: %s", exc)
             raise Problem(

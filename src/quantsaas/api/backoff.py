@@ -17,11 +17,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
-
-from redis.asyncio import Redis
+from typing import TYPE_CHECKING, Protocol
 
 from quantsaas.api.ratelimit import Limiter, RedisLimiter
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis  # the limiter's client: a memory limiter loads no redis
 
 NS_PER_S = 1_000_000_000
 US_PER_S = 1_000_000

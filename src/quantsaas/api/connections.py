@@ -19,10 +19,10 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+if TYPE_CHECKING:
+    from redis.asyncio import Redis  # loaded by RedisConnections only: memory needs no redis
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,10 @@ class LocalConnections:
 
 class RedisConnections:
     def __init__(self, url: str, ttl_s: float = TTL_S, refresh_s: float = REFRESH_S) -> None:
+        from redis.asyncio import Redis
+        from redis.exceptions import RedisError
+
+        self._errors = (RedisError, OSError)
         self.redis: Redis = Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=2.0)
         self.ttl_ms = round(ttl_s * 1000)
         self.refresh_s = refresh_s
@@ -105,14 +109,14 @@ class RedisConnections:
     async def admit(self, owner: str, connection: str, limit: int) -> bool:
         try:
             taken = await self._admit(keys=[PREFIX + owner], args=[connection, limit, self.ttl_ms])
-        except (RedisError, OSError) as exc:
+        except self._errors as exc:
             raise ConnectionsUnavailable(f"connection count unavailable: {exc}") from None
         return bool(taken)
 
     async def release(self, owner: str, connection: str) -> None:
         try:
             await self.redis.zrem(PREFIX + owner, connection)
-        except (RedisError, OSError) as exc:  # the place expires within TTL_S anyway
+        except self._errors as exc:  # the place expires within TTL_S anyway
             log.warning("could not release a connection place: %s", exc)
 
     async def refresh(self, held: Iterable[tuple[str, str]]) -> None:
@@ -126,7 +130,7 @@ class RedisConnections:
             await asyncio.sleep(self.refresh_s)
             try:
                 await self.refresh(held())
-            except (RedisError, OSError) as exc:
+            except self._errors as exc:
                 log.warning("could not refresh connection places: %s", exc)
 
     async def close(self) -> None:

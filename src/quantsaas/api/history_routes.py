@@ -15,8 +15,6 @@ import io
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
@@ -113,6 +111,8 @@ def _csv(header: list[str], rows: Iterable[list[Any]], name: str, next_url: str 
 
 
 def _parquet(table: Any, name: str, next_url: str | None) -> Response:
+    import pyarrow.parquet as pq  # the history's PyArrow and DuckDB load on the first query
+
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="zstd")
     return Response(
@@ -228,6 +228,8 @@ def history_candles(
         ]
         return _csv(header, ([row[key] for key in header] for row in data), name, next_url)
     if format == "parquet":
+        import pyarrow as pa
+
         return _parquet(pa.Table.from_pylist(data), name, next_url)
     return {
         "venue": instrument.venue,

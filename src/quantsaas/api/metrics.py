@@ -19,7 +19,6 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from quantsaas.api.stream import StreamCounters
-from quantsaas.feeds.base import FeedState
 from quantsaas.model import now_ns
 from quantsaas.runtime import Runtime
 
@@ -84,7 +83,7 @@ class ServiceCollector(Collector):
             resyncs.add_metric(labels, stats.resyncs)
             reconnects.add_metric(labels, stats.reconnects)
             malformed.add_metric(labels, stats.malformed)
-            live.add_metric(labels, 1 if stats.state is FeedState.LIVE else 0)
+            live.add_metric(labels, 1 if stats.state.value == "live" else 0)  # FeedState.LIVE
             seconds = stats.last_message_age_s(at_ns)
             if seconds is not None:
                 age.add_metric(labels, seconds)

@@ -48,17 +48,16 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
-
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
+from typing import TYPE_CHECKING, Protocol
 
 from quantsaas.errors import ConfigError
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 NS_PER_S = 1_000_000_000
 US_PER_S = 1_000_000
@@ -287,6 +286,11 @@ class RedisLimiter(Limiter):
     """GCRA in Redis, shared by every process using the same server and `prefix`."""
 
     def __init__(self, url: str, prefix: str = REDIS_PREFIX) -> None:
+        from redis.asyncio import Redis  # a process on the memory limiter never loads redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialBackoff
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
         self.prefix = prefix
         # after a Redis restart the pooled connections are dead: retry once on a fresh one
         self.redis: Redis = Redis.from_url(
@@ -340,6 +344,15 @@ def open_limiter(url: str) -> Limiter:
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisLimiter(url)
     raise ConfigError(f"rate limit backend {url!r}: use 'memory' or a redis:// URL")
+
+
+def unavailable_errors() -> tuple[type[Exception], ...]:
+    """What a limiter raises when its store cannot be reached: OSError, and RedisError once the
+    Redis client is loaded (only a RedisLimiter loads it, so without it none can be raised)."""
+    redis_exceptions = sys.modules.get("redis.exceptions")
+    if redis_exceptions is None:
+        return (OSError,)
+    return (redis_exceptions.RedisError, OSError)
 
 
 def client_bucket(ip: str) -> str:

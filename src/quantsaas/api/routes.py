@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -18,7 +18,6 @@ from quantsaas.book import L2Book
 from quantsaas.channels import BOOK
 from quantsaas.config import Settings
 from quantsaas.errors import quote
-from quantsaas.feeds.base import Feed
 from quantsaas.market import InstrumentState
 from quantsaas.model import Instrument, now_ns
 from quantsaas.readmodel import ReadModel, resolve
@@ -26,6 +25,9 @@ from quantsaas.runtime import Runtime
 from quantsaas.wire import JSON, instrument_json, iso_from_ns, levels_json, trade_data
 
 STALE_AFTER_S = 10.0
+
+if TYPE_CHECKING:
+    from quantsaas.feeds.base import Feed  # an api process loads no feed code
 
 router = APIRouter()
 probes = APIRouter()

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from pydantic import ValidationError
@@ -30,19 +30,19 @@ from pydantic import ValidationError
 from quantsaas.backtest.engine import BacktestConfig
 from quantsaas.backtest.money import Fees
 from quantsaas.backtest.results import ResultStore
-from quantsaas.backtest.runner import (
-    DATA_KINDS,
-    RunSpec,
-    instruments_for,
-    parse_param_pairs,
-    run_spec,
-)
 from quantsaas.config import Settings
 from quantsaas.errors import AccountError, ConfigError, QuantError
 from quantsaas.store.history import HistoryStore, parse_time
 from quantsaas.store.progress import ProgressBar
 
+if TYPE_CHECKING:
+    # the runner (and the feeds, the engine and the store it drives) loads only to run a
+    # backtest: `serve` builds this parser too
+    from quantsaas.backtest.runner import RunSpec
+
 MS = 1_000_000
+DATA_KINDS = ("sim", "recorded", "imported")
+"""backtest.runner.DATA_KINDS (tests/test_runtime_imports.py keeps them equal)."""
 
 
 def add_commands(commands: Any) -> None:
@@ -76,6 +76,8 @@ def add_commands(commands: Any) -> None:
 
 
 def _spec(args: argparse.Namespace, data_dir: Path) -> RunSpec:
+    from quantsaas.backtest.runner import RunSpec, parse_param_pairs
+
     if args.latency_ms < 0 or args.md_latency_ms < 0:
         raise ConfigError("latencies must not be negative")
     symbols = tuple(s.strip() for s in args.symbols.split(",") if s.strip())
@@ -106,6 +108,8 @@ def _spec(args: argparse.Namespace, data_dir: Path) -> RunSpec:
 
 
 def _with_cash(spec: RunSpec, text: str) -> RunSpec:
+    from quantsaas.backtest.runner import instruments_for
+
     store = None if spec.data == "sim" else HistoryStore(spec.data_dir)
     currencies = {i.quote for i in instruments_for(spec, store)}
     config = replace(spec.config, cash=dict.fromkeys(currencies, text))
@@ -187,10 +191,14 @@ def _brief(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _one(spec: RunSpec) -> dict[str, Any]:
+    from quantsaas.backtest.runner import run_spec
+
     return run_spec(spec)
 
 
 def backtest(args: argparse.Namespace) -> int:
+    from quantsaas.backtest.runner import run_spec
+
     try:
         settings = Settings()
     except ValidationError as exc:

@@ -1,25 +1,28 @@
-"""Feed registry: `build_feeds` turns the configured feed names into Feed objects."""
+"""Feed registry: `build_feeds` turns the configured feed names into Feed objects.
+
+Each factory imports its venue's modules itself, so a process loads the feeds it runs and no
+others (the simulator alone needs no WebSocket client and no httpx).
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from quantsaas.config import Settings
 from quantsaas.errors import ConfigError
 from quantsaas.feeds.base import Feed
-from quantsaas.feeds.binance.feed import BinanceFeed
-from quantsaas.feeds.coinbase.feed import CoinbaseFeed
-from quantsaas.feeds.instruments import binance_instruments, coinbase_instruments
-from quantsaas.feeds.kraken.feed import KrakenFeed
-from quantsaas.feeds.kraken.parse import kraken_instruments
-from quantsaas.feeds.simulator import SimConfig, SimulatorFeed, select_instruments
-from quantsaas.feeds.transport import Backoff, TransportConfig, venue_ssl_context
+
+if TYPE_CHECKING:
+    from quantsaas.feeds.transport import TransportConfig
 
 log = logging.getLogger(__name__)
 
 
 def _simulator(settings: Settings) -> Feed:
+    from quantsaas.feeds.simulator import SimConfig, SimulatorFeed, select_instruments
+
     config = SimConfig(
         seed=settings.sim_seed,
         events_per_second=settings.sim_rate,
@@ -29,6 +32,8 @@ def _simulator(settings: Settings) -> Feed:
 
 
 def _transport(settings: Settings) -> TransportConfig:
+    from quantsaas.feeds.transport import Backoff, TransportConfig, venue_ssl_context
+
     backoff = Backoff(initial_s=settings.feed_backoff_initial_s, cap_s=settings.feed_backoff_cap_s)
     liveness = settings.feed_liveness_s
     return TransportConfig(
@@ -41,6 +46,9 @@ def _transport(settings: Settings) -> TransportConfig:
 
 
 def _binance(settings: Settings) -> Feed:
+    from quantsaas.feeds.binance.feed import BinanceFeed
+    from quantsaas.feeds.instruments import binance_instruments
+
     return BinanceFeed(
         binance_instruments(settings.binance_symbols),
         ws_url=settings.binance_ws_url,
@@ -51,6 +59,9 @@ def _binance(settings: Settings) -> Feed:
 
 
 def _coinbase(settings: Settings) -> Feed:
+    from quantsaas.feeds.coinbase.feed import CoinbaseFeed
+    from quantsaas.feeds.instruments import coinbase_instruments
+
     return CoinbaseFeed(
         coinbase_instruments(settings.coinbase_symbols),
         url=settings.coinbase_ws_url,
@@ -60,6 +71,9 @@ def _coinbase(settings: Settings) -> Feed:
 
 
 def _kraken(settings: Settings) -> Feed:
+    from quantsaas.feeds.kraken.feed import KrakenFeed
+    from quantsaas.feeds.kraken.parse import kraken_instruments
+
     return KrakenFeed(
         kraken_instruments(settings.kraken_symbols),
         url=settings.kraken_ws_url,

@@ -14,10 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import duckdb
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from quantsaas.analytics.candles import Candle
 from quantsaas.errors import ConfigError, StorageError, UnknownInstrument, quote
@@ -39,6 +36,9 @@ from quantsaas.store.layout import (
 )
 from quantsaas.store.rollup import ROLLUP, SECOND, candle_sql, split_covered
 from quantsaas.symbols import resolve
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 MIN_INTERVAL_NS, MAX_INTERVAL_NS = NS, 86_400 * NS
 CATALOGUE_KINDS = (TRADES, BOOK, ROLLUP)
@@ -165,7 +165,9 @@ class HistoryStore:
 
     def _query(self, sql: str, files: list[str], relist: bool = True, **params: Any) -> pa.Table:
         """Run `sql` over `files`; if compaction replaced some meanwhile, list them again
-        (`relist`), else raise StorageError."""
+        (`relist`), else raise StorageError. DuckDB is imported here, by the first query."""
+        import duckdb
+
         for attempt in range(3):
             try:
                 given = {"files": files, **params}
@@ -190,7 +192,7 @@ class HistoryStore:
         """Stored trade rows (raw columns) in [start, end), by (ts_event, rec)."""
         files = self._files(TRADES, instrument, start, end)
         if not files:
-            return pa.table({})
+            return _empty_table()
         ts, rec = after if after is not None else (start - 1, -1)
         sql = (
             "SELECT ts_event, ts_recv, rec, price, size, side, trade_id FROM read_parquet($files)"
@@ -276,7 +278,7 @@ class HistoryStore:
             " WHERE ts_event <= $t AND rec >= (SELECT r FROM last)"
             f" AND (kind = {BOOK_DELTA} OR rec = (SELECT r FROM last)) ORDER BY rec"
         )
-        table = self._query(sql, files, t=at_ns) if files else pa.table({})
+        table = self._query(sql, files, t=at_ns) if files else _empty_table()
         if not table.num_rows:
             raise StorageError(
                 f"no book snapshot of {instrument.venue} {instrument.symbol} by then"
@@ -354,7 +356,7 @@ class HistoryStore:
         (a window after the first one: no checkpoints, the book is already built)."""
         files = self._files(BOOK, instrument, start - DAY_NS if from_snapshot else start, end)
         if not files:
-            return pa.table({})
+            return _empty_table()
         columns = "rec, kind, side, price, size, seq, ts_event, ts_recv"
         if not from_snapshot:
             sql = (
@@ -387,6 +389,12 @@ class HistoryStore:
         )
         row = self._query(sql, files, start=start, end=end).to_pylist()[0]
         return int(row["a"]), int(row["b"])
+
+
+def _empty_table() -> pa.Table:
+    import pyarrow as pa
+
+    return pa.table({})
 
 
 def _first_instrument(directory: Path) -> Instrument | None:

@@ -23,16 +23,15 @@ from pydantic import ValidationError
 from quantsaas.config import Settings
 from quantsaas.errors import ConfigError, QuantError, UnknownInstrument
 from quantsaas.model import Instrument, symbol_from_text
-from quantsaas.store import importer_binance, importer_tardis
 from quantsaas.store.history import HistoryStore
-from quantsaas.store.importer import MAX_SCALE, CsvReader, Report, decimals_in
 
-FORMATS = {"tardis": importer_tardis.TYPES, "binance": importer_binance.TYPES}
+FORMATS = ("binance", "tardis")
+"""(The importers, with PyArrow, load when the command runs: every `serve` builds this parser.)"""
 
 
 def add_commands(commands: Any) -> None:
     parser = commands.add_parser("import", help="import Tardis or Binance CSV files")
-    parser.add_argument("format", choices=sorted(FORMATS))
+    parser.add_argument("format", choices=FORMATS)
     parser.add_argument(
         "type",
         help="tardis: trades, incremental_book_L2, book_snapshot_25, "
@@ -61,6 +60,8 @@ def _price_size_columns(fmt: str, data_type: str) -> tuple[list[str], list[str]]
 
 
 def _columns(fmt: str, data_type: str, path: Path) -> tuple[list[str], bool]:
+    from quantsaas.store import importer_binance, importer_tardis
+
     if fmt == "tardis":
         return importer_tardis.columns_of(data_type), True
     return importer_binance.layout_of(path, data_type)
@@ -68,6 +69,8 @@ def _columns(fmt: str, data_type: str, path: Path) -> tuple[list[str], bool]:
 
 def infer_scales(fmt: str, data_type: str, path: Path) -> tuple[int, int]:
     """The most decimals written in the first block's price and size columns."""
+    from quantsaas.store.importer import MAX_SCALE, CsvReader, Report, decimals_in
+
     names, header = _columns(fmt, data_type, path)
     reader = CsvReader(path, names, header, Report(str(path)), check=fmt == "tardis")
     prices, sizes = _price_size_columns(fmt, data_type)
@@ -79,6 +82,8 @@ def infer_scales(fmt: str, data_type: str, path: Path) -> tuple[int, int]:
 
 
 def resolve_instrument(args: argparse.Namespace, store: HistoryStore) -> Instrument:
+    from quantsaas.store.importer import MAX_SCALE
+
     symbol = symbol_from_text(args.symbol)
     base, sep, quote = symbol.partition("/")
     if not sep or not base or not quote:
@@ -115,14 +120,16 @@ def resolve_instrument(args: argparse.Namespace, store: HistoryStore) -> Instrum
 
 
 def import_files(args: argparse.Namespace) -> int:
+    from quantsaas.store import importer_binance, importer_tardis
+    from quantsaas.store.importer import Report
+
     try:
         settings = Settings()
     except ValidationError as exc:
         raise ConfigError(str(exc)) from None
-    if args.type not in FORMATS[args.format]:
-        raise ConfigError(
-            f"{args.format} has no type {args.type!r}; one of {', '.join(FORMATS[args.format])}"
-        )
+    types = {"tardis": importer_tardis.TYPES, "binance": importer_binance.TYPES}[args.format]
+    if args.type not in types:
+        raise ConfigError(f"{args.format} has no type {args.type!r}; one of {', '.join(types)}")
     root = args.data_dir or settings.data_dir
     store = HistoryStore(root)
     instrument = resolve_instrument(args, store)

@@ -11,6 +11,10 @@ across restarts. Each flush is written as a complete file under a temporary name
 a reader never sees a partial file. A part file belongs to a wall-clock `slot` (10 minutes);
 once its slot is over the parts are compacted into `{slot}.parquet` (see maintenance.py), and a
 reader ignores the parts of any slot that has a compacted file.
+
+PyArrow (about 70 MiB of RSS) is imported on first use, not with this module: the paths and
+constants here are all an api process or the recorder's event-loop side need (the Arrow schemas
+are built by the module `__getattr__` when first read).
 """
 
 from __future__ import annotations
@@ -18,14 +22,18 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from quantsaas.model import Instrument, OptionSpec, symbol_from_text, symbol_to_path
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 TRADES, BOOK = "trades", "book"
 KINDS = (TRADES, BOOK)
@@ -41,30 +49,50 @@ BOOK_DELTA, BOOK_SNAPSHOT, BOOK_CHECKPOINT = 0, 1, 2
 BID, ASK, EMPTY = 0, 1, 2
 """Level side; EMPTY marks a snapshot without levels (one row, price and size 0)."""
 
-TRADE_SCHEMA = pa.schema(
-    [
-        ("ts_event", pa.int64()),
-        ("ts_recv", pa.int64()),
-        ("rec", pa.int64()),
-        ("price", pa.int64()),
-        ("size", pa.int64()),
-        ("side", pa.int8()),
-        ("trade_id", pa.string()),
-    ]
+
+INT64, INT8, STRING = "int64", "int8", "string"
+"""Column kinds (parquet_write.py writes them, PyArrow reads them as int64, int8 and string)."""
+TRADE_COLUMNS = (
+    ("ts_event", INT64),
+    ("ts_recv", INT64),
+    ("rec", INT64),
+    ("price", INT64),
+    ("size", INT64),
+    ("side", INT8),
+    ("trade_id", STRING),
 )
-BOOK_SCHEMA = pa.schema(
-    [
-        ("ts_event", pa.int64()),
-        ("ts_recv", pa.int64()),
-        ("rec", pa.int64()),
-        ("seq", pa.int64()),
-        ("kind", pa.int8()),
-        ("side", pa.int8()),
-        ("price", pa.int64()),
-        ("size", pa.int64()),
-    ]
+BOOK_COLUMNS = (
+    ("ts_event", INT64),
+    ("ts_recv", INT64),
+    ("rec", INT64),
+    ("seq", INT64),
+    ("kind", INT8),
+    ("side", INT8),
+    ("price", INT64),
+    ("size", INT64),
 )
-SCHEMAS = {TRADES: TRADE_SCHEMA, BOOK: BOOK_SCHEMA}
+COLUMNS = {TRADES: TRADE_COLUMNS, BOOK: BOOK_COLUMNS}
+"""Each kind's columns, in file order."""
+
+
+@cache
+def _schemas() -> dict[str, pa.Schema]:
+    import pyarrow as pa
+
+    types = {INT64: pa.int64(), INT8: pa.int8(), STRING: pa.string()}
+    return {
+        kind: pa.schema([(name, types[type_]) for name, type_ in columns])
+        for kind, columns in COLUMNS.items()
+    }
+
+
+def __getattr__(name: str) -> Any:
+    """TRADE_SCHEMA, BOOK_SCHEMA and SCHEMAS (kind -> schema), built with PyArrow on first use."""
+    if name == "SCHEMAS":
+        return _schemas()
+    if name in ("TRADE_SCHEMA", "BOOK_SCHEMA"):
+        return _schemas()[TRADES if name == "TRADE_SCHEMA" else BOOK]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def instrument_meta(instrument: Instrument) -> bytes:
@@ -134,20 +162,16 @@ def files_for(
     return found
 
 
-def write_atomic(table: pa.Table, path: Path, row_group_size: int = 1_000_000) -> None:
-    """Write a complete Parquet file under a temporary name, fsync it, then rename it in place.
-    A failed write (a full disk) removes its temporary file: nothing is left behind."""
+@contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A file written under a temporary name, fsynced, then renamed in place, so a reader sees
+    the complete file or none. A failed write (a full disk) removes its temporary file: nothing
+    is left behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp")
     try:
         with open(temp, "wb") as sink:
-            pq.write_table(
-                table,
-                sink,
-                compression=COMPRESSION,
-                row_group_size=row_group_size,
-                use_dictionary=False,
-            )
+            yield sink
             sink.flush()
             os.fsync(sink.fileno())
         os.replace(temp, path)
@@ -156,10 +180,26 @@ def write_atomic(table: pa.Table, path: Path, row_group_size: int = 1_000_000) -
         raise
 
 
+def write_atomic(table: pa.Table, path: Path, row_group_size: int = 1_000_000) -> None:
+    """Write an Arrow table as a complete Parquet file (`atomic_file`)."""
+    import pyarrow.parquet as pq
+
+    with atomic_file(path) as sink:
+        pq.write_table(
+            table,
+            sink,
+            compression=COMPRESSION,
+            row_group_size=row_group_size,
+            use_dictionary=False,
+        )
+
+
 def with_instrument(table: pa.Table, instrument: Instrument) -> pa.Table:
     return table.replace_schema_metadata({META_KEY: instrument_meta(instrument)})
 
 
 def read_instrument(path: Path) -> Instrument:
+    import pyarrow.parquet as pq
+
     metadata = pq.read_schema(path).metadata or {}
     return instrument_from_meta(metadata[META_KEY])

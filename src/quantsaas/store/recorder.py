@@ -5,17 +5,18 @@ consumer of the engine's trades and books, declared at the composition root: los
 bus consumer is; `on_raw`, a WsFeed raw-frame tap) and, when a book is due for one, a checkpoint
 snapshot of the engine's book. The deques are bounded (`max_pending`): past it, events are counted
 as dropped in /health and /metrics, never silently. A writer thread wakes every `flush_s`,
-drains the deques, converts them to Arrow columns (raw int64 prices and sizes) and writes one
-new Parquet file per (kind, venue, symbol, date) and flush (layout.py), plus one appended zstd
-frame per venue and hour of raw frames (rawlog.py). A SIGKILL therefore loses at most what
-arrived since the last flush.
+drains the deques, converts them to NumPy columns (raw int64 prices and sizes, columns.py) and
+writes one new Parquet file per (kind, venue, symbol, date) and flush (layout.py; written by
+parquet_write.py, without PyArrow), plus one appended zstd frame per venue and hour of raw
+frames (rawlog.py). A SIGKILL therefore loses at most what arrived since the last flush.
 
 A failed write (disk full, permissions) is logged, counted in `RecorderStatus` (shown in
 /health) and its events dropped; the live service is never affected. `RecorderStatus.ok` (and
 /readyz) follows the current state: it is whether the last flush that had something to write
 wrote all of it, so readiness comes back with the first good flush after space does; the last
-error stays visible with its age. Compaction of finished slots and retention run in the same
-thread (maintenance.py).
+error stays visible with its age. Retention runs in the same thread, compaction of finished
+slots in a child process it starts (maintenance.py), so the serving process never loads
+PyArrow or DuckDB.
 
 The recorder stops writing before the disk is full: while the data directory's filesystem has
 less than `min_free_bytes` free, a flush drops what it drained (counted) instead of writing, so
@@ -40,10 +41,10 @@ from typing import Any
 from quantsaas.book import L2Book
 from quantsaas.bus import Envelope
 from quantsaas.channels import BOOK, TRADES
-from quantsaas.errors import BookNotReady, clip, describe
+from quantsaas.errors import BookNotReady, StorageError, clip, describe
 from quantsaas.model import BookDelta, BookSnapshot, MarketEvent, Trade, now_ns
 from quantsaas.store import maintenance
-from quantsaas.store.columns import Queued, to_tables
+from quantsaas.store.columns import Queued, Rows, to_rows, write_rows
 from quantsaas.store.layout import (
     BOOK_CHECKPOINT,
     DAY_NS,
@@ -51,8 +52,6 @@ from quantsaas.store.layout import (
     SLOT_NS,
     date_of,
     partition_dir,
-    with_instrument,
-    write_atomic,
 )
 from quantsaas.store.rawlog import RawFrame, append_frames, raw_path
 
@@ -307,18 +306,23 @@ class Recorder:
 
     def maintain(self) -> None:
         self._last_maintenance = time.monotonic()
+        root, slot = self.config.root, now_ns() // SLOT_NS
         try:
-            maintenance.compact(self.config.root, now_ns() // SLOT_NS)
+            if maintenance.has_work(root, slot):  # in a child: no PyArrow or DuckDB here
+                try:
+                    maintenance.compact_in_child(root, slot)
+                except StorageError as exc:
+                    self._failed(f"maintenance failed: {exc}", 0)
             if self.config.retention_days > 0:
                 maintenance.apply_retention(self.config.root, self.config.retention_days, now_ns())
         except OSError as exc:
             self._failed(f"maintenance failed: {self._reason(exc)}", 0)
 
-    def _tables(self, events: list[Pending], rec: int) -> list[Any]:
-        """The batch's tables; a batch that cannot be converted is split, and what cannot be
+    def _rows(self, events: list[Pending], rec: int) -> list[tuple[str, Any, int, Rows]]:
+        """The batch's rows; a batch that cannot be converted is split, and what cannot be
         converted alone is quarantined (`quarantine/*.txt` under the data dir), the rest kept."""
         try:
-            return list(to_tables(events, rec))
+            return list(to_rows(events, rec))
         except Exception as exc:
             log.error(
                 "recorder: a batch cannot be stored (%s); isolating the bad events", describe(exc)
@@ -327,13 +331,13 @@ class Recorder:
         bad: list[Pending] = []
         for event in events:
             try:
-                list(to_tables([event], rec))
+                list(to_rows([event], rec))
             except Exception:
                 bad.append(event)
             else:
                 good.append(event)
         self._quarantine(bad)
-        return list(to_tables(good, rec)) if good else []
+        return list(to_rows(good, rec)) if good else []
 
     def _quarantine(self, bad: list[Pending]) -> None:
         self.status.quarantined += len(bad)
@@ -351,20 +355,20 @@ class Recorder:
         self._rec += len(events)
         slot = now_ns() // SLOT_NS
         written = 0
-        for kind, instrument, day, table in self._tables(events, rec):
+        for kind, instrument, day, rows in self._rows(events, rec):
             directory = partition_dir(
                 self.config.root, kind, instrument.venue, instrument.symbol, date_of(day * DAY_NS)
             )
-            first = table.column("rec")[0].as_py()
+            first = int(rows.column("rec")[0])
             path = directory / f"{slot}-{first}.part.parquet"
             try:
-                write_atomic(with_instrument(table, instrument), path)
+                write_rows(rows, instrument, path)
             except OSError as exc:
                 self._failed(
-                    f"cannot write {self._where(path)}: {self._reason(exc)}", table.num_rows
+                    f"cannot write {self._where(path)}: {self._reason(exc)}", rows.num_rows
                 )
                 continue
-            written += table.num_rows
+            written += rows.num_rows
             self.status.files += 1
         self.status.events += len(events)
         return written

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
-
 from quantsaas.store.layout import SIDE_BUY, TRADES, data_files, write_atomic
 
 ROLLUP = "candles1s"
@@ -68,20 +66,30 @@ def split_covered(trade_files: list[str], rollup_files: list[str]) -> list[str]:
     ]
 
 
-def build_missing(root: Path) -> int:
-    """Write the rollup of every compacted trade slot that has none yet; returns how many."""
-    built = 0
+def missing(root: Path) -> list[tuple[Path, Path]]:
+    """(compacted trade file, rollup path) of every compacted slot without its rollup yet."""
+    found = []
     for directory in (root / TRADES).glob("venue=*/symbol=*/date=*"):
         for trade_file in data_files(directory):
             if "-" in trade_file.name:
                 continue  # a part: its slot is not compacted yet
             target = rollup_path(root, trade_file)
-            if target.exists():
-                continue
-            sql = f"SELECT sec, min(r0) AS r0, max(r1) AS r1, {_MERGE} FROM ({_PER_TRADE})"
-            sql += " GROUP BY sec ORDER BY sec"
-            with duckdb.connect() as con:
-                table = con.sql(sql, params={"files": [str(trade_file)]}).to_arrow_table()
-            write_atomic(table, target)
-            built += 1
-    return built
+            if not target.exists():
+                found.append((trade_file, target))
+    return found
+
+
+def build_missing(root: Path) -> int:
+    """Write the rollup of every compacted trade slot that has none yet; returns how many."""
+    todo = missing(root)
+    if not todo:
+        return 0
+    import duckdb  # here: a maintenance pass with nothing to build loads no DuckDB
+
+    sql = f"SELECT sec, min(r0) AS r0, max(r1) AS r1, {_MERGE} FROM ({_PER_TRADE})"
+    sql += " GROUP BY sec ORDER BY sec"
+    for trade_file, target in todo:
+        with duckdb.connect() as con:
+            table = con.sql(sql, params={"files": [str(trade_file)]}).to_arrow_table()
+        write_atomic(table, target)
+    return len(todo)

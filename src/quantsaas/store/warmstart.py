@@ -7,8 +7,8 @@ given seed always gives the same past) and writes them as recorded history, in a
 background, within a CPU budget: the simulated event rate is lowered until the whole period is
 at most `max_events` events (about a second of simulation and a second of writing).
 
-The writing path is the recorder's: `columns.to_tables` turns the events into Arrow tables and
-`layout.write_atomic` writes them into their date partitions, with checkpoint snapshots every
+The writing path is the recorder's: `columns.to_rows` turns the events into columns and
+`columns.write_rows` writes them into their date partitions, with checkpoint snapshots every
 `snapshot_s` like the live recorder's, so rollups, history queries, `book_at` and replay treat
 the warm start as any recording. A slot before the last is written already compacted
 (`{slot}.parquet`: the live recorder's maintenance then has nothing to merge and delete under
@@ -37,16 +37,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-
 from quantsaas.feeds.base import Feed
 from quantsaas.feeds.sim_book import MarketSimulator
 from quantsaas.feeds.sim_instruments import MIN_RATE, SIM_VENUE, SimConfig, sim_spec
 from quantsaas.feeds.simulator import SimulatorFeed
 from quantsaas.model import BookDelta, BookSnapshot, Instrument, Trade
-from quantsaas.store.columns import Queued, to_tables
+from quantsaas.store.columns import Queued, to_rows, write_rows
 from quantsaas.store.layout import (
     BOOK,
     BOOK_CHECKPOINT,
@@ -59,7 +55,6 @@ from quantsaas.store.layout import (
     date_of,
     instrument_from_meta,
     partition_dir,
-    with_instrument,
     write_atomic,
 )
 
@@ -198,12 +193,12 @@ def _stage(
     staging: Path, events: list[Queued], rec: int, slot: int, report: WarmStartReport
 ) -> int:
     """Write `events` as the parts of `slot` under the staging root; returns the next rec."""
-    for kind, instrument, day, table in to_tables(events, rec):
+    for kind, instrument, day, rows in to_rows(events, rec):
         directory = partition_dir(
             staging, kind, instrument.venue, instrument.symbol, date_of(day * 86_400 * NS)
         )
-        first = table.column("rec")[0].as_py()
-        write_atomic(with_instrument(table, instrument), directory / f"{slot}-{first}.part.parquet")
+        first = int(rows.column("rec")[0])
+        write_rows(rows, instrument, directory / f"{slot}-{first}.part.parquet")
     report.events += len(events)
     return rec + len(events)
 
@@ -215,7 +210,11 @@ def _shift_into_place(staging: Path, root: Path, report: WarmStartReport, last_s
     A slot before the last holds only the past (the live recorder writes from the last one on),
     so it is written as a compacted slot file: the live recorder's next maintenance has nothing
     to merge and delete under the queries of the first visitors. The last slot stays a part,
-    beside the live recorder's parts of the same slot."""
+    beside the live recorder's parts of the same slot. (PyArrow, imported here: a first start.)"""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
     written = 0
     for path in sorted(staging.glob("*/venue=*/symbol=*/date=*/*.parquet")):
         table = pq.read_table(path)

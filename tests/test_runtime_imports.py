@@ -153,3 +153,7 @@ def test_constants_named_twice_to_keep_the_light_modules_light_agree() -> None:
 
     assert readmodel.STALE_AFTER_S == base.STALE_AFTER_S
     assert backtest_cli.DATA_KINDS == runner.DATA_KINDS
+    from quantsaas.client import _async
+    from quantsaas.client import cli as client_cli
+
+    assert client_cli.DEFAULT_URL == _async.DEFAULT_URL

@@ -14,23 +14,62 @@ The client speaks only the public protocol (/ws and the REST API); it imports no
 server but the shared value types (quantsaas.model, quantsaas.errors).
 """
 
-from quantsaas.client._async import AsyncClient
-from quantsaas.client._streams import StreamStats
-from quantsaas.client.errors import (
-    AuthError,
-    BadRequest,
-    ClientError,
-    NotFound,
-    NotReady,
-    ProtocolViolation,
-    RateLimited,
-    ServerGone,
-    StreamStalled,
-    TierRequired,
-    UnknownSymbol,
-)
-from quantsaas.client.events import Candle, Gap, Greeks, GreekValues, Ofi, Vpin
-from quantsaas.client.sync import Client
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from quantsaas.client._async import AsyncClient
+    from quantsaas.client._streams import StreamStats
+    from quantsaas.client.errors import (
+        AuthError,
+        BadRequest,
+        ClientError,
+        NotFound,
+        NotReady,
+        ProtocolViolation,
+        RateLimited,
+        ServerGone,
+        StreamStalled,
+        TierRequired,
+        UnknownSymbol,
+    )
+    from quantsaas.client.events import Candle, Gap, Greeks, GreekValues, Ofi, Vpin
+    from quantsaas.client.sync import Client
+
+_HOME = {
+    "AsyncClient": "_async",
+    "StreamStats": "_streams",
+    "Client": "sync",
+    **dict.fromkeys(
+        (
+            "AuthError",
+            "BadRequest",
+            "ClientError",
+            "NotFound",
+            "NotReady",
+            "ProtocolViolation",
+            "RateLimited",
+            "ServerGone",
+            "StreamStalled",
+            "TierRequired",
+            "UnknownSymbol",
+        ),
+        "errors",
+    ),
+    **dict.fromkeys(("Candle", "Gap", "Greeks", "GreekValues", "Ofi", "Vpin"), "events"),
+}
+"""Where each export lives: imported on first use, so `quantsaas serve` (whose command line
+registers `quantsaas tail`) never loads the client's HTTP stack."""
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'quantsaas.client' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"quantsaas.client.{home}"), name)
+
 
 __all__ = [
     "AsyncClient",

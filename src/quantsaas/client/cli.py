@@ -16,16 +16,21 @@ import datetime as dt
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
-from quantsaas.client._async import DEFAULT_URL, AsyncClient
 from quantsaas.client.errors import ClientError
 from quantsaas.client.events import Candle, Gap
 from quantsaas.model import BookSnapshot, Instrument, Ticker, Trade
 
+if TYPE_CHECKING:
+    from quantsaas.client._async import AsyncClient
+
 URL_ENV = "QUANTSAAS_URL"
+DEFAULT_URL = "http://127.0.0.1:8000"
+"""As `AsyncClient`'s; repeated so `quantsaas serve`, which registers this command, never
+loads the client's HTTP stack."""
 CHANNELS = ("trades", "book", "ticker", "candles")
 
 
@@ -166,6 +171,8 @@ async def tail(args: argparse.Namespace, out: TextIO) -> None:
     show: Callable[[Any], str] = (
         (lambda item: orjson.dumps(as_json(item)).decode()) if args.json else as_text
     )
+    from quantsaas.client._async import AsyncClient
+
     async with AsyncClient(args.url, stall_s=args.stall if args.stall > 0 else None) as client:
         shown = 0
         stream = _stream(client, args)

@@ -28,6 +28,7 @@ from websockets.frames import Frame, Opcode
 from websockets.uri import parse_uri
 
 from quantsaas import runtime
+from quantsaas.api.wsserver import FanoutProtocol
 from quantsaas.channels import BOOK, OPTIONS, TICKER, TRADES
 from quantsaas.config import Settings
 from quantsaas.engine import Engine
@@ -116,13 +117,16 @@ def trade(instrument: Instrument, price: int, size: int, trade_id: str, ts: int)
 
 
 @contextlib.asynccontextmanager
-async def serve_in_loop(app: FastAPI, ws_max_size: int = 64 * 1024) -> AsyncIterator[str]:
-    """Run `app` on a real uvicorn in the current event loop; yields `host:port`."""
+async def serve_in_loop(
+    app: FastAPI, ws_max_size: int = 64 * 1024, ws: Any = FanoutProtocol
+) -> AsyncIterator[str]:
+    """Run `app` on a real uvicorn in the current event loop, with `serve`'s WebSocket protocol
+    unless `ws` names another (e.g. "websockets-sansio"); yields `host:port`."""
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
         port=0,
-        ws="websockets-sansio",
+        ws=ws,
         ws_max_size=ws_max_size,
         log_level="warning",
         lifespan="on",

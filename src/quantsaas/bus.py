@@ -2,8 +2,10 @@
 
 Everything downstream of the engine is a bus consumer, in one of two explicit delivery modes:
 
-- a `Subscription` (the WebSocket clients): a bounded queue read by its own task, under the
-  slow-subscriber rule below; it may lose messages, and is told so.
+- a `Subscription` (the WebSocket clients): a bounded queue, under the slow-subscriber rule
+  below; it may lose messages, and is told so. It is read by a task (`get`), or taken whole by
+  a writer it calls when it stops being empty (`waker`, `drain`): the stream writes each
+  client's queue once per event-loop turn, with no task woken per message (api/fanout.py).
 - a `Consumer` (in-process services declared at the composition root: the recorder, analytics,
   the consolidated market): its handler is called with each envelope of its channels, in publish
   order, at publish time. It never loses an event (nothing is queued for it), so the state it
@@ -39,6 +41,7 @@ from typing import TypeAlias, cast
 from quantsaas.errors import SubscriptionClosed, quote
 from quantsaas.model import Stamped, now_ns
 from quantsaas.wire import event_text
+from quantsaas.wsframe import PLAIN, text_frame
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +57,19 @@ class Envelope:
     """A published event with its topic and per-topic sequence number.
 
     `wire` is a cache slot for the encoded form (`text()`), so a message is encoded once, not
-    once per client.
+    once per client; `framed` and `deflated` cache its WebSocket frame (`frame()`), so it is
+    framed (and compressed) once per compression setting, not once per client.
     """
 
-    __slots__ = ("topic", "seq", "event", "wire")
+    __slots__ = ("topic", "seq", "event", "wire", "framed", "deflated")
 
     def __init__(self, topic: Topic, seq: int, event: Stamped) -> None:
         self.topic = topic
         self.seq = seq
         self.event = event
         self.wire: str | None = None
+        self.framed: bytes | None = None
+        self.deflated: dict[int, bytes] | None = None
 
     def text(self) -> str:
         """The encoded message, made once and shared by every client and the Redis bus."""
@@ -71,6 +77,23 @@ class Envelope:
         if wire is None:
             wire = self.wire = event_text(self.topic[0], self.seq, self.event)
         return wire
+
+    def frame(self, deflate_bits: int = PLAIN) -> bytes:
+        """The message as one server-to-client WebSocket frame (wsframe.py): uncompressed, or
+        compressed with a `deflate_bits` window; made once per setting and shared by every
+        socket that negotiated it."""
+        if deflate_bits == PLAIN:
+            framed = self.framed
+            if framed is None:
+                framed = self.framed = text_frame(self.text().encode())
+            return framed
+        deflated = self.deflated
+        if deflated is None:
+            deflated = self.deflated = {}
+        framed = deflated.get(deflate_bits)
+        if framed is None:
+            framed = deflated[deflate_bits] = text_frame(self.text().encode(), deflate_bits)
+        return framed
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +118,9 @@ class Subscription:
         self._bus = bus
         self._limits = limits
         self._queue: collections.deque[Envelope | Gap | str] = collections.deque()
+        self.waker: Callable[[], None] | None = None
+        """Called instead of waking a reader when the queue stops being empty: a writer that
+        takes the whole queue at once (`drain`) on its own schedule (api/fanout.py)."""
         self._ready = asyncio.Event()
         self._closed = asyncio.Event()
         self._missed: dict[Topic, int] = {}
@@ -113,12 +139,21 @@ class Subscription:
         if self.closed_reason is not None:
             return
         queue = self._queue
-        if len(queue) >= self._limits.queue_size:
+        queued = len(queue)
+        if queued >= self._limits.queue_size:
             self._drop(envelope.topic)
             return
-        self._flush_missed()
+        if self._missed:
+            self._flush_missed()
         queue.append(envelope)
-        self._ready.set()
+        self._wake(queued)
+
+    def _wake(self, queued_before: int) -> None:
+        waker = self.waker
+        if waker is None:
+            self._ready.set()
+        elif not queued_before:
+            waker()
 
     def _flush_missed(self) -> None:
         if self._missed:
@@ -146,8 +181,9 @@ class Subscription:
         consumer controls how many it adds.
         """
         if self.closed_reason is None:
+            queued = len(self._queue)
             self._queue.append(message)
-            self._ready.set()
+            self._wake(queued)
 
     async def get(self) -> Envelope | Gap | str:
         """Next message; raises SubscriptionClosed once closed and drained of nothing more."""
@@ -165,6 +201,20 @@ class Subscription:
         if not self._queue or self.closed_reason == SLOW_CONSUMER:
             return None
         return self._pop()
+
+    def drain(self) -> collections.deque[Envelope | Gap | str] | None:
+        """Everything queued, in order, taken at once (for a writer that sends in batches);
+        None when nothing is queued or the subscription was closed for being slow. Gap markers
+        of drops before the drain come with the next call."""
+        queue = self._queue
+        if not queue or self.closed_reason == SLOW_CONSUMER:
+            return None
+        self._queue = collections.deque()
+        self._lag_started = None
+        self.delivered += len(queue)
+        if self._missed:
+            self._flush_missed()
+        return queue
 
     def _pop(self) -> Envelope | Gap | str:
         item = self._queue.popleft()

@@ -147,14 +147,16 @@ def server_config(app: Any, settings: Settings, log_level: str) -> uvicorn.Confi
     import uvicorn
 
     from quantsaas.api.intake import server_options
+    from quantsaas.api.wsserver import FanoutProtocol
 
     return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
-        ws="websockets-sansio",
+        # uvicorn's sans-I/O protocol + frames made once and written once per loop turn
+        ws=FanoutProtocol,
         ws_max_size=settings.ws_max_message_bytes,
-        # compression costs ~4x server CPU per message per client (bench/README.md)
+        # compressed once per message, not per client (wsframe.py, bench/README.md)
         ws_per_message_deflate=settings.ws_compression,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,

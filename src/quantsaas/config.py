@@ -74,8 +74,9 @@ class Settings(BaseSettings):
     """Messages buffered per WebSocket client before it starts losing messages."""
     ws_max_lag_s: float = Field(default=5.0, gt=0)
     """A client that lags this long is disconnected (close code 4008)."""
-    ws_compression: bool = False
-    """permessage-deflate on /ws; off by default: it multiplies the fan-out CPU cost."""
+    ws_compression: bool = True
+    """permessage-deflate on /ws for clients that offer it, without context takeover: each
+    message is compressed once and the frame shared by every such client (wsframe.py)."""
     ws_max_message_bytes: int = Field(default=64 * 1024, ge=1024)
     """Inbound frames larger than this close the connection with 1009."""
     ws_max_inbound_per_s: int = Field(default=50, ge=1)

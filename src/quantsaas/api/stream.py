@@ -53,7 +53,9 @@ from quantsaas.api.auth import (
     client_ip,
     release_websocket,
 )
+from quantsaas.api.fanout import Outbox, Sink
 from quantsaas.api.problems import Problem
+from quantsaas.api.wsserver import SINK
 from quantsaas.bus import SLOW_CONSUMER, Bus, BusLimits, Envelope, Gap, Subscription, Topic
 from quantsaas.channels import OPTIONS
 from quantsaas.config import Settings
@@ -180,13 +182,21 @@ class StreamSession:
             }
         )
         receiver = asyncio.create_task(self._receive_loop(), name="ws-receiver")
-        sender = asyncio.create_task(self._send_loop(), name="ws-sender")
         evicted = asyncio.create_task(self.subscription.wait_closed(), name="ws-evicted")
         revoked = asyncio.create_task(self._revoked.wait(), name="ws-revoked")
-        tasks = {receiver, sender, evicted, revoked}
+        tasks = {receiver, evicted, revoked}
+        sink: Sink | None = self.websocket.scope.get("extensions", {}).get(SINK)
+        outbox = None
+        if sink is not None:  # frames made once, written once per loop turn (api/fanout.py)
+            outbox = Outbox(self.subscription, sink, self._outgoing, self.counters)
+            outbox.open()
+        else:  # any other ASGI server: a task sends each message through ASGI
+            tasks.add(asyncio.create_task(self._send_loop(), name="ws-sender"))
         try:
             done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            if outbox is not None:
+                outbox.close()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -389,6 +399,7 @@ class StreamSession:
             self.subscription.put_local(message)
 
     async def _send_loop(self) -> None:
+        """The way out on an ASGI server without `SINK`: one ASGI send per message."""
         subscription = self.subscription
         send_event = self.websocket.send
         counters = self.counters
@@ -397,16 +408,18 @@ class StreamSession:
                 item: Envelope | Gap | str | None = await subscription.get()
                 # send everything already queued before waiting again: one wake-up per burst
                 while item is not None:
-                    text = self._outgoing(item)
-                    if text is not None:
+                    chosen = self._outgoing(item)
+                    if chosen is not None:
+                        text = chosen if isinstance(chosen, str) else chosen.text()
                         await send_event({"type": "websocket.send", "text": text})
                         counters.messages_sent += 1
                     item = subscription.get_nowait()
         except (SubscriptionClosed, WebSocketDisconnect, RuntimeError, OSError):
             return
 
-    def _outgoing(self, item: Envelope | Gap | str) -> str | None:
-        """The text to send for a queued item, or None when the client must not get it."""
+    def _outgoing(self, item: Envelope | Gap | str) -> Envelope | str | None:
+        """What to send for a queued item (the envelope, whose frame is shared, or a text of
+        this client's own), or None when the client must not get it."""
         if isinstance(item, Envelope):
             topic = item.topic
             if topic not in self.subscription.topics:
@@ -421,7 +434,7 @@ class StreamSession:
             floor = self._snapshot_seq.get(topic)
             if floor is not None and item.seq <= floor:
                 return None
-            return item.text()
+            return item
         if isinstance(item, Gap):
             if item.topic in self.subscription.topics:
                 self._queue_initial_state(item.topic)

@@ -1,0 +1,113 @@
+"""Broadcast to WebSocket clients: each message framed once, each client written once per turn.
+
+The bus offers a published message to every subscriber's bounded queue (bus.py). A client
+served by `FanoutProtocol` (api/wsserver.py) has an `Outbox` in place of a sending task: the
+queue calls it when it stops being empty, the outbox asks the event loop for one callback
+(`call_soon`), and that callback takes everything queued (`Subscription.drain`), keeps what
+this client may get (the stream's `select`: subscribed topics, snapshot floors, book
+sampling), and hands the frames to the transport in one call. So per message and client there
+is a deque append and a cached-frame lookup; no task wake-up, no ASGI `send`, no framing, no
+syscall. A burst of messages published in one turn leaves in one write per client.
+
+Slow consumers keep today's rule: while the transport's buffer is over its high-water mark the
+outbox writes nothing, the client's queue fills up to its bound, later messages are dropped and
+counted, a gap marker goes first when room returns, and a lag episode that lasts too long
+closes the subscription ("slow consumer", close code 4008 in api/stream.py). The transport
+calls back when it drains (`on_writable`) and the outbox resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Protocol
+
+from quantsaas.bus import Envelope, Gap, Subscription
+from quantsaas.wsframe import text_frame
+
+Select = Callable[[Envelope | Gap | str], Envelope | str | None]
+"""The stream's choice for one queued item: the envelope or text to send, or None to skip."""
+
+
+class Sink(Protocol):
+    """A WebSocket connection that takes ready-made frames (api/wsserver.FanoutProtocol)."""
+
+    deflate_bits: int
+    on_writable: Callable[[], None] | None
+
+    def can_write(self) -> bool: ...
+
+    def write(self, frames: list[bytes]) -> None: ...
+
+
+class Counters(Protocol):
+    messages_sent: int
+
+
+class Outbox:
+    """One client's way out: its queue, written to its socket once per event-loop turn."""
+
+    __slots__ = (
+        "subscription",
+        "sink",
+        "select",
+        "counters",
+        "bits",
+        "_loop",
+        "_scheduled",
+        "_open",
+    )
+
+    def __init__(
+        self, subscription: Subscription, sink: Sink, select: Select, counters: Counters
+    ) -> None:
+        self.subscription = subscription
+        self.sink = sink
+        self.select = select
+        self.counters = counters
+        """`messages_sent` counts the messages handed to the transport (/metrics)."""
+        self.bits = sink.deflate_bits
+        self._loop = asyncio.get_running_loop()
+        self._scheduled = False
+        self._open = False
+
+    def open(self) -> None:
+        """Start writing: from now on the queue and the transport wake the outbox."""
+        self._open = True
+        self.subscription.waker = self.wake
+        self.sink.on_writable = self.wake
+        if self.subscription.pending:
+            self.wake()
+
+    def close(self) -> None:
+        """Stop writing (the connection is closing); what is still queued is not sent."""
+        self._open = False
+        self.subscription.waker = None
+        self.sink.on_writable = None
+
+    def wake(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write everything queued that the client may get, in order, in one call."""
+        self._scheduled = False
+        sink = self.sink
+        if not self._open or not sink.can_write():
+            return  # a paused transport calls `wake` again once it has drained
+        select, bits, subscription = self.select, self.bits, self.subscription
+        frames: list[bytes] = []
+        append = frames.append
+        while (batch := subscription.drain()) is not None:
+            for item in batch:
+                chosen = select(item)
+                if chosen is None:
+                    continue
+                if isinstance(chosen, str):
+                    append(text_frame(chosen.encode(), bits))
+                else:
+                    append(chosen.frame(bits))
+        if frames:
+            sink.write(frames)
+            self.counters.messages_sent += len(frames)

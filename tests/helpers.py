@@ -24,7 +24,9 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from websockets.client import ClientProtocol
+from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.frames import Frame, Opcode
+from websockets.protocol import CLIENT, OPEN, Protocol
 from websockets.uri import parse_uri
 
 from quantsaas import runtime
@@ -49,6 +51,30 @@ OFI_L1_VECTOR = [
     (10000, 2, 10100, 6),
 ]
 """analytics.md §1.6: best bid price, bid size, ask price, ask size (prices in cents)."""
+
+
+def read_frames(data: bytes, deflate_bits: int = 0) -> list[Frame]:
+    """The frames a websockets client reads from server bytes `data` (permessage-deflate
+    negotiated without server context takeover when `deflate_bits` is set), decoded, each with
+    `rsv1` telling whether it came compressed."""
+    client = Protocol(CLIENT, state=OPEN, max_size=None)
+    flags: list[bool] = []
+    if deflate_bits:
+
+        class Recorded(PerMessageDeflate):
+            def decode(self, frame: Frame, *, max_size: int | None = None) -> Frame:
+                if frame.opcode is Opcode.TEXT:
+                    flags.append(frame.rsv1)
+                return super().decode(frame, max_size=max_size)
+
+        client.extensions = [Recorded(True, False, deflate_bits, 15)]
+    client.receive_data(data)
+    frames = [event for event in client.events_received() if isinstance(event, Frame)]
+    assert client.parser_exc is None, client.parser_exc
+    if deflate_bits:
+        assert len(flags) == len(frames)
+        return [Frame(f.opcode, f.data, f.fin, rsv1=c) for f, c in zip(frames, flags, strict=True)]
+    return frames
 
 
 def make_instrument(
@@ -128,6 +154,7 @@ async def serve_in_loop(
         port=0,
         ws=ws,
         ws_max_size=ws_max_size,
+        ws_per_message_deflate=app.state.settings.ws_compression,
         log_level="warning",
         lifespan="on",
     )

@@ -147,3 +147,64 @@ async def test_unsubscribe_and_local_messages() -> None:
     item = await sub.get()
     assert isinstance(item, Envelope) and item.topic == ETH
     assert bus.last_seq(BTC) == 1 and bus.last_seq(("book", "x", "y")) == 0
+
+
+def test_an_envelope_is_framed_once_per_compression_setting() -> None:
+    envelope = Bus().publish(BTC, event(0))
+    plain = envelope.frame()
+    assert plain is envelope.frame()  # cached: the same bytes object for every client
+    text = envelope.text().encode()
+    assert plain == bytes((0x81, 126)) + len(text).to_bytes(2, "big") + text  # unmasked
+    wide, narrow = envelope.frame(15), envelope.frame(10)
+    assert wide is envelope.frame(15) and narrow is envelope.frame(10)
+    assert wide[0] == narrow[0] == 0x81 | 0x40  # compressed (RSV1)
+    assert envelope.deflated is not None and set(envelope.deflated) == {10, 15}
+
+
+def test_relayed_envelopes_are_framed_from_their_wire_text() -> None:
+    bus = Bus()
+    sub = bus.subscribe([BTC])
+    assert bus.relay(BTC, 7, '{"type":"trade","seq":7}')
+    item = sub.get_nowait()
+    assert isinstance(item, Envelope) and item.frame() == b'\x81\x18{"type":"trade","seq":7}'
+
+
+def test_a_writer_is_woken_once_per_batch_and_takes_the_whole_queue() -> None:
+    bus = Bus()
+    sub = bus.subscribe([BTC, ETH])
+    wakes: list[int] = []
+    sub.waker = lambda: wakes.append(sub.pending)
+    bus.publish(BTC, event(0))
+    sub.put_local("reply")
+    bus.publish(ETH, event(1))
+    assert wakes == [1]  # only when the queue stopped being empty
+    batch = sub.drain()
+    assert batch is not None and sub.drain() is None and sub.pending == 0
+    assert [getattr(item, "topic", item) for item in batch] == [BTC, "reply", ETH]
+    assert sub.delivered == 3
+    bus.publish(BTC, event(2))
+    assert wakes == [1, 1]
+
+
+def test_drops_before_a_drain_come_as_a_gap_marker_with_the_next_drain() -> None:
+    bus = Bus(BusLimits(queue_size=2, max_lag_s=60, max_drops=1000))
+    sub = bus.subscribe([BTC])
+    sub.waker = lambda: None
+    for n in range(5):
+        bus.publish(BTC, event(n))  # 1, 2 queued; 3, 4, 5 dropped
+    first = sub.drain()
+    assert first is not None and [getattr(e, "seq", None) for e in first] == [1, 2]
+    assert list(sub.drain() or ()) == [Gap(BTC, 3)]
+    bus.publish(BTC, event(6))
+    [after] = list(sub.drain() or ())
+    assert isinstance(after, Envelope) and after.seq == 6
+
+
+def test_a_drained_subscription_closed_as_slow_gives_nothing_more() -> None:
+    bus = Bus(BusLimits(queue_size=2, max_lag_s=60, max_drops=3))
+    sub = bus.subscribe([BTC])
+    sub.waker = lambda: None
+    for n in range(6):
+        bus.publish(BTC, event(n))
+    assert sub.closed_reason == SLOW_CONSUMER and sub.pending == 2
+    assert sub.drain() is None

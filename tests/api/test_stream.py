@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 import json
 import time
 from typing import Any
@@ -9,7 +10,18 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from conftest import Service
-from helpers import StalledClient, delta, snapshot, trade
+from helpers import (
+    ScriptedFeed,
+    StalledClient,
+    delta,
+    make_instrument,
+    make_runtime,
+    serve_in_loop,
+    snapshot,
+    trade,
+)
+from quantsaas.api.app import create_app
+from quantsaas.config import Settings
 
 
 async def receive(ws: ClientConnection, timeout: float = 2.0) -> dict[str, Any]:
@@ -178,3 +190,71 @@ async def test_a_slow_client_is_cut_off_without_delaying_a_fast_one(service: Ser
     assert close_code == 4008
     seqs = [m["seq"] for m in map(json.loads, stalled.messages) if m["type"] == "trade"]
     assert seqs == sorted(seqs) and len(seqs) < 2000
+
+
+@pytest.mark.asyncio
+async def test_the_stream_works_on_an_asgi_server_without_the_direct_write_path() -> None:
+    # any ASGI server: without the FanoutProtocol sink each message goes through ASGI send
+    btc = make_instrument()
+    feed = ScriptedFeed([btc])
+    app = create_app(make_runtime([feed], Settings(ws_queue_size=64)))
+    feed.push(snapshot(btc, [(10_000, 5)], [(10_010, 3)]))
+    async with (
+        serve_in_loop(app, ws="websockets-sansio") as address,
+        websockets.connect(f"ws://{address}/ws") as ws,
+    ):
+        assert (await receive(ws))["type"] == "info"
+        await request(ws, op="subscribe", channels=["book", "trades"], symbols=["BTC/USD"])
+        first = await receive(ws)
+        assert first["type"] == "snapshot" and first["seq"] == 1
+        for sequence in range(2, 5):
+            feed.push(delta(btc, [(9_990 - sequence, 1)], [], sequence))
+        feed.push(trade(btc, 10_005, 1, "t", 1_000))
+        got = [await receive(ws) for _ in range(4)]
+    assert [(m["type"], m["seq"]) for m in got] == [
+        ("delta", 2), ("delta", 3), ("delta", 4), ("trade", 1)
+    ]  # fmt: skip
+
+
+@pytest.mark.asyncio
+async def test_handshakes_are_accepted_while_broadcasting(service: Service) -> None:
+    seed_books(service)
+    subscribe = {"op": "subscribe", "channels": ["trades"], "symbols": ["BTC/USD"]}
+    listeners = [await connect(service) for _ in range(10)]
+    for ws in listeners:
+        await request(ws, **subscribe)
+    stop = asyncio.Event()
+
+    async def publish() -> None:
+        n = 0
+        while not stop.is_set():
+            for _ in range(10):  # ~1,000 trades/s, 10,000 messages/s to the listeners
+                n += 1
+                service.feed.push(trade(service.btc, 10_000, 1, str(n), n))
+            await asyncio.sleep(0.01)
+
+    async def listen(ws: ClientConnection) -> int:
+        count = 0
+        with contextlib.suppress(ConnectionClosed, TimeoutError):
+            while not stop.is_set():
+                await asyncio.wait_for(ws.recv(), 2)
+                count += 1
+        return count
+
+    publisher = asyncio.create_task(publish())
+    readers = [asyncio.create_task(listen(ws)) for ws in listeners]
+    try:
+        await asyncio.sleep(0.2)
+        for _ in range(10):  # each newcomer gets in and is served while the stream runs
+            async with asyncio.timeout(10):
+                ws = await connect(service)
+                reply = await request(ws, **subscribe)
+                assert reply["type"] == "subscribed"
+                await ws.close()
+    finally:
+        stop.set()
+        counts = await asyncio.gather(*readers)
+        publisher.cancel()
+        for ws in listeners:
+            await ws.close()
+    assert min(counts) > 100, "the listeners were not being served meanwhile"

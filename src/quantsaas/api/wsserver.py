@@ -22,7 +22,7 @@ message and writing once per client per loop turn (bench/README.md has the figur
 Inbound frames, their size limit (1009), pings, pongs and the closing handshake stay
 uvicorn's and websockets'. The subclass relies on these attributes of uvicorn's
 `WebSocketsSansIOProtocol` (uvicorn >= 0.55): `conn`, `transport`, `scope`, `response`,
-`close_sent`; tests/api/test_fanout.py fails if one goes.
+`close_sent`; tests/api/test_wsserver.py fails if one goes.
 """
 
 from __future__ import annotations

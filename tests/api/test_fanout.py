@@ -1,0 +1,139 @@
+"""The Outbox on a recording sink (the connection side of api/wsserver.FanoutProtocol): what is
+written, when, and in how many writes. The real protocol is covered end to end in
+test_wsserver.py and test_stream.py."""
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from helpers import make_instrument, read_frames, trade
+from quantsaas.api.fanout import Outbox
+from quantsaas.api.stream import StreamCounters
+from quantsaas.bus import SLOW_CONSUMER, Bus, BusLimits, Envelope, Gap
+from quantsaas.wire import encode, gap_message
+
+INSTRUMENT, ETH_INSTRUMENT = make_instrument(), make_instrument("ETH")
+BTC = ("trades", "test", "BTC/USD")
+ETH = ("trades", "test", "ETH/USD")
+
+
+class RecordingSink:
+    """A connection that records each write (a list of frames) and can be paused."""
+
+    def __init__(self, deflate_bits: int = 0) -> None:
+        self.deflate_bits = deflate_bits
+        self.on_writable: Callable[[], None] | None = None
+        self.paused = False
+        self.writes: list[list[bytes]] = []
+
+    def can_write(self) -> bool:
+        return not self.paused
+
+    def write(self, frames: list[bytes]) -> None:
+        self.writes.append(list(frames))
+
+    def resume(self) -> None:
+        self.paused = False
+        if self.on_writable is not None:
+            self.on_writable()
+
+    def messages(self, write: int) -> list[dict[str, Any]]:
+        data = b"".join(self.writes[write])
+        return [json.loads(bytes(f.data)) for f in read_frames(data, self.deflate_bits)]
+
+
+def select(item: Envelope | Gap | str) -> Envelope | str:
+    return encode(gap_message(item.topic, item.missed)) if isinstance(item, Gap) else item
+
+
+def event(n: int, instrument: Any = INSTRUMENT):  # type: ignore[no-untyped-def]
+    return trade(instrument, 100 + n, 1, str(n), n)
+
+
+def open_outbox(bus: Bus, sink: RecordingSink, *topics: Any) -> tuple[Outbox, StreamCounters]:
+    counters = StreamCounters()
+    outbox = Outbox(bus.subscribe(topics or [BTC, ETH]), sink, select, counters)
+    outbox.open()
+    return outbox, counters
+
+
+@pytest.mark.parametrize("deflate_bits", [0, 15])
+@pytest.mark.asyncio
+async def test_what_is_published_in_one_turn_leaves_in_one_write_in_order(
+    deflate_bits: int,
+) -> None:
+    bus, sink = Bus(), RecordingSink(deflate_bits)
+    outbox, counters = open_outbox(bus, sink)
+    published = [
+        bus.publish(BTC, event(n)) if n % 2 else bus.publish(ETH, event(n, ETH_INSTRUMENT))
+        for n in range(5)
+    ]
+    outbox.subscription.put_local('{"type":"note"}')
+    assert sink.writes == []  # nothing before the loop turns
+    await asyncio.sleep(0)
+    assert len(sink.writes) == 1
+    # the frames are the envelopes' own, made once for every client
+    assert all(a is e.frame(deflate_bits) for a, e in zip(sink.writes[0], published, strict=False))
+    got = sink.messages(0)
+    assert [(m["symbol"], m["seq"]) for m in got[:5]] == [
+        ("ETH/USD", 1), ("BTC/USD", 1), ("ETH/USD", 2), ("BTC/USD", 2), ("ETH/USD", 3)
+    ]  # fmt: skip
+    assert got[5] == {"type": "note"}
+    bus.publish(BTC, event(9))
+    await asyncio.sleep(0)
+    assert len(sink.writes) == 2 and sink.messages(1)[0]["seq"] == 3
+    assert counters.messages_sent == 7
+
+
+@pytest.mark.asyncio
+async def test_a_paused_connection_loses_what_overflows_its_queue_and_learns_of_the_gap() -> None:
+    bus = Bus(BusLimits(queue_size=4, max_lag_s=60, max_drops=1000))
+    sink = RecordingSink()
+    sink.paused = True
+    outbox, _ = open_outbox(bus, sink, BTC)
+    for n in range(10):
+        bus.publish(BTC, event(n))
+    await asyncio.sleep(0)
+    assert sink.writes == []
+    assert outbox.subscription.pending == 4 and outbox.subscription.dropped == 6
+    sink.resume()
+    await asyncio.sleep(0)
+    assert len(sink.writes) == 1
+    got = sink.messages(0)
+    assert [m["seq"] for m in got[:4]] == [1, 2, 3, 4]
+    gap = {"type": "gap", "channel": "trades", "venue": "test", "symbol": "BTC/USD", "missed": 6}
+    assert got[4] == gap
+    bus.publish(BTC, event(10))
+    await asyncio.sleep(0)
+    assert [m["seq"] for m in sink.messages(1)] == [11]
+
+
+@pytest.mark.asyncio
+async def test_a_connection_paused_too_long_is_closed_and_gets_nothing_more() -> None:
+    bus = Bus(BusLimits(queue_size=2, max_lag_s=0.05, max_drops=10_000))
+    sink = RecordingSink()
+    sink.paused = True
+    outbox, _ = open_outbox(bus, sink, BTC)
+    for n in range(3):
+        bus.publish(BTC, event(n))  # the third is dropped: the lag clock starts
+    await asyncio.sleep(0.1)
+    bus.publish(BTC, event(3))
+    assert outbox.subscription.closed_reason == SLOW_CONSUMER
+    sink.resume()
+    await asyncio.sleep(0)
+    assert sink.writes == []
+
+
+@pytest.mark.asyncio
+async def test_a_closed_outbox_writes_nothing_and_lets_go_of_its_hooks() -> None:
+    bus, sink = Bus(), RecordingSink()
+    outbox, _ = open_outbox(bus, sink, BTC)
+    bus.publish(BTC, event(0))
+    outbox.close()
+    bus.publish(BTC, event(1))
+    await asyncio.sleep(0)
+    assert sink.writes == []
+    assert sink.on_writable is None and outbox.subscription.waker is None

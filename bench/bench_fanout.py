@@ -1,54 +1,62 @@
-"""WebSocket fan-out: delivered messages/s and delivery latency, ours vs a bare websockets server.
+"""WebSocket fan-out: delivered messages/s, latency and CPU per message, ours vs bare servers.
 
     .venv/bin/python bench/bench_fanout.py [--quick] [--clients 500,1000] [--client-procs 1]
-        [--loop asyncio|uvloop] [--kinds quantsaas,bare-ws] [--fixed-msgs 20000]
+        [--loop asyncio|uvloop] [--kinds quantsaas,picows,aiohttp,bare-ws] [--fixed-msgs 20000]
         [--lib picows|websockets] [--deflate]
 
 What runs (three kinds of process, all on this machine, loopback only):
 
 * the server (bench/benchserver.py), one at a time:
-  - `quantsaas`: the real stack as `quantsaas serve` builds it (Engine + create_app + uvicorn,
-    ws="websockets-sansio", run by `asyncio.run` like cli.serve, so the stdlib event loop
-    unless `--loop uvloop` or the kind is written `quantsaas@uvloop`) with the benchmark feed
-    `benchlib.BenchFeed`: four instruments (BTC/USD, ETH/USD, SOL/USD, ADA/USD), a total of
-    R events/s (55% book deltas of 1-3 levels, 35% trades, 10% tickers), each stamped
-    `ts_recv = time.time_ns()` when published;
-  - `bare-ws` (the baseline, always last in `--kinds`): `websockets.asyncio.server` +
-    `websockets.broadcast` on the same kind of loop, the same event stream, each event
-    encoded once with the service's own wire encoder (same bytes, ~300-400 B per message) and
-    broadcast to every subscribed connection. No bus, no per-client queue or task;
-* the load generator (this script with `--role client`, `--client-procs` processes): N picows
-  connections (or `websockets` ones with `--lib websockets`), each sending `{"op":"subscribe",
-  "channels":["trades","book","ticker"],"symbols":[all four]}`, so every event reaches every
-  client. Every message is counted; every 10th connection also parses `ts_recv` and records
-  latency = receive time - ts_recv (same host clock);
+  - `quantsaas`: the real stack as `quantsaas serve` builds it (Engine + create_app + uvicorn
+    with `cli.server_config`: the `FanoutProtocol` WebSocket class, deflate accepted when
+    offered; uvloop unless `--loop asyncio` or the kind is written `quantsaas@asyncio`) with
+    the benchmark feed `benchlib.BenchFeed`: four instruments (BTC/USD, ETH/USD, SOL/USD,
+    ADA/USD), a total of R events/s (55% book deltas of 1-3 levels, 35% trades, 10% tickers),
+    each stamped `ts_recv = time.time_ns()` when published;
+  - the baselines (bench/baselines.py), on the same kind of loop, the same event stream, each
+    event encoded once with the service's own wire encoder (same bytes, ~300-400 B per
+    message) and broadcast to every subscribed connection, no bus, no per-client queue:
+    `bare-ws` (`websockets.broadcast`; the reference of the ratios, always last in `--kinds`),
+    `picows` (a synchronous `WSTransport.send` per client) and `aiohttp` (`await
+    ws.send_str` per client);
+* the load generator (bench/fanout_clients.py, `--client-procs` processes): N picows
+  connections (or `websockets` ones with `--lib websockets`), each subscribed to the three
+  channels of all four symbols, so every event reaches every client. Every message is counted
+  with its bytes on the wire; every 10th connection also records latency = receive time -
+  ts_recv (same host clock). Once per window it also opens one more connection and times its
+  handshake up to the `subscribed` reply ("handshake", ms), to show that the server keeps
+  accepting clients while it broadcasts;
 * this orchestrator, which sets the server's rate and reads both sides over stdin/stdout.
 
 Method, per server kind and client count N (kinds run one after the other for each N):
 1. connect and subscribe all N clients, wait until every `subscribed` reply has arrived;
 2. `fixed`: a fixed offered load, R = fixed_msgs / N events/s (20,000 messages/s in total by
-   default), a warm-up, then a measurement window: delivered msgs/s, p50/p99/max latency;
+   default), a warm-up, then a measurement window: delivered msgs/s, p50/p99/max latency.
+   Target (issue 18): p99 < 20 ms with 1,000 clients;
 3. ladder: the same offered loads for every kind, 40k, 50k, 62.5k ... x1.25 up to 400k
    messages/s in total, stopping at the first step that is not *sustained*: delivered >= 95%
    of offered, p99 < 200 ms and no client saw a gap or was disconnected. The highest
    sustained delivered rate is the kind's "max sustained" figure (resolution: one step, 25%);
-4. `probe`: offer far more than either server can push (600,000 msg/s); the delivered rate
+4. `probe`: offer far more than any server can push (600,000 msg/s); the delivered rate
    there is the "saturated" throughput (its latency only shows how deep the queues got).
-Ratios ours/bare are taken within the same run. Because throughput on a shared 2-core machine
-swings with other people's jobs, every window also reports the server's CPU time per delivered
-message (us/msg); its median over the sustained windows is the most noise-robust comparison
-("CPU efficiency" = bare us/msg / ours us/msg; 1e6 / us/msg ~ what one core could push).
-Per step the CPU of the server and of the load generator (100% = one core) and the CPU used by
-everything else on the machine ("other", in cores: kernel work not charged to either process,
-and other people's jobs on a shared machine) are shown. A window with "other" above 0.3 cores
-is measured again (up to `--attempts` times and 25 s of retries per run, keeping the quietest)
-and flagged "(noisy)" if it never got quiet. A load generator near 100% means that step says
-more about the client than about the server. `--quick` runs N=200 and a two-step ladder (40k,
-80k) only.
+   Target (issue 18): quantsaas >= 1.0x bare-ws saturated, at 500 and 1,000 clients.
+Ratios are taken within the same run: quantsaas (the first kind) against each other kind.
+Because throughput on a shared 2-core machine swings with other people's jobs, every window
+also reports the server's CPU time per delivered message (us/msg); its median over the
+sustained windows is the most noise-robust comparison ("CPU efficiency" = their us/msg / ours;
+1e6 / us/msg ~ what one core could push). Per step the CPU of the server and of the load
+generator (100% = one core) and the CPU used by everything else on the machine ("other", in
+cores: kernel work not charged to either process, and other people's jobs on a shared
+machine) are shown. A window with "other" above 0.3 cores is measured again (up to
+`--attempts` times and 25 s of retries per run, keeping the quietest) and flagged "(noisy)" if
+it never got quiet. A load generator near 100% means that step says more about the client
+than about the server. `--quick` runs N=200 and a two-step ladder (40k, 80k) only.
 
-`--lib websockets --deflate`: clients offer permessage-deflate, which uvicorn accepts by
-default (ws_per_message_deflate=True) and the bare server then accepts too: every message is
-compressed once per client, as it would be for browsers (which always offer it).
+`--deflate`: clients offer permessage-deflate as browsers do. quantsaas accepts it without
+context takeover and compresses each message once for every client (wsframe.py); bare-ws and
+aiohttp accept it with their defaults (context takeover: every message compressed once per
+client); picows cannot compress and sends plain frames. The figures to compare with a run
+without `--deflate`: bytes per message on the wire (B/msg) and server us/msg.
 """
 
 from __future__ import annotations
@@ -59,148 +67,13 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import benchlib
 
 HERE = Path(__file__).resolve().parent
 CPUS = os.cpu_count() or 1
-SYMBOLS = [instrument.symbol for instrument in benchlib.bench_instruments()]
-SUBSCRIBE = json.dumps(
-    {"op": "subscribe", "channels": ["trades", "book", "ticker"], "symbols": SYMBOLS}
-).encode()
-DATA_TYPES = {b"tra", b"del", b"tic", b"sna"}
-"""First three letters of `type` of data messages: trade, delta, ticker, snapshot."""
-DATA_TEXT_TYPES = {kind.decode() for kind in DATA_TYPES}
-
-
-# ------------------------------------------------------------------------------ load generator
-
-
-@dataclass
-class Tally:
-    count: int = 0
-    gaps: int = 0
-    subscribed: int = 0
-    connected: int = 0
-    disconnected: int = 0
-    latencies_ns: list[int] = field(default_factory=list)
-
-
-async def client_main(args: argparse.Namespace) -> None:
-    from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
-
-    tally = Tally()
-    time_ns = time.time_ns
-    text = WSMsgType.TEXT
-
-    class Listener(WSListener):
-        def __init__(self, sample: bool) -> None:
-            self.sample = sample
-
-        def on_ws_connected(self, transport: WSTransport) -> None:
-            tally.connected += 1
-            transport.send(text, SUBSCRIBE)
-
-        def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-            if frame.msg_type is not text:
-                if frame.msg_type is WSMsgType.CLOSE:
-                    transport.disconnect()
-                return
-            payload = frame.get_payload_as_bytes()
-            kind = payload[9:12]
-            if kind in DATA_TYPES:
-                tally.count += 1
-                if self.sample and kind != b"sna":
-                    at = payload.find(b'"ts_recv":')
-                    tally.latencies_ns.append(time_ns() - int(payload[at + 10 : at + 29]))
-            elif kind == b"gap":
-                tally.gaps += 1
-            elif kind == b"sub":
-                tally.subscribed += 1
-
-        def on_ws_disconnected(self, transport: WSTransport) -> None:
-            tally.disconnected += 1
-
-    transports: list[WSTransport] = []
-    readers: list[asyncio.Task[None]] = []
-
-    async def connect_picows(index: int) -> None:
-        sample = index % args.sample_every == 0
-
-        def factory() -> WSListener:
-            return Listener(sample)
-
-        transport, _ = await ws_connect(factory, args.url, websocket_handshake_timeout=30)
-        transports.append(transport)
-
-    async def read_websockets(connection: Any, sample: bool) -> None:
-        # the same bookkeeping as Listener.on_ws_frame, on str messages
-        try:
-            async for message in connection:
-                kind = message[9:12]
-                if kind in DATA_TEXT_TYPES:
-                    tally.count += 1
-                    if sample and kind != "sna":
-                        at = message.find('"ts_recv":')
-                        tally.latencies_ns.append(time_ns() - int(message[at + 10 : at + 29]))
-                elif kind == "gap":
-                    tally.gaps += 1
-                elif kind == "sub":
-                    tally.subscribed += 1
-        except Exception:
-            pass
-        tally.disconnected += 1
-
-    async def connect_websockets(index: int) -> None:
-        from websockets.asyncio.client import connect as ws_client
-
-        compression = "deflate" if args.deflate else None
-        connection = await ws_client(
-            args.url, compression=compression, open_timeout=30, max_queue=None
-        )
-        tally.connected += 1
-        await connection.send(SUBSCRIBE.decode())
-        sample = index % args.sample_every == 0
-        readers.append(asyncio.create_task(read_websockets(connection, sample)))
-
-    connect = connect_websockets if args.lib == "websockets" else connect_picows
-
-    batch = 50
-    for first in range(0, args.clients, batch):
-        await asyncio.gather(*(connect(i) for i in range(first, min(first + batch, args.clients))))
-    deadline = time.monotonic() + 30
-    while tally.subscribed < args.clients and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    print(f"READY {tally.subscribed}", flush=True)
-
-    loop = asyncio.get_running_loop()
-    started = time.monotonic()
-    while True:
-        line = (await loop.run_in_executor(None, sys.stdin.readline)).strip()
-        if line in ("", "quit"):
-            break
-        if line == "reset":
-            tally.count = tally.gaps = tally.disconnected = 0
-            tally.latencies_ns = []
-            started = time.monotonic()
-            print("ok", flush=True)
-        elif line == "report":
-            elapsed = time.monotonic() - started
-            report = {
-                "elapsed": elapsed,
-                "count": tally.count,
-                "gaps": tally.gaps,
-                "disconnected": tally.disconnected,
-                "latencies_us": [ns // 1000 for ns in tally.latencies_ns],
-            }
-            print(json.dumps(report), flush=True)
-    for transport in transports:
-        transport.disconnect()
-    for reader in readers:
-        reader.cancel()
 
 
 # -------------------------------------------------------------------------------- orchestrator
@@ -276,8 +149,16 @@ class Step:
     server_us_per_msg: float
     """Server CPU time per delivered message, in microseconds: the noise-robust cost figure."""
     samples: int
+    wire_bytes: float
+    """Bytes/s on the wire to all clients together (frame headers + payloads as sent)."""
+    handshake_ms: float
+    """A fresh client's connect + handshake + `subscribed` reply during the window."""
     loop_lag_max_ms: float
     """Largest stall of the server's event loop during the window (a 5 ms sleeper's overshoot)."""
+
+    @property
+    def bytes_per_msg(self) -> float:
+        return self.wire_bytes / self.delivered if self.delivered else float("nan")
 
     @property
     def sustained(self) -> bool:
@@ -298,6 +179,8 @@ class Step:
             f"p50 {self.p50_ms:7.2f} ms  p99 {self.p99_ms:8.2f} ms  max {self.max_ms:8.1f} ms  "
             f"loop stall max {self.loop_lag_max_ms:6.1f} ms  "
             f"gaps {self.gaps:5d} disc {self.disconnected:4d}  "
+            f"{self.wire_bytes / 1e6:6.1f} MB/s ({self.bytes_per_msg:3.0f} B/msg)  "
+            f"handshake {self.handshake_ms:6.1f} ms  "
             f"cpu srv {self.server_cpu:4.0%} ({self.server_us_per_msg:5.1f} us/msg) "
             f"cli {self.client_cpu:4.0%} "
             f"other {self.other_cores:4.2f} cores  sustained {mark}"
@@ -349,7 +232,9 @@ async def measure(
     before = json.loads(await server.ask("stats"))
     cpu0 = (server.cpu(), sum(c.cpu() for c in clients), time.monotonic())
     machine0 = benchlib.machine_cpu()
-    await asyncio.sleep(window)
+    await asyncio.sleep(window / 2)
+    handshake = json.loads(await clients[0].ask("handshake", 90))
+    await asyncio.sleep(max(0.0, window - (time.monotonic() - cpu0[2])))
     machine1 = benchlib.machine_cpu()
     reports = [json.loads(await client.ask("report")) for client in clients]
     after = json.loads(await server.ask("stats"))
@@ -376,6 +261,8 @@ async def measure(
         other_cores=max(0.0, busy * CPUS - (cpu1[0] - cpu0[0] + cpu1[1] - cpu0[1]) / wall),
         server_us_per_msg=(cpu1[0] - cpu0[0]) / max(delivered * wall, 1.0) * 1e6,
         samples=len(latencies),
+        wire_bytes=sum(report["bytes"] for report in reports) / elapsed,
+        handshake_ms=float(handshake.get("subscribed_ms", float("nan"))),
         loop_lag_max_ms=float(after.get("loop_lag_max_ms", float("nan"))),
     )
 
@@ -434,9 +321,7 @@ async def run_kind(label: str, n_clients: int, opts: argparse.Namespace) -> Kind
             clients.append(
                 await Proc.start(
                     f"client {index}",
-                    str(Path(__file__).resolve()),
-                    "--role",
-                    "client",
+                    str(HERE / "fanout_clients.py"),
                     "--url",
                     url,
                     "--clients",
@@ -488,15 +373,14 @@ async def orchestrate(opts: argparse.Namespace) -> None:
 
     print(f"\n== summary ({time.monotonic() - started:.0f} s; {benchlib.machine_load()})")
     print(
-        "fixed offered load: "
-        f"{opts.fixed_msgs:.0f} msg/s in total; target p99 < 50 ms and ours/bare >= 0.60 at"
-        " saturation"
+        f"fixed offered load: {opts.fixed_msgs:.0f} msg/s in total. Targets (issue 18): "
+        "quantsaas/bare-ws saturated >= 1.0 at 500 and 1,000 clients; fixed-load p99 < 20 ms "
+        "with 1,000 clients"
     )
     for results in summary:
-        bare = results[-1]
-        print(f"N={bare.clients} clients")
+        print(f"N={results[0].clients} clients")
         for result in results:
-            fixed = result.fixed
+            fixed, probe = result.fixed, result.probe
             best = result.max_sustained
             best_text = (
                 f"max sustained {best.delivered:9.0f} msg/s (p50 {best.p50_ms:.2f} ms, "
@@ -509,17 +393,20 @@ async def orchestrate(opts: argparse.Namespace) -> None:
                 f"  {result.kind:<18}{noisy}: fixed -> delivered {fixed.delivered:8.0f} msg/s, p50 "
                 f"{fixed.p50_ms:6.2f} ms, p99 {fixed.p99_ms:7.2f} ms | saturated "
                 f"{result.capacity:9.0f} msg/s | {best_text} | server CPU "
-                f"{result.us_per_msg:.1f} us/msg (one core ~ {1e6 / result.us_per_msg:,.0f} msg/s)"
+                f"{result.us_per_msg:.1f} us/msg (one core ~ {1e6 / result.us_per_msg:,.0f} "
+                f"msg/s) | {fixed.bytes_per_msg:.0f} B/msg | handshake when saturated "
+                f"{probe.handshake_ms:.0f} ms"
             )
-        bare_best = bare.max_sustained.delivered if bare.max_sustained else 0.0
-        for ours in results[:-1]:
-            ours_best = ours.max_sustained.delivered if ours.max_sustained else 0.0
+        ours = results[0]
+        ours_best = ours.max_sustained.delivered if ours.max_sustained else 0.0
+        for other in results[1:]:
+            other_best = other.max_sustained.delivered if other.max_sustained else 0.0
             print(
-                f"  ratio {ours.kind}/{bare.kind}: saturated throughput "
-                f"{_ratio(ours.capacity, bare.capacity)}, max sustained "
-                f"{_ratio(ours_best, bare_best)}, fixed-load p99 "
-                f"{_ratio(ours.fixed.p99_ms, bare.fixed.p99_ms)}, CPU efficiency (bare us/msg / "
-                f"ours us/msg) {_ratio(bare.us_per_msg, ours.us_per_msg)}"
+                f"  ratio {ours.kind}/{other.kind}: saturated throughput "
+                f"{_ratio(ours.capacity, other.capacity)}, max sustained "
+                f"{_ratio(ours_best, other_best)}, fixed-load p99 "
+                f"{_ratio(ours.fixed.p99_ms, other.fixed.p99_ms)}, CPU efficiency (their "
+                f"us/msg / ours) {_ratio(other.us_per_msg, ours.us_per_msg)}"
             )
 
 
@@ -533,32 +420,21 @@ def main() -> None:
     parser.add_argument("--probe-msgs", type=float, default=600_000.0)
     parser.add_argument(
         "--kinds",
-        default="quantsaas,bare-ws",
-        help="servers to compare, the baseline last; KIND[+norecord][@LOOP]: +norecord runs"
-        " quantsaas without the history recorder, @LOOP overrides --loop for that kind",
+        default="quantsaas,picows,aiohttp,bare-ws",
+        help="servers to compare, ours first: quantsaas, picows, aiohttp, bare-ws; "
+        "KIND[+norecord][@LOOP]: +norecord runs quantsaas without the history recorder, @LOOP "
+        "overrides --loop for that kind",
     )
     parser.add_argument("--lib", choices=["picows", "websockets"], default="picows")
     parser.add_argument(
         "--deflate",
         action="store_true",
-        help="clients offer and servers accept permessage-deflate (needs --lib websockets)",
+        help="clients offer permessage-deflate as browsers do; servers that can accept it",
     )
-    parser.add_argument("--role", choices=["orchestrator", "client"], default="orchestrator")
-    parser.add_argument("--url", default="")
-    parser.add_argument("--sample-every", type=int, default=10)
     parser.add_argument(
         "--attempts", type=int, help="tries per window while the machine is busy (default 3)"
     )
     opts = parser.parse_args()
-    if opts.role == "client":
-        import uvloop
-
-        benchlib.raise_fd_limit()
-        opts.clients = int(opts.clients)
-        uvloop.run(client_main(opts))
-        return
-    if opts.deflate and opts.lib != "websockets":
-        parser.error("--deflate needs --lib websockets (picows does not compress)")
     opts.kinds = [kind for kind in opts.kinds.split(",") if kind]
     opts.attempts = opts.attempts or (1 if opts.quick else 3)
     default_clients = "200" if opts.quick else "500,1000"

@@ -1,7 +1,7 @@
 """Benchmark servers, run as subprocesses by bench_fanout.py, bench_http.py and bench_auth.py.
 
-    .venv/bin/python bench/benchserver.py --kind quantsaas|bare-ws|bare-http [--rate R]
-        [--loop asyncio|uvloop] [--log-level warning] [--extra-routes] [--no-record]
+    .venv/bin/python bench/benchserver.py --kind quantsaas|bare-ws|picows|aiohttp|bare-http
+        [--rate R] [--loop asyncio|uvloop] [--log-level warning] [--extra-routes] [--no-record]
         [--access open|key|off|off-override] [--rate-limit-bus memory|redis://...]
 
 * `quantsaas`: the real stack, built as `quantsaas serve` builds it (`Engine` + `create_app` +
@@ -28,10 +28,9 @@
     `app.dependency_overrides[guard_request]` instead, which FastAPI makes slower per request.
     Both are for HTTP only: /ws authenticates by itself and refuses anonymous callers there.
   `--rate-limit-bus memory|redis://...` sets `rate_limit_bus` (where the limiter keeps state).
-* `bare-ws`: the baseline for fan-out: `websockets.asyncio.server` that answers a subscribe
-  request, then encodes every `BenchFeed`-equivalent event once (with the service's own wire
-  encoder, so messages are byte-for-byte the same shape and size) and sends it to every
-  subscribed connection with `websockets.broadcast`. No bus, no per-client queue or task.
+* `bare-ws`, `picows`, `aiohttp`: the fan-out baselines (bench/baselines.py): the same event
+  stream, each event encoded once with the service's own wire encoder and broadcast with the
+  library's simplest fast path. No bus, no per-client queue or task.
 * `bare-http`: a bare Starlette app with one async route returning a small constant JSON.
 
 The process prints `PORT <n>` (`PORT <n> KEY <key>` with `--access key`) once
@@ -43,7 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import functools
 import json
 import logging
 import secrets
@@ -52,16 +51,16 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, cast
 
-import orjson
 import uvicorn
 from fastapi import FastAPI, Request
 from starlette.middleware import Middleware
 
 import benchlib
+from baselines import BASELINES
 from quantsaas.cli import server_config, tune_gc_for_serving
 
 
@@ -262,93 +261,6 @@ async def _run_quantsaas(args: argparse.Namespace) -> None:
     lag_task.cancel()
 
 
-async def _run_bare_ws(args: argparse.Namespace) -> None:
-    import websockets
-    from websockets.asyncio.server import ServerConnection, serve
-
-    from quantsaas.channels import BOOK, TICKER, TRADES
-    from quantsaas.model import BookDelta, BookSnapshot, MarketEvent, Trade
-    from quantsaas.wire import encode, event_message
-
-    source = benchlib.EventSource(benchlib.bench_instruments())
-    lag = benchlib.LoopLag()
-    clients: set[ServerConnection] = set()
-    rate = args.rate
-    pace_stats = benchlib.PaceStats()
-    sequences: dict[tuple[str, str, str], int] = {}
-    published = 0
-
-    async def handler(connection: ServerConnection) -> None:
-        await connection.send(encode({"type": "info"}))
-        try:
-            async for message in connection:
-                request = orjson.loads(message)
-                if request.get("op") == "subscribe":
-                    clients.add(connection)
-                    await connection.send(encode({"type": "subscribed"}))
-        finally:
-            clients.discard(connection)
-
-    def broadcast(event: MarketEvent) -> None:
-        nonlocal published
-        if isinstance(event, BookDelta | BookSnapshot):
-            channel = BOOK
-        elif isinstance(event, Trade):
-            channel = TRADES
-        else:
-            channel = TICKER
-        topic = (channel, *event.instrument.key)
-        seq = sequences[topic] = sequences.get(topic, 0) + 1
-        published += 1
-        websockets.broadcast(clients, encode(event_message(channel, seq, event)))
-
-    def emit() -> None:
-        broadcast(source.next())
-
-    stop = asyncio.Event()
-
-    def handle(command: str) -> str | None:
-        nonlocal rate
-        if command.startswith("rate "):
-            rate = float(command.split()[1])
-            return "ok"
-        if command == "stats":
-            buffered = sum(c.transport.get_write_buffer_size() for c in clients)
-            return json.dumps(
-                {
-                    "t": time.monotonic(),
-                    "published": published,
-                    "emitted": pace_stats.emitted,
-                    "skipped": pace_stats.skipped,
-                    "subscribers": len(clients),
-                    "write_buffer_bytes": buffered,
-                    **lag_stats(lag),
-                }
-            )
-        if command == "quit":
-            stop.set()
-        return None
-
-    # like uvicorn (ws_per_message_deflate=True) accept permessage-deflate only with --deflate:
-    # picows clients never offer it, so by default neither server compresses
-    compression = "deflate" if args.deflate else None
-    async with serve(
-        handler, "127.0.0.1", 0, compression=compression, max_queue=64, backlog=2048
-    ) as server:
-        port = next(iter(server.sockets)).getsockname()[1]
-        print(f"PORT {port}", flush=True)
-        _control(asyncio.get_running_loop(), handle)
-        for snapshot in source.snapshots():
-            broadcast(snapshot)
-        pacer = asyncio.create_task(benchlib.pace(lambda: rate, emit, pace_stats))
-        lag_task = asyncio.create_task(lag.run())
-        await stop.wait()
-        pacer.cancel()
-        lag_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pacer
-
-
 async def _run_bare_http(args: argparse.Namespace) -> None:
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse
@@ -376,12 +288,16 @@ async def _run_bare_http(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--kind", choices=["quantsaas", "bare-ws", "bare-http"], required=True)
+    parser.add_argument("--kind", choices=["quantsaas", "bare-http", *BASELINES], required=True)
     parser.add_argument("--rate", type=float, default=0.0, help="events per second in total")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop")
     parser.add_argument("--log-level", default="warning")
     parser.add_argument("--extra-routes", action="store_true")
-    parser.add_argument("--deflate", action="store_true", help="bare-ws: accept compression")
+    parser.add_argument(
+        "--deflate",
+        action="store_true",
+        help="bare-ws, aiohttp: accept permessage-deflate (quantsaas always does, as serve)",
+    )
     parser.add_argument(
         "--access",
         choices=ACCESS_MODES,
@@ -401,7 +317,12 @@ def main() -> None:
     args = parser.parse_args()
     benchlib.raise_fd_limit()
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
-    runner = {"quantsaas": _run_quantsaas, "bare-ws": _run_bare_ws, "bare-http": _run_bare_http}
+    runner: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, None]]] = {
+        "quantsaas": _run_quantsaas,
+        "bare-http": _run_bare_http,
+    }
+    for kind, baseline in BASELINES.items():
+        runner[kind] = functools.partial(baseline, control=_control)
     factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     if args.loop == "uvloop":
         import uvloop

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from helpers import make_instrument, read_frames, trade
-from quantsaas.api.fanout import Outbox
+from quantsaas.api.fanout import FLUSH_FAILED, Outbox
 from quantsaas.api.stream import StreamCounters
 from quantsaas.bus import SLOW_CONSUMER, Bus, BusLimits, Envelope, Gap
 from quantsaas.wire import encode, gap_message
@@ -137,3 +137,20 @@ async def test_a_closed_outbox_writes_nothing_and_lets_go_of_its_hooks() -> None
     await asyncio.sleep(0)
     assert sink.writes == []
     assert sink.on_writable is None and outbox.subscription.waker is None
+
+
+@pytest.mark.asyncio
+async def test_a_client_whose_flush_fails_is_closed_and_the_others_are_still_written() -> None:
+    bus = Bus()
+    broken_sink, sink = RecordingSink(), RecordingSink()
+
+    def broken(item: Envelope | Gap | str) -> Envelope | str:
+        raise RuntimeError("a bug")
+
+    broken_outbox = Outbox(bus.subscribe([BTC]), broken_sink, broken, StreamCounters())
+    broken_outbox.open()
+    outbox, _ = open_outbox(bus, sink, BTC)
+    bus.publish(BTC, event(0))
+    await asyncio.sleep(0)
+    assert broken_outbox.subscription.closed_reason == FLUSH_FAILED
+    assert broken_sink.writes == [] and [m["seq"] for m in sink.messages(0)] == [1]

@@ -2,12 +2,13 @@
 
 The bus offers a published message to every subscriber's bounded queue (bus.py). A client
 served by `FanoutProtocol` (api/wsserver.py) has an `Outbox` in place of a sending task: the
-queue calls it when it stops being empty, the outbox asks the event loop for one callback
-(`call_soon`), and that callback takes everything queued (`Subscription.drain`), keeps what
-this client may get (the stream's `select`: subscribed topics, snapshot floors, book
-sampling), and hands the frames to the transport in one call. So per message and client there
-is a deque append and a cached-frame lookup; no task wake-up, no ASGI `send`, no framing, no
-syscall. A burst of messages published in one turn leaves in one write per client.
+queue calls it when it stops being empty, and the outbox joins the clients due in this
+event-loop turn (`Flusher`: one loop callback per turn for all of them). That callback takes
+each one's queue whole (`Subscription.drain`), keeps what the client may get (the stream's
+`select`: subscribed topics, snapshot floors, book sampling) and hands the frames to the
+transport in one call. So per message and client there is a deque append and a cached-frame
+lookup: no task wake-up, no ASGI `send`, no framing, no syscall. A burst of messages published
+in one turn leaves in one write per client.
 
 Slow consumers keep today's rule: while the transport's buffer is over its high-water mark the
 outbox writes nothing, the client's queue fills up to its bound, later messages are dropped and
@@ -19,11 +20,18 @@ calls back when it drains (`on_writable`) and the outbox resumes.
 from __future__ import annotations
 
 import asyncio
+import logging
+import weakref
 from collections.abc import Callable
 from typing import Protocol
 
 from quantsaas.bus import Envelope, Gap, Subscription
 from quantsaas.wsframe import text_frame
+
+log = logging.getLogger(__name__)
+
+FLUSH_FAILED = "flush failed"
+"""Reason a subscription is closed with when writing to its client raised (a bug)."""
 
 Select = Callable[[Envelope | Gap | str], Envelope | str | None]
 """The stream's choice for one queued item: the envelope or text to send, or None to skip."""
@@ -44,6 +52,45 @@ class Counters(Protocol):
     messages_sent: int
 
 
+class Flusher:
+    """The event loop's one callback per turn that flushes every outbox woken in that turn
+    (rather than a callback per client: one loop dispatch per turn, not one per socket)."""
+
+    __slots__ = ("_loop", "_due", "__weakref__")
+
+    _of_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Flusher] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._due: list[Outbox] = []
+
+    @classmethod
+    def running(cls) -> Flusher:
+        """The flusher of the running event loop."""
+        loop = asyncio.get_running_loop()
+        flusher = cls._of_loop.get(loop)
+        if flusher is None:
+            flusher = cls._of_loop[loop] = cls(loop)
+        return flusher
+
+    def due(self, outbox: Outbox) -> None:
+        due = self._due
+        if not due:
+            self._loop.call_soon(self._flush)
+        due.append(outbox)
+
+    def _flush(self) -> None:
+        due, self._due = self._due, []
+        for outbox in due:
+            try:
+                outbox.flush()
+            except Exception:  # one client's failure must not stop the others' writes
+                log.exception("websocket flush failed; closing that connection")
+                outbox.subscription.close(FLUSH_FAILED)
+
+
 class Outbox:
     """One client's way out: its queue, written to its socket once per event-loop turn."""
 
@@ -53,7 +100,7 @@ class Outbox:
         "select",
         "counters",
         "bits",
-        "_loop",
+        "_flusher",
         "_scheduled",
         "_open",
     )
@@ -67,7 +114,7 @@ class Outbox:
         self.counters = counters
         """`messages_sent` counts the messages handed to the transport (/metrics)."""
         self.bits = sink.deflate_bits
-        self._loop = asyncio.get_running_loop()
+        self._flusher = Flusher.running()
         self._scheduled = False
         self._open = False
 
@@ -88,7 +135,7 @@ class Outbox:
     def wake(self) -> None:
         if not self._scheduled:
             self._scheduled = True
-            self._loop.call_soon(self.flush)
+            self._flusher.due(self)
 
     def flush(self) -> None:
         """Write everything queued that the client may get, in order, in one call."""

@@ -53,7 +53,7 @@ from quantsaas.api.auth import (
     client_ip,
     release_websocket,
 )
-from quantsaas.api.fanout import Outbox, Sink
+from quantsaas.api.fanout import FLUSH_FAILED, Outbox, Sink
 from quantsaas.api.problems import Problem
 from quantsaas.api.wsserver import SINK
 from quantsaas.bus import SLOW_CONSUMER, Bus, BusLimits, Envelope, Gap, Subscription, Topic
@@ -212,6 +212,8 @@ class StreamSession:
                 close = self._revoked_close
         if self.subscription.closed_reason == SLOW_CONSUMER:
             close = (CLOSE_SLOW_CONSUMER, SLOW_CONSUMER)
+        elif self.subscription.closed_reason == FLUSH_FAILED:
+            close = (CLOSE_INTERNAL_ERROR, "internal error")
         self.subscription.close("client gone")
         if close is not None:
             # a client that stopped reading holds up the close frame too: wait a while for it

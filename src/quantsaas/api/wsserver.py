@@ -40,7 +40,6 @@ from websockets.extensions.permessage_deflate import (
     ServerPerMessageDeflateFactory,
 )
 from websockets.http11 import Request
-from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from quantsaas.wsframe import COMPRESS_LEVEL, PLAIN
@@ -112,13 +111,10 @@ class FanoutProtocol(WebSocketsSansIOProtocol):
     # -- Sink ---------------------------------------------------------------------------------
 
     def can_write(self) -> bool:
-        """Open, not closing, and the transport's buffer under its high-water mark."""
-        return (
-            not self.paused
-            and not self.close_sent
-            and self.conn.state is State.OPEN
-            and not self.transport.is_closing()
-        )
+        """Open, not closing, and the transport's buffer under its high-water mark. (A close
+        from our side sets `close_sent`; uvicorn closes the transport on every other way a
+        connection ends: the client's close, a protocol error, a keepalive timeout.)"""
+        return not self.paused and not self.close_sent and not self.transport.is_closing()
 
     def write(self, frames: list[bytes]) -> None:
         """Whole frames, in order, in one call (one `writev` on uvloop)."""

@@ -146,13 +146,10 @@ class Subscription:
         if self._missed:
             self._flush_missed()
         queue.append(envelope)
-        self._wake(queued)
-
-    def _wake(self, queued_before: int) -> None:
         waker = self.waker
         if waker is None:
             self._ready.set()
-        elif not queued_before:
+        elif not queued:
             waker()
 
     def _flush_missed(self) -> None:
@@ -183,7 +180,10 @@ class Subscription:
         if self.closed_reason is None:
             queued = len(self._queue)
             self._queue.append(message)
-            self._wake(queued)
+            if self.waker is None:
+                self._ready.set()
+            elif not queued:
+                self.waker()
 
     async def get(self) -> Envelope | Gap | str:
         """Next message; raises SubscriptionClosed once closed and drained of nothing more."""

@@ -75,12 +75,6 @@ class Flusher:
             flusher = cls._of_loop[loop] = cls(loop)
         return flusher
 
-    def due(self, outbox: Outbox) -> None:
-        due = self._due
-        if not due:
-            self._loop.call_soon(self._flush)
-        due.append(outbox)
-
     def _flush(self) -> None:
         due, self._due = self._due, []
         for outbox in due:
@@ -135,7 +129,10 @@ class Outbox:
     def wake(self) -> None:
         if not self._scheduled:
             self._scheduled = True
-            self._flusher.due(self)
+            flusher = self._flusher
+            if not flusher._due:
+                flusher._loop.call_soon(flusher._flush)
+            flusher._due.append(self)
 
     def flush(self) -> None:
         """Write everything queued that the client may get, in order, in one call."""
@@ -154,7 +151,7 @@ class Outbox:
                 if isinstance(chosen, str):
                     append(text_frame(chosen.encode(), bits))
                 else:
-                    append(chosen.frame(bits))
+                    append((not bits and chosen.framed) or chosen.frame(bits))
         if frames:
             sink.write(frames)
             self.counters.messages_sent += len(frames)

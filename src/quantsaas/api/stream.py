@@ -429,13 +429,16 @@ class StreamSession:
             if self.book_interval_ns and topic[0] == "book":
                 self._sample_book(topic)
                 return None
-            if topic in self._pending:  # no initial state yet: look again
+            pending = self._pending
+            if pending and topic in pending:  # no initial state yet: look again
                 self._queue_initial_state(topic)
-                if topic in self._pending:
+                if topic in pending:
                     return None
-            floor = self._snapshot_seq.get(topic)
-            if floor is not None and item.seq <= floor:
-                return None
+            floors = self._snapshot_seq
+            if floors and topic in floors:  # messages the initial state already covers
+                if item.seq <= floors[topic]:
+                    return None
+                del floors[topic]  # passed: the topic's later messages all go out
             return item
         if isinstance(item, Gap):
             if item.topic in self.subscription.topics:

@@ -16,8 +16,7 @@ context-takeover and no-context-takeover streams. `--lib websockets` uses websoc
 
 Prints `READY <subscribed>` once every connection is subscribed, then answers lines on stdin:
 `reset` (`ok`), `report` (one JSON line: elapsed, count, bytes, gaps, disconnected, latencies),
-`handshake` (opens one more connection, subscribes, and answers how long the TCP + WebSocket
-handshake and the `subscribed` reply took, in ms), `quit`.
+`quit`.
 """
 
 from __future__ import annotations
@@ -68,14 +67,12 @@ async def run(args: argparse.Namespace) -> None:
     headers = OFFER if args.deflate else None
 
     class Listener(WSListener):
-        def __init__(self, sample: bool, counted: bool = True) -> None:
+        def __init__(self, sample: bool) -> None:
             self.sample = sample
-            self.counted = counted
             self.inflater = zlib.decompressobj(-15)
-            self.subscribed = asyncio.get_running_loop().create_future()
 
         def on_ws_connected(self, transport: WSTransport) -> None:
-            tally.connected += self.counted
+            tally.connected += 1
             transport.send(text, SUBSCRIBE)
 
         def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
@@ -84,10 +81,6 @@ async def run(args: argparse.Namespace) -> None:
                     transport.disconnect()
                 return
             payload = frame.get_payload_as_bytes()
-            if not self.counted:
-                if not self.subscribed.done():
-                    self.subscribed.set_result(None)
-                return
             tally.bytes += wire_size(len(payload))
             if frame.rsv1:
                 payload = self.inflater.decompress(payload + TAIL)
@@ -103,7 +96,7 @@ async def run(args: argparse.Namespace) -> None:
                 tally.subscribed += 1
 
         def on_ws_disconnected(self, transport: WSTransport) -> None:
-            tally.disconnected += self.counted
+            tally.disconnected += 1
 
     transports: list[WSTransport] = []
     readers: list[asyncio.Task[None]] = []
@@ -149,21 +142,6 @@ async def run(args: argparse.Namespace) -> None:
         sample = index % args.sample_every == 0
         readers.append(asyncio.create_task(read_websockets(connection, sample)))
 
-    async def handshake() -> dict[str, float]:
-        started = time.monotonic()
-        transport, listener = await ws_connect(
-            lambda: Listener(False, counted=False),
-            args.url,
-            websocket_handshake_timeout=30,
-            extra_headers=headers,
-        )
-        opened = time.monotonic()
-        assert isinstance(listener, Listener)
-        await asyncio.wait_for(listener.subscribed, 30)
-        answered = time.monotonic()
-        transport.disconnect()
-        return {"open_ms": (opened - started) * 1e3, "subscribed_ms": (answered - started) * 1e3}
-
     connect = connect_websockets if args.lib == "websockets" else connect_picows
     batch = 50
     for first in range(0, args.clients, batch):
@@ -184,11 +162,6 @@ async def run(args: argparse.Namespace) -> None:
             tally.latencies_ns = []
             started = time.monotonic()
             print("ok", flush=True)
-        elif line == "handshake":
-            try:
-                print(json.dumps(await handshake()), flush=True)
-            except Exception as exc:
-                print(json.dumps({"error": repr(exc)[:100]}), flush=True)
         elif line == "report":
             report = {
                 "elapsed": time.monotonic() - started,

@@ -258,3 +258,30 @@ async def test_handshakes_are_accepted_while_broadcasting(service: Service) -> N
         for ws in listeners:
             await ws.close()
     assert min(counts) > 100, "the listeners were not being served meanwhile"
+
+
+@pytest.mark.asyncio
+async def test_a_gap_on_a_book_stream_is_followed_by_a_fresh_snapshot_then_deltas(
+    service: Service,
+) -> None:
+    seed_books(service)
+    await asyncio.sleep(0.05)
+    topic = ("book", "test", "BTC/USD")
+    async with await connect(service) as ws:
+        await request(ws, op="subscribe", channels=["book"], symbols=["BTC/USD"])
+        assert (await receive(ws))["seq"] == 1  # the snapshot
+        service.feed.push(delta(service.btc, [(9_999, 1)], [], 2))
+        assert (await receive(ws))["seq"] == 2
+        # six messages of the stream never reach this process (as when a relay skips ahead)
+        service.app.state.runtime.bus.advance(topic, 8)
+        service.feed.push(delta(service.btc, [(9_993, 1)], [], 3))
+        gap, fresh = await receive(ws), await receive(ws)
+        for sequence in (4, 5):
+            service.feed.push(delta(service.btc, [(9_990 + sequence, 1)], [], sequence))
+        after = [await receive(ws), await receive(ws)]
+    assert gap == {
+        "type": "gap", "channel": "book", "venue": "test", "symbol": "BTC/USD", "missed": 6
+    }  # fmt: skip
+    assert (fresh["type"], fresh["seq"]) == ("snapshot", 9)
+    assert ["99.93", "0.00000001"] in fresh["data"]["bids"]  # the book as of seq 9
+    assert [(m["type"], m["seq"]) for m in after] == [("delta", 10), ("delta", 11)]

@@ -118,6 +118,7 @@ class Subscription:
         self._bus = bus
         self._limits = limits
         self._queue: collections.deque[Envelope | Gap | str] = collections.deque()
+        self._spare: collections.deque[Envelope | Gap | str] = collections.deque()
         self.waker: Callable[[], None] | None = None
         """Called instead of waking a reader when the queue stops being empty: a writer that
         takes the whole queue at once (`drain`) on its own schedule (api/fanout.py)."""
@@ -205,11 +206,14 @@ class Subscription:
     def drain(self) -> collections.deque[Envelope | Gap | str] | None:
         """Everything queued, in order, taken at once (for a writer that sends in batches);
         None when nothing is queued or the subscription was closed for being slow. Gap markers
-        of drops before the drain come with the next call."""
+        of drops before the drain come with the next call. The batch is valid until the next
+        call (two deques take turns, so draining allocates nothing)."""
         queue = self._queue
         if not queue or self.closed_reason == SLOW_CONSUMER:
             return None
-        self._queue = collections.deque()
+        spare = self._spare
+        spare.clear()
+        self._queue, self._spare = spare, queue
         self._lag_started = None
         self.delivered += len(queue)
         if self._missed:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from helpers import make_instrument, read_frames, trade
-from quantsaas.api.fanout import FLUSH_FAILED, Outbox
+from quantsaas.api.fanout import FLUSH_FAILED, Outbox, Transport
 from quantsaas.api.stream import StreamCounters
 from quantsaas.bus import SLOW_CONSUMER, Bus, BusLimits, Envelope, Gap
 from quantsaas.wire import encode, gap_message
@@ -21,24 +21,35 @@ ETH = ("trades", "test", "ETH/USD")
 
 
 class RecordingSink:
-    """A connection that records each write (a list of frames) and can be paused."""
+    """A connection whose transport records each write (the frames of one call) and that can
+    be paused and resumed like a transport over its high-water mark."""
 
     def __init__(self, deflate_bits: int = 0) -> None:
         self.deflate_bits = deflate_bits
-        self.on_writable: Callable[[], None] | None = None
+        self.on_writable: Callable[[bool], None] | None = None
         self.paused = False
+        self.closing = False
         self.writes: list[list[bytes]] = []
+        self.transport: Transport = self
 
-    def can_write(self) -> bool:
-        return not self.paused
+    def is_closing(self) -> bool:
+        return self.closing
 
-    def write(self, frames: list[bytes]) -> None:
-        self.writes.append(list(frames))
+    def write(self, data: bytes) -> None:
+        self.writes.append([data])
+
+    def writelines(self, data: list[bytes]) -> None:
+        self.writes.append(list(data))
+
+    def pause(self) -> None:
+        self.paused = True
+        if self.on_writable is not None:
+            self.on_writable(False)
 
     def resume(self) -> None:
         self.paused = False
         if self.on_writable is not None:
-            self.on_writable()
+            self.on_writable(True)
 
     def messages(self, write: int) -> list[dict[str, Any]]:
         data = b"".join(self.writes[write])
@@ -92,8 +103,8 @@ async def test_what_is_published_in_one_turn_leaves_in_one_write_in_order(
 async def test_a_paused_connection_loses_what_overflows_its_queue_and_learns_of_the_gap() -> None:
     bus = Bus(BusLimits(queue_size=4, max_lag_s=60, max_drops=1000))
     sink = RecordingSink()
-    sink.paused = True
     outbox, _ = open_outbox(bus, sink, BTC)
+    sink.pause()
     for n in range(10):
         bus.publish(BTC, event(n))
     await asyncio.sleep(0)
@@ -115,8 +126,8 @@ async def test_a_paused_connection_loses_what_overflows_its_queue_and_learns_of_
 async def test_a_connection_paused_too_long_is_closed_and_gets_nothing_more() -> None:
     bus = Bus(BusLimits(queue_size=2, max_lag_s=0.05, max_drops=10_000))
     sink = RecordingSink()
-    sink.paused = True
     outbox, _ = open_outbox(bus, sink, BTC)
+    sink.pause()
     for n in range(3):
         bus.publish(BTC, event(n))  # the third is dropped: the lag clock starts
     await asyncio.sleep(0.1)
@@ -154,3 +165,13 @@ async def test_a_client_whose_flush_fails_is_closed_and_the_others_are_still_wri
     await asyncio.sleep(0)
     assert broken_outbox.subscription.closed_reason == FLUSH_FAILED
     assert broken_sink.writes == [] and [m["seq"] for m in sink.messages(0)] == [1]
+
+
+@pytest.mark.asyncio
+async def test_nothing_is_written_to_a_closing_transport() -> None:
+    bus, sink = Bus(), RecordingSink()
+    open_outbox(bus, sink, BTC)
+    sink.closing = True  # the client's close or a protocol error closed it
+    bus.publish(BTC, event(0))
+    await asyncio.sleep(0)
+    assert sink.writes == []

@@ -14,7 +14,7 @@ Slow consumers keep today's rule: while the transport's buffer is over its high-
 outbox writes nothing, the client's queue fills up to its bound, later messages are dropped and
 counted, a gap marker goes first when room returns, and a lag episode that lasts too long
 closes the subscription ("slow consumer", close code 4008 in api/stream.py). The transport
-calls back when it drains (`on_writable`) and the outbox resumes.
+calls back when it drains (`on_writable(True)`) and the outbox resumes.
 """
 
 from __future__ import annotations
@@ -37,15 +37,27 @@ Select = Callable[[Envelope | Gap | str], Envelope | str | None]
 """The stream's choice for one queued item: the envelope or text to send, or None to skip."""
 
 
+class Transport(Protocol):
+    def is_closing(self) -> bool: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def writelines(self, data: list[bytes]) -> None: ...
+
+
 class Sink(Protocol):
-    """A WebSocket connection that takes ready-made frames (api/wsserver.FanoutProtocol)."""
+    """A WebSocket connection that takes ready-made frames (api/wsserver.FanoutProtocol): its
+    transport, whether that is paused, and a hook it calls on `pause_writing` (False) and
+    `resume_writing` (True).
+
+    The outbox writes to the transport itself: a data frame must never follow a close frame,
+    so whoever closes the connection closes the outbox first (api/stream.py does); every other
+    way a connection ends closes the transport (`is_closing`)."""
 
     deflate_bits: int
-    on_writable: Callable[[], None] | None
-
-    def can_write(self) -> bool: ...
-
-    def write(self, frames: list[bytes]) -> None: ...
+    paused: bool
+    transport: Transport
+    on_writable: Callable[[bool], None] | None
 
 
 class Counters(Protocol):
@@ -97,6 +109,10 @@ class Outbox:
         "_flusher",
         "_scheduled",
         "_open",
+        "_paused",
+        "_is_closing",
+        "_write",
+        "_writelines",
     )
 
     def __init__(
@@ -111,13 +127,24 @@ class Outbox:
         self._flusher = Flusher.running()
         self._scheduled = False
         self._open = False
+        self._paused = sink.paused
+        # the hot path touches the outbox and the transport, not the protocol object
+        transport = sink.transport
+        self._is_closing = transport.is_closing
+        self._write = transport.write
+        self._writelines = transport.writelines
 
     def open(self) -> None:
         """Start writing: from now on the queue and the transport wake the outbox."""
         self._open = True
         self.subscription.waker = self.wake
-        self.sink.on_writable = self.wake
+        self.sink.on_writable = self._writable
         if self.subscription.pending:
+            self.wake()
+
+    def _writable(self, writable: bool) -> None:
+        self._paused = not writable
+        if writable:
             self.wake()
 
     def close(self) -> None:
@@ -137,9 +164,8 @@ class Outbox:
     def flush(self) -> None:
         """Write everything queued that the client may get, in order, in one call."""
         self._scheduled = False
-        sink = self.sink
-        if not self._open or not sink.can_write():
-            return  # a paused transport calls `wake` again once it has drained
+        if not self._open or self._paused or self._is_closing():
+            return  # a paused transport calls `_writable(True)` once it has drained
         select, bits, subscription = self.select, self.bits, self.subscription
         frames: list[bytes] = []
         append = frames.append
@@ -153,5 +179,8 @@ class Outbox:
                 else:
                     append((not bits and chosen.framed) or chosen.frame(bits))
         if frames:
-            sink.write(frames)
+            if len(frames) == 1:
+                self._write(frames[0])
+            else:
+                self._writelines(frames)  # one writev on uvloop
             self.counters.messages_sent += len(frames)

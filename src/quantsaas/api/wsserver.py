@@ -85,8 +85,8 @@ class FanoutProtocol(WebSocketsSansIOProtocol):
         )
         self.deflate_bits = PLAIN
         self.paused = False
-        self.on_writable: Callable[[], None] | None = None
-        """Called when the transport takes data again after a pause (the stream's flush)."""
+        self.on_writable: Callable[[bool], None] | None = None
+        """Called with False on `pause_writing`, True on `resume_writing` (the stream's outbox)."""
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
@@ -97,25 +97,15 @@ class FanoutProtocol(WebSocketsSansIOProtocol):
     def pause_writing(self) -> None:
         super().pause_writing()
         self.paused = True
+        if self.on_writable is not None:
+            self.on_writable(False)
 
     def resume_writing(self) -> None:
         super().resume_writing()
         self.paused = False
         if self.on_writable is not None:
-            self.on_writable()
+            self.on_writable(True)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.on_writable = None
         super().connection_lost(exc)
-
-    # -- Sink ---------------------------------------------------------------------------------
-
-    def can_write(self) -> bool:
-        """Open, not closing, and the transport's buffer under its high-water mark. (A close
-        from our side sets `close_sent`; uvicorn closes the transport on every other way a
-        connection ends: the client's close, a protocol error, a keepalive timeout.)"""
-        return not self.paused and not self.close_sent and not self.transport.is_closing()
-
-    def write(self, frames: list[bytes]) -> None:
-        """Whole frames, in order, in one call (one `writev` on uvloop)."""
-        self.transport.writelines(frames)

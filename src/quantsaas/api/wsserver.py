@@ -20,9 +20,12 @@ ASGI, so auth, tickets, Origin and the 44xx refusals would be written twice; wha
 message and writing once per client per loop turn (bench/README.md has the figures).
 
 Inbound frames, their size limit (1009), pings, pongs and the closing handshake stay
-uvicorn's and websockets'. The subclass relies on these attributes of uvicorn's
-`WebSocketsSansIOProtocol` (uvicorn >= 0.55): `conn`, `transport`, `scope`, `response`,
-`close_sent`; tests/api/test_wsserver.py fails if one goes.
+uvicorn's and websockets'. The outbox writes to the transport itself, so a close goes through
+the stream session, which closes the outbox first (api/fanout.py `Sink`); uvicorn closes the
+transport on every other ending (the client's close, a protocol error, a keepalive timeout).
+The subclass relies on these attributes of uvicorn's `WebSocketsSansIOProtocol` (uvicorn
+0.55): `conn`, `transport`, `scope`, `response`, and the `pause_writing`/`resume_writing`/
+`handle_connect` methods; tests/api/test_wsserver.py and test_stream.py fail if one goes.
 """
 
 from __future__ import annotations

@@ -30,6 +30,9 @@ from quantsaas.wsframe import text_frame
 
 log = logging.getLogger(__name__)
 
+SINK = "quantsaas.sink"
+"""Key of the connection (a `Sink`) in the ASGI scope's `extensions` (api/wsserver.py)."""
+
 FLUSH_FAILED = "flush failed"
 """Reason a subscription is closed with when writing to its client raised (a bug)."""
 

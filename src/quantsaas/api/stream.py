@@ -53,9 +53,8 @@ from quantsaas.api.auth import (
     client_ip,
     release_websocket,
 )
-from quantsaas.api.fanout import FLUSH_FAILED, Outbox, Sink
+from quantsaas.api.fanout import FLUSH_FAILED, SINK, Outbox, Sink
 from quantsaas.api.problems import Problem
-from quantsaas.api.wsserver import SINK
 from quantsaas.bus import SLOW_CONSUMER, Bus, BusLimits, Envelope, Gap, Subscription, Topic
 from quantsaas.channels import OPTIONS
 from quantsaas.config import Settings

@@ -45,10 +45,8 @@ from websockets.extensions.permessage_deflate import (
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
+from quantsaas.api.fanout import SINK
 from quantsaas.wsframe import COMPRESS_LEVEL, PLAIN
-
-SINK = "quantsaas.sink"
-"""Key of the connection in the ASGI scope's `extensions`."""
 
 
 def deflate_offer() -> ServerPerMessageDeflateFactory:

@@ -1,5 +1,5 @@
 // Test doubles for the feed engine (used by the *.test.ts files only).
-import type { SocketLike } from './feed';
+import type { SocketLike } from './ports';
 
 export class FakeSocket implements SocketLike {
   sent: Record<string, unknown>[] = []; // requests without their `id`

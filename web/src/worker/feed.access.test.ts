@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { FeedEngine, type HttpResponse } from './feed';
+import { FeedEngine } from './feed';
+import type { HttpResponse } from './ports';
 import { FakeSocket } from './fakes';
 import { Entitlements } from './subs';
 import { Outbox } from './outbox';

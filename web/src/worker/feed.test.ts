@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { FeedEngine, numericValues } from './feed';
+import { FeedEngine } from './feed';
+import { numericValues } from './ports';
 import { FakeSocket } from './fakes';
 import type { Frame } from '../lib/types';
 

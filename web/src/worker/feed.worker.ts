@@ -1,5 +1,6 @@
 /// <reference lib="webworker" />
-import { FeedEngine, type SocketLike } from './feed';
+import { FeedEngine } from './feed';
+import type { SocketLike } from './ports';
 import type { ToWorker } from '../lib/types';
 
 declare const self: DedicatedWorkerGlobalScope;

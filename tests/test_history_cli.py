@@ -14,8 +14,14 @@ from helpers import record_simulator
 from quantsaas import runtime
 from quantsaas.cli import main, parser, settings_from
 from quantsaas.config import Settings
+from quantsaas.errors import ConfigError
+from quantsaas.feeds.deribit.parse import option_instrument
+from quantsaas.feeds.instruments import coinbase_instruments
 from quantsaas.feeds.simulator import SimulatorFeed
-from quantsaas.history_cli import with_store_options
+from quantsaas.history_cli import recorded_symbols, with_store_options
+from quantsaas.model import BookSnapshot, Side, Trade
+from quantsaas.store.history import HistoryStore
+from quantsaas.store.recorder import Recorder, RecorderConfig
 
 
 def test_serve_records_by_default_into_data_dir(tmp_path: Path) -> None:
@@ -100,3 +106,37 @@ def test_export_bounds_times_and_writes_atomically(
         main([*common, "--from", "0", "--to", str(2**63 - 1)])
     assert pq.read_table(out).equals(whole)
     assert sorted(p.name for p in out.parent.iterdir()) == ["trades.parquet"]
+
+
+def test_replay_symbols_select_options_and_dashed_products_by_any_listed_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`replay --symbols` follows the API's rule (quantsaas.symbols): an option by its own name in
+    any case, a pair as BTC-USD; the old rewrite asked for `BTC/5DEC26/48000/C` and found none."""
+    option = option_instrument("BTC-5DEC26-48000-C")
+    (perp,) = coinbase_instruments(["BTC-PERP-INTX"])
+    (pair,) = coinbase_instruments(["BTC-USD"])
+    recorder = Recorder(RecorderConfig(tmp_path))
+    t = 1_704_067_200 * 10**9
+    for n, instrument in enumerate((option, perp, pair)):
+        recorder.on_event(BookSnapshot(instrument, ((10, 2),), ((30, 4),), 1, t, t))
+        recorder.on_event(Trade(instrument, 30, 1 + n, Side.BUY, "1", t + 1, t + 1))
+    recorder.flush()
+    store = HistoryStore(tmp_path)
+    assert recorded_symbols(store, ["btc-5dec26-48000-c", "btc-usd"]) == (
+        "BTC-5DEC26-48000-C",
+        "BTC/USD",
+    )
+    assert recorded_symbols(store, ["BTC-PERP-INTX"], ["coinbase"]) == ("BTC/PERP-INTX",)
+    with pytest.raises(ConfigError, match="DOGE"):
+        recorded_symbols(store, ["DOGE/USD"])
+    with pytest.raises(ConfigError):  # recorded, but not on that venue
+        recorded_symbols(store, ["BTC-5DEC26-48000-C"], ["coinbase"])
+
+    argv = ["replay", "--data-dir", str(tmp_path), "--speed", "max"]
+    assert main([*argv, "--symbols", "btc-5dec26-48000-c"]) == 0
+    summary = orjson.loads(capsys.readouterr().out)
+    assert list(summary["instruments"]) == ["deribit:BTC-5DEC26-48000-C"]
+    assert summary["instruments"]["deribit:BTC-5DEC26-48000-C"]["trades"] == 1
+    assert main([*argv, "--symbols", "DOGE-USD"]) == 2
+    assert "DOGE-USD" in capsys.readouterr().err

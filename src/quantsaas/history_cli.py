@@ -20,11 +20,11 @@ import orjson
 
 from quantsaas import runtime
 from quantsaas.config import Settings
-from quantsaas.errors import ConfigError
-from quantsaas.model import symbol_from_text
+from quantsaas.errors import ConfigError, UnknownInstrument, quote
 from quantsaas.store.history import HistoryStore, parse_interval, parse_time
 from quantsaas.store.layout import DAY_NS, TRADES, partition_dir, with_instrument
 from quantsaas.store.progress import ProgressBar
+from quantsaas.symbols import resolve
 
 if TYPE_CHECKING:
     # `serve` loads this module for its options: the commands import the feeds, the replay and
@@ -177,7 +177,8 @@ def replay_feeds(
             except Exception as exc:  # e.g. a venue that needs the network to build its feed
                 log.warning("%s: replaying normalised events, not raw frames: %s", feed.venue, exc)
         if isinstance(raw, WsFeed):
-            feeds.append(RawFeed(raw, store.root, start, end, speed))
+            only = feed.instruments if symbols else None
+            feeds.append(RawFeed(raw, store.root, start, end, speed, only=only))
         else:
             feeds.append(feed)
     for index, replaying in enumerate(feeds):
@@ -186,11 +187,27 @@ def replay_feeds(
     return feeds
 
 
+def recorded_symbols(
+    store: HistoryStore, texts: Sequence[str], venues: Sequence[str] = ()
+) -> tuple[str, ...]:
+    """Canonical symbols of the recorded instruments `texts` name, by the API's one rule
+    (`symbols.resolve`: `BTC/USD`, `btc-usd`, an option's own name, a native name)."""
+    recorded = [i for i in store.instruments() if not venues or i.venue in venues]
+    found: dict[str, None] = {}
+    for text in texts:
+        try:
+            named = resolve(recorded, text)
+        except UnknownInstrument:
+            raise ConfigError(f"nothing recorded in {store.root} named {quote(text)}") from None
+        found.update(dict.fromkeys(i.symbol for i in named))
+    return tuple(found)
+
+
 def replay(settings: Settings, args: argparse.Namespace) -> int:
     store = HistoryStore(settings.data_dir)
     start = parse_time(args.start) if args.start else 0
     end = parse_time(args.end) if args.end else FAR_FUTURE
-    symbols = tuple(symbol_from_text(s) for s in _csv_list(args.symbols))
+    symbols = recorded_symbols(store, _csv_list(args.symbols), _csv_list(args.venues))
     bar = ProgressBar("replay")
     feeds = replay_feeds(
         settings,

@@ -132,3 +132,23 @@ async def test_a_recorded_venue_session_replays_from_raw_frames_to_the_live_book
         assert replayed.valid and book.valid
         assert (replayed.bids(), replayed.asks()) == (book.bids(), book.asks())
         assert engine.state(instrument).trade_count == live.state(instrument).trade_count
+
+    # `replay --symbols ETH-USD`: the connection's frames are parsed whole (its sequence spans
+    # every product), only ETH-USD's events reach the replay's engine
+    btc, eth = feed.instruments
+    raw = RawFeed(
+        CoinbaseFeed(coinbase_instruments(products), url="ws://unused"),
+        tmp_path,
+        0,
+        2**62,
+        only=[eth],
+    )
+    assert list(raw.instruments) == [eth]
+    replaying = replay_runtime([raw])
+    engine = engine_of(replaying)
+    async with asyncio.timeout(30):
+        await run_replay(replaying, [raw])
+    assert raw.feed.stats.gaps == 0 and raw.stats.malformed == 0
+    assert engine.books[eth.key].bids() == live.books[eth.key].bids()
+    assert engine.state(eth).trade_count == live.state(eth).trade_count
+    assert btc.key not in engine.books or not engine.books[btc.key].valid

@@ -161,7 +161,11 @@ def _book_events(
 
 
 class RawFeed(_Replaying):
-    """Recorded raw frames of a venue feed, parsed by that feed's own protocol code."""
+    """Recorded raw frames of a venue feed, parsed by that feed's own protocol code.
+
+    The frames are the venue's whole connection, so every subscribed product is parsed as it
+    was live (a checksum or a sequence spans them all); `only`, when given, names the
+    instruments whose events go on to the sink (`replay --symbols`)."""
 
     def __init__(
         self,
@@ -171,10 +175,12 @@ class RawFeed(_Replaying):
         end: int,
         speed: float | None = None,
         progress: Progress | None = None,
+        only: Sequence[Instrument] | None = None,
     ) -> None:
-        super().__init__(feed.instruments, speed, progress)
+        super().__init__(feed.instruments if only is None else only, speed, progress)
         self.venue = feed.venue
         self.feed, self.root, self.start, self.end = feed, root, start, end
+        self.only = None if only is None else frozenset(i.key for i in only)
 
     def load(self) -> list[tuple[int, str | bytes]]:
         return [
@@ -208,8 +214,10 @@ class RawFeed(_Replaying):
                 self.stats.malformed += 1
                 self.stats.record_error(f"frame {index}: {type(exc).__name__}: {quote(exc)}")
                 continue
+            only = self.only
             for event in events:
-                sink(event)
+                if only is None or event.instrument.key in only:
+                    sink(event)
             if index % YIELD_EVERY == 0:
                 self._report(index, total)
         self.replayed = total

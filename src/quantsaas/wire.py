@@ -32,6 +32,7 @@ from quantsaas.model import (
     BookSnapshot,
     Instrument,
     Level,
+    OptionSpec,
     OptionTicker,
     Stamped,
     Ticker,
@@ -66,6 +67,20 @@ def instrument_json(instrument: Instrument) -> JSON:
         "lot_size": instrument.format_size(instrument.lot_size),
         "price_precision": instrument.price_scale,
         "amount_precision": instrument.size_scale,
+        "option": None if instrument.option is None else option_json(instrument.option),
+    }
+
+
+def option_json(option: OptionSpec) -> JSON:
+    """What makes a listed instrument an option (null for a pair): the same field names as its
+    `options`/`greeks` data, with the exact expiry in ns beside the ms."""
+    return {
+        "underlying": option.underlying,
+        "kind": option.kind,
+        "strike": format_fixed(option.strike, option.strike_scale),
+        "expiry": option.expiry_ns // 1_000_000,
+        "expiry_ns": option.expiry_ns,
+        "expiry_datetime": iso_from_ns(option.expiry_ns),
     }
 
 

@@ -237,15 +237,21 @@ async def test_every_listed_instrument_is_reachable_everywhere(world: World) -> 
     kinds: dict[str, int] = {}
     for inst in listed:
         model = by_key[(inst["venue"], inst["symbol"])]
+        described = inst["option"]  # the listing says what makes an option one
+        assert (described is None) == (model.option is None)
         inst["kind"] = (
             "consolidated"
             if inst["venue"] == "consolidated"
             else "option"
-            if model.option is not None
+            if described is not None
             else "pair"
         )
         if model.option is not None:
-            inst["underlying"] = model.option.underlying
+            assert described["underlying"] == model.option.underlying
+            assert described["expiry_ns"] == model.option.expiry_ns
+            assert described["kind"] == model.option.kind
+            assert described["strike"] == str(model.option.strike_decimal)
+            inst["underlying"] = described["underlying"]
         kinds[inst["kind"]] = kinds.get(inst["kind"], 0) + 1
         await check_rest(world, inst)
         await check_stream(world, inst)

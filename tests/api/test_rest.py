@@ -87,6 +87,7 @@ async def test_instruments_list_precision_and_grids(service: Service) -> None:
         "lot_size": "0.00000001",
         "price_precision": 2,
         "amount_precision": 8,
+        "option": None,
     }
 
 

@@ -140,11 +140,25 @@ def test_greeks_come_with_the_options_own_instrument() -> None:
     assert option_instrument("sim", message["data"]) == option
 
 
-def test_the_listing_gives_spot_instruments_and_leaves_options_to_their_tickers() -> None:
+def test_the_listing_gives_pairs_and_options_exactly() -> None:
     spot = sim_instrument("BTC/USD")
-    option = option_chains((spot,), {spot.symbol: 0.6}, 1_800_000_000 * 10**9)[0].instruments[0]
-    body = orjson.loads(orjson.dumps({"data": [instrument_json(i) for i in (spot, option)]}))
+    chain = option_chains((spot,), {spot.symbol: 0.6}, 1_800_000_000 * 10**9)[0]
+    call, put = chain.instruments[0], chain.instruments[-1]
+    assert call.option is not None and put.option is not None
+    assert call.option.kind != put.option.kind
+    body = orjson.loads(orjson.dumps({"data": [instrument_json(i) for i in (spot, call, put)]}))
+    assert listed_instruments(body) == [spot, call, put]  # OptionSpec, grids and scales exact
+    assert body["data"][0]["option"] is None
+    described = body["data"][1]["option"]
+    assert described["underlying"] == "BTC/USD" and described["kind"] == call.option.kind
+    assert described["expiry_ns"] == call.option.expiry_ns
+    # a server older than the `option` field: its options are left to their tickers
+    for item in body["data"]:
+        del item["option"]
     assert listed_instruments(body) == [spot]
+    body["data"][1]["option"] = ["not", "an", "object"]
+    with pytest.raises(TypeError):
+        listed_instruments(body)
 
 
 def test_instruments_are_read_from_the_listing() -> None:

@@ -111,10 +111,8 @@ class AsyncClient:
     # -- REST --------------------------------------------------------------------------------
 
     async def instruments(self) -> list[Instrument]:
-        """Every BASE/QUOTE instrument the server serves (read again from the server).
-
-        Options are left out: the listing does not say what makes them options (underlying,
-        expiry, strike); the `greeks` stream carries that, and its values name them fully."""
+        """Every instrument the server serves, options with their `OptionSpec` (read again from
+        the server)."""
         found = listed_instruments(await self._http.get_json("/api/v1/instruments"))
         for instrument in found:
             self._decoder.add(instrument)
@@ -126,15 +124,15 @@ class AsyncClient:
             await self.instruments()
 
     async def _instrument(self, symbol: str, venue: str | None) -> Instrument:
-        """The instrument named `symbol` (BTC/USD or BTC-USD) on `venue` (None: the only one)."""
+        """The instrument named `symbol` on `venue` (None: the only one), by the server's rule:
+        its symbol or path symbol in any case (BTC/USD, btc-usd, an option's own name), else
+        its native name."""
         await self._ensure_instruments()
-        wanted = symbol.strip().upper().replace("-", "/")
-        table = self._decoder.instruments
-        found = [
-            i
-            for i in table.values()
-            if (i.symbol == wanted or i.symbol == symbol) and venue in (None, i.venue)
-        ]
+        wanted = symbol.strip().upper()
+        pool = [i for i in self._decoder.instruments.values() if venue in (None, i.venue)]
+        found = [i for i in pool if wanted in (i.symbol.upper(), i.path_symbol.upper())]
+        if not found:
+            found = [i for i in pool if i.native_symbol.upper() == wanted]
         if len(found) == 1:
             return found[0]
         if not found:

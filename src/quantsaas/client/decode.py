@@ -69,8 +69,23 @@ def _str(value: Any) -> str:
 
 
 def instrument_from_json(item: Mapping[str, Any]) -> Instrument:
-    """One entry of GET /api/v1/instruments (api/wire.py `instrument_json`) -> Instrument."""
+    """One entry of GET /api/v1/instruments (wire.py `instrument_json`) -> Instrument, an
+    option's `OptionSpec` included."""
     price_scale, size_scale = _int(item["price_precision"]), _int(item["amount_precision"])
+    option = item.get("option")
+    spec = None
+    if option is not None:
+        if not isinstance(option, Mapping):
+            raise TypeError(f"option: expected an object, got {quote(option)}")
+        strike_text = _str(option["strike"])
+        strike_scale = scale_of(strike_text)
+        spec = OptionSpec(
+            underlying=_str(option["underlying"]),
+            expiry_ns=_int(option["expiry_ns"]),
+            strike=parse_fixed(strike_text, strike_scale),
+            strike_scale=strike_scale,
+            kind=_str(option["kind"]),
+        )
     return Instrument(
         venue=_str(item["venue"]),
         base=_str(item["base"]),
@@ -80,16 +95,19 @@ def instrument_from_json(item: Mapping[str, Any]) -> Instrument:
         size_scale=size_scale,
         tick_size=parse_fixed(_str(item["tick_size"]), price_scale),
         lot_size=parse_fixed(_str(item["lot_size"]), size_scale),
+        option=spec,
     )
 
 
 def listed_instruments(body: Any) -> list[Instrument]:
-    """GET /api/v1/instruments -> its BASE/QUOTE instruments. Options are left out: their
-    entries do not say what makes them options; their tickers do (`option_instrument`)."""
+    """GET /api/v1/instruments -> its instruments, options included. An entry that is neither a
+    BASE/QUOTE pair nor described as an option (a server older than the `option` field) is
+    left out: its option tickers still name it (`option_instrument`)."""
     return [
         instrument_from_json(item)
         for item in body["data"]
-        if item.get("symbol") == f"{item.get('base')}/{item.get('quote')}"
+        if item.get("option") is not None
+        or item.get("symbol") == f"{item.get('base')}/{item.get('quote')}"
     ]
 
 

@@ -173,6 +173,29 @@ def _fee(notional: int, rate: int, unit: int) -> int:
 
 
 @compiled
+def _unrest(resting: np.ndarray, n_rest: int, o: int) -> int:
+    """Order `o` leaves the resting set (swap-remove); the new count."""
+    for k in range(n_rest):
+        if resting[k] == o:
+            resting[k] = resting[n_rest - 1]
+            return n_rest - 1
+    return n_rest
+
+
+@compiled
+def _fill(fills: np.ndarray, n: int, o: int, side: int, px: int, got: int, fee: int, t: int) -> int:
+    """Row `n` of the fills table: a maker fill of order `o`; the new row count."""
+    fills[n, 0] = o + 1
+    fills[n, 1] = side
+    fills[n, 2] = px
+    fills[n, 3] = got
+    fills[n, 4] = 1
+    fills[n, 5] = fee
+    fills[n, 6] = t
+    return n + 1
+
+
+@compiled
 def _kernel(  # noqa: C901 - one loop on purpose: this is what gets compiled
     kind: np.ndarray,
     side: np.ndarray,
@@ -243,11 +266,7 @@ def _kernel(  # noqa: C901 - one loop on purpose: this is what gets compiled
                 if is_cancel:
                     if o_status[o] == OPEN:
                         o_status[o] = CANCELED
-                        for k in range(n_rest):
-                            if resting[k] == o:
-                                resting[k] = resting[n_rest - 1]
-                                n_rest -= 1
-                                break
+                        n_rest = _unrest(resting, n_rest, o)
                     continue
                 idx = (o_px[o] - low) // tick
                 if valid and (
@@ -309,21 +328,10 @@ def _kernel(  # noqa: C901 - one loop on purpose: this is what gets compiled
                         position += o_side[o] * got
                         fees += fee
                         o_filled[o] += got
-                        fills[n_fills, 0] = o + 1
-                        fills[n_fills, 1] = o_side[o]
-                        fills[n_fills, 2] = o_px[o]
-                        fills[n_fills, 3] = got
-                        fills[n_fills, 4] = 1
-                        fills[n_fills, 5] = fee
-                        fills[n_fills, 6] = t
-                        n_fills += 1
+                        n_fills = _fill(fills, n_fills, o, o_side[o], o_px[o], got, fee, t)
                         if o_filled[o] == o_size[o]:
                             o_status[o] = FILLED
-                            for k in range(n_rest):
-                                if resting[k] == o:
-                                    resting[k] = resting[n_rest - 1]
-                                    n_rest -= 1
-                                    break
+                            n_rest = _unrest(resting, n_rest, o)
                     budget -= got
             continue
         if k_ == CLEAR:
@@ -408,14 +416,7 @@ def _kernel(  # noqa: C901 - one loop on purpose: this is what gets compiled
                             position += got
                             fees += fee
                             o_filled[o] += got
-                            fills[n_fills, 0] = o + 1
-                            fills[n_fills, 1] = 1
-                            fills[n_fills, 2] = o_px[o]
-                            fills[n_fills, 3] = got
-                            fills[n_fills, 4] = 1
-                            fills[n_fills, 5] = fee
-                            fills[n_fills, 6] = t
-                            n_fills += 1
+                            n_fills = _fill(fills, n_fills, o, 1, o_px[o], got, fee, t)
                         j += 1
                 else:
                     j = best_b
@@ -430,22 +431,11 @@ def _kernel(  # noqa: C901 - one loop on purpose: this is what gets compiled
                             position -= got
                             fees += fee
                             o_filled[o] += got
-                            fills[n_fills, 0] = o + 1
-                            fills[n_fills, 1] = -1
-                            fills[n_fills, 2] = o_px[o]
-                            fills[n_fills, 3] = got
-                            fills[n_fills, 4] = 1
-                            fills[n_fills, 5] = fee
-                            fills[n_fills, 6] = t
-                            n_fills += 1
+                            n_fills = _fill(fills, n_fills, o, -1, o_px[o], got, fee, t)
                         j -= 1
                 if o_filled[o] == o_size[o]:
                     o_status[o] = FILLED
-                    for k in range(n_rest):
-                        if resting[k] == o:
-                            resting[k] = resting[n_rest - 1]
-                            n_rest -= 1
-                            break
+                    n_rest = _unrest(resting, n_rest, o)
         # -- the strategy: requote every `every_ns` ----------------------------------------
         if t < next_quote:
             continue

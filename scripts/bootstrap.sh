@@ -19,3 +19,7 @@ if [ -n "$extras" ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$target"
+# The editable install leaves our modules as source, and where PYTHONDONTWRITEBYTECODE is set
+# (CI images, this dev machine) every start would compile them again: ~60 ms of the ~0.55 s
+# to the first /health (bench/bench_startup.py). A stale .pyc is only ignored, never wrong.
+.venv/bin/python -m compileall -q src/quantsaas

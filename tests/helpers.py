@@ -166,6 +166,9 @@ async def serve_in_loop(
             raise RuntimeError("uvicorn stopped during startup")
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
+    opening = app.state.accounts_opening
+    if opening is not None:  # open beside the running service: the tests use them at once
+        await asyncio.shield(opening)
     try:
         yield f"127.0.0.1:{port}"
     finally:

@@ -31,6 +31,7 @@ WATCHED = (
     "alembic",
     "redis",
     "httpx",
+    "sqlalchemy",
 )
 
 
@@ -71,11 +72,13 @@ def serve_like(args: list[str], record: bool) -> str:
 def test_an_api_process_loads_no_feed_engine_store_writer_or_history_code(tmp_path: Path) -> None:
     loaded = loaded_after(serve_like(["--role", "api", "--bus", NOWHERE], record=False), tmp_path)
     assert loaded == {"redis"}  # its bus is Redis; no feed, engine, fakes, Parquet or DuckDB
+    # nor SQLAlchemy yet: the accounts open beside the listening server (api/app.py)
 
 
 def test_the_all_role_loads_no_scipy_duckdb_alembic_or_venue_code(tmp_path: Path) -> None:
     # the simulator and the engine run here; PyArrow and DuckDB wait for a history query,
-    # Alembic for a schema that needs migrating
+    # Alembic for a schema that needs migrating, SQLAlchemy for the accounts, which open once
+    # the server listens (api/app.py)
     loaded = loaded_after(serve_like(["--data-dir", str(tmp_path)], record=True), tmp_path)
     assert loaded == {"quantsaas.feeds", "quantsaas.engine"}  # the simulator's, no venue's
 

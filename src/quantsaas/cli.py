@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+import quantsaas.serving_env  # noqa: F401  (first: before NumPy loads)
 from quantsaas import __version__
 from quantsaas import history_cli as store_cli
 from quantsaas.accounts import cli as accounts_cli
@@ -192,10 +193,21 @@ def access_note(settings: Settings, first_login: tuple[str, str] | None) -> str:
     return lines
 
 
-async def _serve(server: uvicorn.Server, settings: Settings, app: FastAPI) -> None:
+async def _serve(server: uvicorn.Server, settings: Settings, app: FastAPI) -> int:
+    """Serve until stopped; 1 if the server or its accounts could not start."""
     task = asyncio.create_task(server.serve())
     while not server.started and not task.done():
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.005)
+    if not server.started:
+        await asyncio.gather(task, return_exceptions=True)
+        return 1
+    try:  # they open beside the running service (api/app.py); the banner names the admin
+        await asyncio.shield(app.state.accounts_opening)
+    except Exception as exc:
+        print(f"quantsaas: error: accounts: {printable(clip(str(exc)))}", file=sys.stderr)
+        server.should_exit = True
+        await asyncio.gather(task, return_exceptions=True)
+        return 1
     if server.started:
         tune_gc_for_serving()
         port = server.servers[0].sockets[0].getsockname()[1]
@@ -213,6 +225,7 @@ async def _serve(server: uvicorn.Server, settings: Settings, app: FastAPI) -> No
         )
         log.info("serving on %s", base, extra={"url": base})
     await task
+    return 0
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -259,8 +272,7 @@ def serve(settings: Settings, log_level: str, role: str = "all", bus: str = "mem
         signal.signal(stop_signal, lambda *_: None)
     # uvloop when installed (uvicorn[standard]): about a fifth less CPU per WebSocket message
     with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
-        runner.run(_serve(server, settings, app))
-    return 0 if server.started else 1
+        return runner.run(_serve(server, settings, app))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,17 +13,19 @@ import secrets
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from quantsaas.accounts.service import Accounts
 from quantsaas.accounts.tiers import Tier, load_tiers
 from quantsaas.config import Settings
 from quantsaas.errors import AccountError, ConfigError, RevocationPending, StorageError
 from quantsaas.logs import printable
 
-Action = Callable[[Accounts, argparse.Namespace], Coroutine[Any, Any, int]]
+if TYPE_CHECKING:  # `serve` builds its parser from here: SQLAlchemy loads with a command
+    from quantsaas.accounts.service import Accounts
+
+Action = Callable[["Accounts", argparse.Namespace], Coroutine[Any, Any, int]]
 WRITE_ATTEMPTS = 10
 
 
@@ -207,6 +209,8 @@ async def _audit(accounts: Accounts, args: argparse.Namespace) -> int:
 
 
 async def _with_accounts(url: str, tiers: dict[str, Tier], action: Action, args: Any) -> int:
+    from quantsaas.accounts.service import Accounts
+
     accounts = await Accounts.open(url, tiers)
     try:
         return await action(accounts, args)

@@ -82,6 +82,11 @@ def _now() -> datetime:
 class Accounts(Sessions):
     """Users, keys, sessions, tickets and audit on one database (SQLite or PostgreSQL)."""
 
+    database_errors: tuple[type[Exception], ...] = (SQLAlchemyError,)
+    """What a call raises when the database is unreachable or refuses: callers that must
+    not import SQLAlchemy themselves (the API, which opens accounts after it listens) catch
+    these."""
+
     def __init__(
         self,
         engine: AsyncEngine,

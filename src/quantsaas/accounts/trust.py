@@ -30,9 +30,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from quantsaas.accounts.models import LoginAddress, ServiceState, User
+from quantsaas.accounts.views import DEVICE_TTL_S
 
 DEVICE_KEY = "device-key"
-DEVICE_TTL_S = 365 * 86_400.0
 ADDRESSES_KEPT = timedelta(days=180)
 _COOKIE = re.compile(r"d1\.(\d{1,12})\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})")
 

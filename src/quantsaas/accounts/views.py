@@ -10,6 +10,10 @@ from quantsaas.accounts.emails import lookup_email, normalise_email
 
 __all__ = ["lookup_email", "normalise_email"]
 
+DEVICE_TTL_S = 365 * 86_400.0
+"""How long a device cookie (accounts/trust.py) lets its browser past a lock-out; the API
+sets the cookie's max-age from it."""
+
 
 @dataclass(frozen=True)
 class Principal:

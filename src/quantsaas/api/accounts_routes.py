@@ -9,8 +9,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from quantsaas.accounts.passwords import MAX_LENGTH, MIN_LENGTH
-from quantsaas.accounts.service import Principal
-from quantsaas.accounts.trust import DEVICE_TTL_S
+from quantsaas.accounts.views import DEVICE_TTL_S, Principal
 from quantsaas.api.auth import SESSION_COOKIE, Guard, client_ip, request_principal
 from quantsaas.api.login import DEVICE_COOKIE
 from quantsaas.api.problems import PROBLEM_JSON, Problem

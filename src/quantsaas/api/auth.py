@@ -11,23 +11,24 @@ with `anonymous_tier` set (the demo command), which gives anonymous callers that
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from fastapi import Request
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from quantsaas.accounts.service import Accounts, Principal, Revocation
 from quantsaas.accounts.tiers import Tier
+from quantsaas.accounts.views import Principal, Revocation
 from quantsaas.api.access import DOCS_PATHS, Access, access_for, tier_denial
 from quantsaas.api.connections import (
     Connections,
@@ -56,6 +57,9 @@ DENIAL_AUDIT_EVERY_S = 10.0
 """At most one audit row per client and reason this often; the log gets every denial."""
 
 audit_log = logging.getLogger("quantsaas.audit")
+if TYPE_CHECKING:  # opened after the server listens (api/app.py): SQLAlchemy loads then
+    from quantsaas.accounts.service import Accounts
+
 log = logging.getLogger(__name__)
 
 
@@ -182,7 +186,7 @@ class Guard:
                     detail=f"{status} {code} {path}",
                     log=False,  # logged above, every time
                 )
-            except SQLAlchemyError as exc:  # the refusal stands; the log line above has it
+            except self.accounts.database_errors as exc:  # the refusal stands; logged above
                 log.warning("audit row not written: %s", exc)
         return Problem(status, code, detail, headers=headers)
 
@@ -218,24 +222,42 @@ GUARDED = "quantsaas.guarded"
 api/intake.py, and again as the app-wide dependency, which then returns at once)."""
 
 
+ACCOUNTS_WAIT_S = 10.0
+"""How long a request that needs the accounts waits for them to open (at start-up)."""
+
+
+async def ready_guard(state: Any) -> Guard | None:
+    """The app's guard (`state` is app.state); while the accounts are still opening, the first
+    moments after start (api/app.py), wait for them, at most ACCOUNTS_WAIT_S. None: they are
+    not open (failed, or too slow): the caller fails closed."""
+    guard: Guard | None = getattr(state, "guard", None)
+    opening: asyncio.Task[None] | None = getattr(state, "accounts_opening", None)
+    if guard is None and opening is not None and not opening.done():
+        # shielded: a client that goes away must not cancel the opening for everyone
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(opening), ACCOUNTS_WAIT_S)
+        guard = getattr(state, "guard", None)
+    return guard
+
+
 async def guard_request(request: Request) -> None:
     """Credentials, tier and rate limit of an HTTP request; raises the Problem refusing it."""
     if request.scope.get(GUARDED):
         return
-    guard: Guard | None = getattr(request.app.state, "guard", None)
     route = request.scope.get("route")
     template: str = route.path if route is not None else request.scope["path"]
     access = access_for(template)
     if template in DOCS_PATHS or not access.limited:
         return
-    if guard is None:  # the accounts database is not open (yet): fail closed
+    guard = await ready_guard(request.app.state)
+    if guard is None:  # the accounts database is not open: fail closed
         raise Problem(503, "service-unavailable", "accounts are not available")
     ip = client_ip(request.client)
     try:
         principal = await guard.identify(request)
     except Problem as problem:
         raise await guard.deny(problem.status, problem.code, problem.detail, ip, template) from None
-    except SQLAlchemyError as exc:
+    except guard.accounts.database_errors as exc:
         log.warning("accounts database unavailable: %s", exc)
         raise Problem(
             503, "service-unavailable", "accounts unavailable", {"Retry-After": "1"}
@@ -297,9 +319,10 @@ async def caller_is_admin(request: Request) -> bool:
         presented_key(request.headers) is None and SESSION_COOKIE not in request.cookies
     ):
         return False
+    refused: tuple[type[Exception], ...] = (Problem, *guard.accounts.database_errors)
     try:
         principal = await guard.identify(request)
-    except (Problem, SQLAlchemyError):
+    except refused:
         return False
     return principal is not None and principal.is_admin
 

@@ -22,13 +22,16 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from quantsaas.accounts.service import Accounts
 from quantsaas.accounts.views import lookup_email
 from quantsaas.api.backoff import BackoffPolicy, backoff_for, wait_text
 from quantsaas.api.problems import Problem
 from quantsaas.api.ratelimit import Limiter, Quota, client_bucket
 from quantsaas.errors import InvalidEmail
+
+if TYPE_CHECKING:
+    from quantsaas.accounts.service import Accounts
 
 ACCOUNT_FAILURES = Quota("login-account", 5, 300.0)
 """Logins to one account from clients it has not seen succeed, before only known ones may try."""

@@ -43,14 +43,15 @@ from typing import Any
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from quantsaas.accounts.service import Principal
 from quantsaas.accounts.tiers import Tier
+from quantsaas.accounts.views import Principal
 from quantsaas.analytics.live import GREEKS
 from quantsaas.api.access import tier_denial
 from quantsaas.api.auth import (
     admit_websocket,
     authenticate_websocket,
     client_ip,
+    ready_guard,
     release_websocket,
 )
 from quantsaas.api.fanout import FLUSH_FAILED, SINK, Outbox, Sink
@@ -474,7 +475,7 @@ async def refuse(websocket: WebSocket, problem: Problem) -> None:
 async def websocket_endpoint(websocket: WebSocket) -> None:
     app = websocket.app
     counters: StreamCounters | None = getattr(app.state, "stream_counters", None)
-    guard = getattr(app.state, "guard", None)
+    guard = await ready_guard(app.state)
     if guard is None:  # accounts not open: fail closed
         await websocket.close(1013, "try again later")
         return

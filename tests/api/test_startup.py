@@ -1,0 +1,102 @@
+"""Start-up order: the server listens and the runtime runs before the accounts are open
+(api/app.py opens them beside it); what needs them waits, probes answer, readiness tells."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from helpers import ScriptedFeed, make_instrument, make_runtime
+from quantsaas.api import app as app_module
+from quantsaas.api.app import create_app
+from quantsaas.cli import server_config
+from quantsaas.config import Settings
+
+
+async def connect(url: str) -> ClientConnection:
+    return await websockets.connect(url, open_timeout=10)
+
+
+@pytest.mark.asyncio
+async def test_callers_wait_for_the_accounts_while_probes_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = asyncio.Event()
+    real_open = app_module.open_guard
+
+    async def held_open(*args: Any, **kwargs: Any) -> Any:
+        await gate.wait()  # the real accounts open, once the test lets them
+        return await real_open(*args, **kwargs)
+
+    monkeypatch.setattr(app_module, "open_guard", held_open)
+    settings = Settings(
+        web_dist=None,
+        anonymous_tier="open",
+        accounts_url=f"sqlite+aiosqlite:///{tmp_path}/accounts.db",
+        bootstrap_admin=True,
+        host="127.0.0.1",
+        port=0,
+    )
+    app = create_app(make_runtime([ScriptedFeed([make_instrument()])], settings))
+    server = uvicorn.Server(server_config(app, settings, "warning"))
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            assert (await http.get("/livez")).status_code == 200
+            health = await asyncio.wait_for(http.get("/health"), 2)  # answers, not waiting
+            assert health.json()["feeds"]  # 503 only because the scripted feed is not live
+            ready = await http.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["checks"]["accounts_db"] is False
+            waiting = asyncio.create_task(http.get("/api/v1/instruments"))
+            streaming = asyncio.create_task(connect(f"ws://127.0.0.1:{port}/ws"))
+            await asyncio.sleep(0.3)
+            assert not waiting.done() and app.state.guard is None
+            gate.set()
+            answered = await waiting
+            assert answered.status_code == 200, answered.text[:200]
+            assert answered.json()["data"][0]["symbol"] == "BTC/USD"
+            async with await streaming as ws:
+                await ws.send('{"op": "ping"}')
+                replies = [await asyncio.wait_for(ws.recv(), 5) for _ in range(2)]
+                assert any('"pong"' in str(reply) for reply in replies)
+            ready = await http.get("/readyz")
+            assert ready.json()["checks"]["accounts_db"] is True
+        assert app.state.first_login is not None  # the admin was made once they opened
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+def test_serve_stops_with_one_clear_line_when_its_accounts_cannot_open(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "QUANTSAAS_DATA_DIR": str(tmp_path),
+        "QUANTSAAS_ACCOUNTS_URL": "postgresql+asyncpg://user:secret@127.0.0.1:1/none",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "quantsaas.cli", "serve", "--port", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("quantsaas: error:")]
+    assert len(errors) == 1 and "accounts" in errors[0] and "Connection refused" in errors[0]
+    assert "secret" not in done.stderr
+    assert "running on" not in done.stdout  # no banner for a service that cannot let anyone in

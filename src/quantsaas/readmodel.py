@@ -85,6 +85,10 @@ class LocalReadModel:
         self._instruments: dict[Key, Instrument] = {k: b.instrument for k, b in books.items()}
         self._market = market
         self._channels: dict[str, InitialState | None] = {}
+        self._encoded: dict[Topic, tuple[int, Stamped, str]] = {}
+        """Per topic, the last initial state sent and its encoding (without its age), reused
+        while the state is equal (compared, not assumed: an open candle changes between the
+        candle channel's messages) and the topic's seq has not moved."""
 
     # -- declared at the composition root -----------------------------------------------------
 
@@ -116,12 +120,17 @@ class LocalReadModel:
         if state is None:
             return None  # nothing yet: the first published message starts the stream
         seq = self._bus.last_seq(topic)
-        message = event_message(channel, seq, state)
-        # a state sent now may be old (a quiet venue's book): say how old, and if it is stale
+        cached = self._encoded.get(topic)
+        if cached is not None and cached[0] == seq and cached[1] == state:
+            body = cached[2]
+        else:  # encoded once per state: a subscribe storm costs one encoding, not one each
+            body = encode(event_message(channel, seq, state))
+            self._encoded[topic] = (seq, state, body)
+        # a state sent now may be old (a quiet venue's book): say how old, and if it is stale;
+        # per client, spliced after the shared body (the same text `age_ms`/`stale` keys last)
         age_ns = max(0, now_ns() - state.ts_recv)
-        message["age_ms"] = age_ns // 1_000_000
-        message["stale"] = age_ns > self._stale_after(venue) * 1e9
-        return Initial(seq, [encode(message)])
+        stale = "true" if age_ns > self._stale_after(venue) * 1e9 else "false"
+        return Initial(seq, [f'{body[:-1]},"age_ms":{age_ns // 1_000_000},"stale":{stale}}}'])
 
     def book(self, key: Key) -> L2Book | None:
         return self._books.get(key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -124,3 +125,34 @@ async def test_a_spoofed_forwarded_proto_does_not_turn_on_hsts(tmp_path: Path) -
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
+
+
+@pytest.mark.asyncio
+async def test_an_unhandled_error_is_a_problem_with_the_headers_too(tmp_path: Path) -> None:
+    """Starlette answers a crash from its outermost middleware, outside ours: the 500 still
+    carries the security headers (and says nothing of the error itself)."""
+    settings = Settings(web_dist=None, host="127.0.0.1", port=0)
+    built = make_runtime([ScriptedFeed([make_instrument()])], settings)
+
+    def broken() -> Any:
+        raise RuntimeError("secret internals")
+
+    built.read_model.instruments = broken  # type: ignore[method-assign]  # the injected fault
+    app = create_app(built)
+    server = uvicorn.Server(server_config(app, settings, "critical"))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        address = f"127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+        async with httpx.AsyncClient(base_url=f"http://{address}") as http:
+            answer = await http.get("/api/v1/instruments")
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+    assert answer.status_code == 500
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["code"] == "internal-error" and "secret" not in answer.text
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert directives(answer.headers["content-security-policy"])["frame-ancestors"] == "'none'"

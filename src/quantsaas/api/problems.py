@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from quantsaas.api.headers import security_headers
 from quantsaas.errors import BookNotReady, QuantError, UnknownInstrument
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,14 @@ def install(app: FastAPI) -> None:
 
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error on %s", request.url.path, exc_info=exc)
-        return problem_response(500, "internal-error", "internal server error", request.url.path)
+        response = problem_response(
+            500, "internal-error", "internal server error", request.url.path
+        )
+        # Starlette answers this from its outermost middleware, outside SecurityHeadersMiddleware:
+        # the headers every other answer gets are added here
+        for name, value in security_headers(request.scope):
+            response.headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+        return response
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http)

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import pytest
 import pytest_asyncio
+from samples_path import lines
 
 from helpers import engine_of, make_runtime, on_events
 from quantsaas.engine import Engine
-from quantsaas.errors import ConfigError
+from quantsaas.errors import ConfigError, ProtocolError, SequenceGap
 from quantsaas.fakes.coinbase import CoinbaseFakeConfig, FakeCoinbase
 from quantsaas.feeds.base import FeedState
 from quantsaas.feeds.coinbase.feed import CoinbaseFeed
 from quantsaas.feeds.instruments import coinbase_instruments
 from quantsaas.feeds.transport import Backoff, TransportConfig
-from quantsaas.model import BookDelta, BookSnapshot, MarketEvent
+from quantsaas.model import BookDelta, BookSnapshot, MarketEvent, Trade
 
 CONFIG = TransportConfig(stall_s=1.0, backoff=Backoff(initial_s=0.05, cap_s=0.4))
 PRODUCTS = ("BTC-USD", "ETH-USD")
@@ -138,3 +140,29 @@ async def test_other_faults(rig: Rig, fault: str) -> None:
 def test_unknown_api_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
         CoinbaseFeed(coinbase_instruments(["BTC-USD"]), api="pro")
+
+
+def test_a_malformed_advanced_frame_is_counted_and_its_number_taken() -> None:
+    """A junk price in a ticker (a row of a frame whose envelope is sound) refuses that frame,
+    and the next frame is not mistaken for lost messages (it used to cost a reconnect)."""
+    frames = [json.loads(line) for line in lines("coinbase_advanced_quoted.jsonl")]
+    assert [f["sequence_num"] for f in frames] == [1, 2, 3, 4, 5, 6]
+    ticker = next(f for f in frames if f["channel"] == "ticker")
+    ticker["events"][0]["tickers"][0]["price"] = "1e999999"
+    feed = CoinbaseFeed(coinbase_instruments(["BTC-PERP-INTX"]), api="advanced")
+    feed.on_connect()
+    events = []
+    for frame in frames:
+        raw = json.dumps(frame).encode()
+        if frame is ticker:
+            with pytest.raises(ProtocolError):
+                feed.handle_frame(raw, 0)
+        else:
+            events += feed.handle_frame(raw, 0)  # the heartbeat after it: no SequenceGap
+    assert any(isinstance(e, Trade) for e in events) and feed.stats.gaps == 0
+    skipped = {**frames[-1], "sequence_num": 8}  # 7 lost: a gap, as before
+    with pytest.raises(SequenceGap):
+        feed.handle_frame(json.dumps(skipped).encode(), 0)
+    unnumbered = b'{"channel":"ticker","events":[{"tickers":[{"price":"x"}]}]}'
+    with pytest.raises(ProtocolError):  # no readable number: refused, the count unchanged
+        feed.handle_frame(unnumbered, 0)

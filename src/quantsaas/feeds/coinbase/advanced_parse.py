@@ -235,6 +235,21 @@ def parse_message(msg: Any, instruments: Instruments, ts_recv: int) -> Envelope:
         raise ProtocolError(f"coinbase: malformed {kind} frame: {describe(exc)}") from None
 
 
+class _Numbered(msgspec.Struct):
+    sequence_num: Annotated[int, msgspec.Meta(ge=0, le=MAX_RAW)]
+
+
+_NUMBERED = msgspec.json.Decoder(_Numbered)
+
+
+def envelope_sequence(raw: str | bytes) -> int | None:
+    """The `sequence_num` of a frame whose content was refused; None if it has none readable."""
+    try:
+        return _NUMBERED.decode(raw).sequence_num
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
 def parse_frame(raw: str | bytes, instruments: Instruments, ts_recv: int) -> Envelope:
     at = raw.find(b'"l2_data"', 0, 40) if isinstance(raw, bytes) else raw.find('"l2_data"', 0, 40)
     if at >= 0:

@@ -90,21 +90,37 @@ class CoinbaseFeed(WsFeed):
         return self._book_events(item.product, item.event)
 
     def _advanced(self, raw: str | bytes, ts_recv: int) -> list[MarketEvent]:
-        envelope = advanced_parse.parse_frame(raw, self.by_product, ts_recv)
+        try:
+            envelope = advanced_parse.parse_frame(raw, self.by_product, ts_recv)
+        except ProtocolError:
+            # a bad row in a frame whose envelope is sound (a ticker's junk price) is counted
+            # as malformed, but the frame was received: its number is taken, or the next good
+            # frame would look like a lost message and cost a reconnect
+            self._take_sequence(advanced_parse.envelope_sequence(raw))
+            raise
         if envelope.channel not in advanced_parse.HANDLERS:
             self.stats.ignored += 1
-        expected = None if self._envelope_seq is None else self._envelope_seq + 1
-        if expected is not None and envelope.sequence_num > expected:
-            raise SequenceGap(
-                f"coinbase advanced: sequence_num jumped from {expected} to {envelope.sequence_num}"
-            )
-        if expected is not None and envelope.sequence_num < expected:
+        if not self._take_sequence(envelope.sequence_num):
             return []  # a late duplicate: ignore
-        self._envelope_seq = envelope.sequence_num
         out: list[MarketEvent] = []
         for product, event in envelope.events:
             out.extend(self._book_events(product, event))
         return out
+
+    def _take_sequence(self, sequence: int | None) -> bool:
+        """The connection's message counter: True for the next message, False for a late
+        duplicate (or no readable number); SequenceGap when messages were lost."""
+        if sequence is None:
+            return False
+        expected = None if self._envelope_seq is None else self._envelope_seq + 1
+        if expected is not None and sequence > expected:
+            raise SequenceGap(
+                f"coinbase advanced: sequence_num jumped from {expected} to {sequence}"
+            )
+        if expected is not None and sequence < expected:
+            return False
+        self._envelope_seq = sequence
+        return True
 
     def _book_events(self, product: str, event: MarketEvent | None) -> list[MarketEvent]:
         """Number book messages per product; deltas before the first snapshot are dropped."""

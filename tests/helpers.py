@@ -143,6 +143,32 @@ def trade(instrument: Instrument, price: int, size: int, trade_id: str, ts: int)
 
 
 @contextlib.asynccontextmanager
+async def served_as_cli(
+    app: FastAPI, settings: Settings, log_level: str = "warning", lifespan: bool = True
+) -> AsyncIterator[str]:
+    """Run `app` on uvicorn configured exactly as `quantsaas serve` does (`cli.server_config`:
+    proxy headers, bounded heads, the WebSocket protocol) in the current event loop; yields
+    `host:port` once it listens (the accounts may still be opening: api/app.py)."""
+    from quantsaas.cli import server_config
+
+    server = uvicorn.Server(server_config(app, settings, log_level))
+    if not lifespan:  # the app already runs under another server
+        server.config.lifespan = "off"
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(20):
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise RuntimeError("uvicorn stopped during startup")
+                await asyncio.sleep(0.01)
+        yield f"127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+@contextlib.asynccontextmanager
 async def serve_in_loop(
     app: FastAPI, ws_max_size: int = 64 * 1024, ws: Any = FanoutProtocol
 ) -> AsyncIterator[str]:

@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -25,6 +24,7 @@ from helpers import (
     delta,
     make_instrument,
     make_runtime,
+    served_as_cli,
     snapshot,
     trade,
 )
@@ -34,7 +34,6 @@ from quantsaas.api.access import access_for
 from quantsaas.api.app import create_app
 from quantsaas.api.auth import Guard
 from quantsaas.api.public_market import DelayedMarket
-from quantsaas.cli import server_config
 from quantsaas.config import Settings
 from quantsaas.model import now_ns
 from secured import PASSWORD, TEST_TIERS, Secured, secured_service
@@ -537,13 +536,8 @@ async def test_the_client_ip_comes_from_trusted_proxies_only(
         port=0,
     )
     app = create_app(make_runtime([ScriptedFeed([make_instrument()])], settings))
-    server = uvicorn.Server(server_config(app, settings, "warning"))
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+    async with served_as_cli(app, settings) as address:
+        async with httpx.AsyncClient(base_url=f"http://{address}") as http:
             forwarded = {"X-Forwarded-For": "203.0.113.5"}
             assert (
                 await http.get("/api/v1/trades/test/BTC-USD", headers=forwarded)
@@ -551,9 +545,6 @@ async def test_the_client_ip_comes_from_trusted_proxies_only(
         guard: Guard = app.state.guard
         [event] = await guard.accounts.audit_events(10)
         assert event.ip == seen_ip
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
 
 
 @pytest.mark.asyncio

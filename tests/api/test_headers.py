@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -10,12 +9,10 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 
-from helpers import ScriptedFeed, make_instrument, make_runtime
+from helpers import ScriptedFeed, make_instrument, make_runtime, served_as_cli
 from quantsaas.api.app import create_app
 from quantsaas.api.headers import DOCS_POLICY, dashboard_policy, security_headers
-from quantsaas.cli import server_config
 from quantsaas.config import Settings
 
 INDEX = "<!doctype html><title>dash</title><div id=root></div>"
@@ -61,15 +58,8 @@ async def server(tmp_path: Path) -> AsyncIterator[str]:
     (dist / "assets" / "feed.worker-1.js").write_text("self.onmessage = () => {}")
     settings = Settings(web_dist=dist, forwarded_allow_ips="127.0.0.1", host="127.0.0.1", port=0)
     app = create_app(make_runtime([ScriptedFeed([make_instrument()])], settings))
-    server = uvicorn.Server(server_config(app, settings, "warning"))
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            await asyncio.sleep(0.01)
-        yield f"127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+    async with served_as_cli(app, settings) as address:
+        yield address
 
 
 @pytest.mark.asyncio
@@ -112,19 +102,11 @@ async def test_hsts_behind_a_trusted_tls_proxy_only(server: str) -> None:
 async def test_a_spoofed_forwarded_proto_does_not_turn_on_hsts(tmp_path: Path) -> None:
     settings = Settings(web_dist=None, forwarded_allow_ips="10.9.9.9", host="127.0.0.1", port=0)
     app = create_app(make_runtime([ScriptedFeed([make_instrument()])], settings))
-    server = uvicorn.Server(server_config(app, settings, "warning"))
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+    async with served_as_cli(app, settings) as address:
+        async with httpx.AsyncClient(base_url=f"http://{address}") as http:
             spoofed = await http.get("/livez", headers={"X-Forwarded-Proto": "https"})
         assert spoofed.status_code == 200
         assert "strict-transport-security" not in spoofed.headers
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
 
 
 @pytest.mark.asyncio
@@ -139,17 +121,9 @@ async def test_an_unhandled_error_is_a_problem_with_the_headers_too(tmp_path: Pa
 
     built.read_model.instruments = broken  # type: ignore[method-assign]  # the injected fault
     app = create_app(built)
-    server = uvicorn.Server(server_config(app, settings, "critical"))
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            await asyncio.sleep(0.01)
-        address = f"127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    async with served_as_cli(app, settings, "critical") as address:
         async with httpx.AsyncClient(base_url=f"http://{address}") as http:
             answer = await http.get("/api/v1/instruments")
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
     assert answer.status_code == 500
     assert answer.headers["content-type"].startswith("application/problem+json")
     assert answer.json()["code"] == "internal-error" and "secret" not in answer.text

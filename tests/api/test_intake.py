@@ -11,10 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 
+from helpers import served_as_cli
 from quantsaas.api.access import JSON_BODY_CAP
-from quantsaas.cli import server_config
 from quantsaas.config import Settings
 from secured import Secured, secured_service
 
@@ -122,16 +121,9 @@ async def test_a_real_server_answers_a_declared_50_mb_body_without_waiting_for_i
 async def bounded_server(secured: Secured) -> AsyncIterator[str]:
     """The same app behind `serve`'s uvicorn configuration (bounded request heads)."""
     settings = Settings(port=0, http_max_head_bytes=16 * 1024, http_max_url_bytes=4096)
-    server = uvicorn.Server(server_config(secured.app, settings, "warning"))
-    server.config.lifespan = "off"  # the app is already running in `secured`
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield f"127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+    # the app is already running in `secured`: no second lifespan
+    async with served_as_cli(secured.app, settings, lifespan=False) as address:
+        yield address
 
 
 @pytest.mark.asyncio

@@ -12,14 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from helpers import ScriptedFeed, make_instrument, make_runtime
+from helpers import ScriptedFeed, make_instrument, make_runtime, served_as_cli
 from quantsaas.api import app as app_module
 from quantsaas.api.app import create_app
-from quantsaas.cli import server_config
 from quantsaas.config import Settings
 
 
@@ -48,21 +46,15 @@ async def test_callers_wait_for_the_accounts_while_probes_answer(
         port=0,
     )
     app = create_app(make_runtime([ScriptedFeed([make_instrument()])], settings))
-    server = uvicorn.Server(server_config(app, settings, "warning"))
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+    async with served_as_cli(app, settings) as address:
+        async with httpx.AsyncClient(base_url=f"http://{address}", timeout=10) as http:
             assert (await http.get("/livez")).status_code == 200
             health = await asyncio.wait_for(http.get("/health"), 2)  # answers, not waiting
             assert health.json()["feeds"]  # 503 only because the scripted feed is not live
             ready = await http.get("/readyz")
             assert ready.status_code == 503 and ready.json()["checks"]["accounts_db"] is False
             waiting = asyncio.create_task(http.get("/api/v1/instruments"))
-            streaming = asyncio.create_task(connect(f"ws://127.0.0.1:{port}/ws"))
+            streaming = asyncio.create_task(connect(f"ws://{address}/ws"))
             await asyncio.sleep(0.3)
             assert not waiting.done() and app.state.guard is None
             gate.set()
@@ -76,9 +68,6 @@ async def test_callers_wait_for_the_accounts_while_probes_answer(
             ready = await http.get("/readyz")
             assert ready.json()["checks"]["accounts_db"] is True
         assert app.state.first_login is not None  # the admin was made once they opened
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
 
 
 def test_serve_stops_with_one_clear_line_when_its_accounts_cannot_open(tmp_path: Path) -> None:

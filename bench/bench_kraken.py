@@ -43,7 +43,7 @@ from quantsaas.fakes.kraken import FakeKraken, KrakenClient, KrakenFakeConfig
 from quantsaas.feeds.base import EventSink, Feed
 from quantsaas.feeds.kraken import parse
 from quantsaas.feeds.kraken.book import KrakenBook
-from quantsaas.feeds.kraken.v1 import V1Book, parse_v1
+from quantsaas.feeds.kraken.v1 import V1Book, parse_v1, parse_v1_frame
 from quantsaas.model import BookDelta, BookSnapshot, Instrument
 
 SAMPLES = Path(__file__).resolve().parents[1] / "tests" / "feeds" / "samples"
@@ -84,7 +84,7 @@ def recorded_v1(loops: int) -> tuple[list[bytes], Callable[[bool], float]]:
             book.on_snapshot(snap.message.update, 0)
             began = CLOCK()
             for raw in updates[start : start + 289]:
-                item = parse_v1(parse.decode(raw), 0)
+                item = parse_v1_frame(raw, 0)
                 assert isinstance(item, V1Book)
                 book.on_update(item.message.update, 0)
             elapsed += CLOCK() - began

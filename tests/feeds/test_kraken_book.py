@@ -13,7 +13,7 @@ from samples_path import lines
 
 from quantsaas.errors import ChecksumMismatch, ProtocolError
 from quantsaas.feeds.kraken import parse
-from quantsaas.feeds.kraken.book import BookUpdate, KrakenBook, checksum, checksum_text
+from quantsaas.feeds.kraken.book import BookUpdate, KrakenBook, TextLevel, checksum, checksum_text
 from quantsaas.feeds.kraken.v1 import V1Book, parse_v1
 from quantsaas.replay_raw import replay_lines
 
@@ -81,7 +81,7 @@ def test_replay_raw_counts_every_checksum() -> None:
 def test_a_book_with_one_wrong_level_fails() -> None:
     (message,) = book_messages("kraken_v2_checksum_doc_example.jsonl")
     bids = list(message.update.bids)
-    bids[3] = (bids[3][0], "0.10000001")
+    bids[3] = TextLevel(bids[3].price, "0.10000001")
     wrong = BookUpdate(tuple(bids), message.update.asks, message.update.checksum, 0)
     book = KrakenBook(BTC)
     with pytest.raises(ChecksumMismatch, match="3310070434"):
@@ -92,9 +92,10 @@ def test_a_book_with_one_wrong_level_fails() -> None:
 
 def test_trailing_zeros_matter_so_floats_would_fail() -> None:
     (message,) = book_messages("kraken_v2_checksum_doc_example.jsonl")
-    as_float = tuple((str(float(p)), str(float(q))) for p, q in message.update.asks)
-    bids = message.update.bids
-    assert checksum(message.update.asks, bids) == 3310070434
+    asks = [(level.price, level.qty) for level in message.update.asks]
+    bids = [(level.price, level.qty) for level in message.update.bids]
+    as_float = [(str(float(p)), str(float(q))) for p, q in asks]
+    assert checksum(asks, bids) == 3310070434
     assert checksum(as_float, bids) != 3310070434
 
 
@@ -109,7 +110,7 @@ def test_a_corrupted_v1_frame_is_detected_by_replay() -> None:
 
 def test_depth_truncation_and_disabled_verification() -> None:
     book = KrakenBook(BTC, depth=10, verify=False)
-    rows = tuple((f"{100 + i}.0", "1.00000000") for i in range(12))
+    rows = [TextLevel(f"{100 + i}.0", "1.00000000") for i in range(12)]
     book.on_snapshot(BookUpdate(rows, (), 12345, 0), 0)  # wrong checksum ignored
     bids, _ = book.top(20)
     assert len(bids) == 10 and bids[0][0] == "111.0"
@@ -119,9 +120,9 @@ def test_depth_truncation_and_disabled_verification() -> None:
 
 def test_levels_pushed_out_of_depth_are_reported_as_deletions() -> None:
     book = KrakenBook(BTC, depth=10)
-    rows = tuple((f"{100 + i}.0", "1.00000000") for i in range(10))
+    rows = [TextLevel(f"{100 + i}.0", "1.00000000") for i in range(10)]
     book.on_snapshot(BookUpdate(rows, (), None, 0), 0)
-    delta = book.on_update(BookUpdate((("200.0", "2.00000000"),), (), None, 0), 0)
+    delta = book.on_update(BookUpdate([TextLevel("200.0", "2.00000000")], [], None, 0), 0)
     assert delta is not None
     assert dict(delta.bids) == {BTC.price("200.0"): BTC.size("2"), BTC.price("100.0"): 0}
 

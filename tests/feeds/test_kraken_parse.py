@@ -12,7 +12,7 @@ from samples_path import lines
 
 from quantsaas.errors import MalformedBook, ProtocolError
 from quantsaas.feeds.kraken import parse
-from quantsaas.feeds.kraken.book import BookUpdate, KrakenBook
+from quantsaas.feeds.kraken.book import BookUpdate, KrakenBook, TextLevel
 from quantsaas.model import Side
 
 (BTC,) = parse.kraken_instruments(["BTC/USD"])
@@ -30,7 +30,7 @@ def test_numbers_keep_their_text() -> None:
         '"qty":0.10000000}],"asks":[],"checksum":1,"timestamp":"2025-05-06T09:17:26.208075Z"}]}'
     )
     assert isinstance(item, parse.BookMessage) and not item.snapshot
-    assert item.update.bids == (("45283.50", "0.10000000"),)
+    assert item.update.bids == [TextLevel("45283.50", "0.10000000")]
     assert item.update.ts_event == 1746523046208075000
 
 
@@ -68,8 +68,6 @@ def test_trade_and_ticker() -> None:
     [
         '{"channel":"book","type":"update","data":[{',
         "[1, 2]",
-        '{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[{"price":true,'
-        '"qty":1}],"asks":[],"checksum":1}]}',
         '{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[],"asks":[],'
         '"checksum":"12"}]}',
         '{"channel":"trade","type":"update","data":[{"symbol":"BTC/USD","side":"up","price":1,'
@@ -82,6 +80,31 @@ def test_trade_and_ticker() -> None:
 def test_bad_frames_are_protocol_errors(raw: str) -> None:
     with pytest.raises(ProtocolError):
         parse.parse_frame(raw, INSTRUMENTS, 0)
+
+
+@pytest.mark.parametrize("field", ["price", "qty"])
+@pytest.mark.parametrize("value", ["true", "false", "null", '"x"', "{}", "[1]", "-1.5", "1e999"])
+def test_a_typed_level_that_is_no_number_is_a_malformed_book_when_applied(
+    field: str, value: str
+) -> None:
+    """The typed parser hands levels on as decoded; the book checks each number as it converts
+    it (`True == 1` must not find the cached entry of the integer 1)."""
+    level = {"price": "45283.5", "qty": "0.1"} | {field: value}
+    raw = (
+        '{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[{"price":'
+        f'{level["price"]},"qty":{level["qty"]}}}],"asks":[],"checksum":1}}]}}'
+    )
+    book = KrakenBook(BTC, 10, verify=False)
+    ints = [TextLevel(1, 1), TextLevel(45283, 0)]  # integers seen (and valid) first
+    book.on_snapshot(BookUpdate(ints, [TextLevel("45284.0", "1")], None, 0), 0)
+    try:
+        (item,) = parse.parse_frame(raw, INSTRUMENTS, 0)
+    except ProtocolError:
+        return  # the decoder refused it (a number beyond float range is still text)
+    assert isinstance(item, parse.BookMessage)
+    with pytest.raises(MalformedBook, match="BTC/USD: bad level"):
+        book.on_update(item.update, 0)
+    assert not book.synced
 
 
 def test_v1_names_are_canonical() -> None:
@@ -154,7 +177,7 @@ def test_a_joke_ask_beyond_the_raw_range_stays_for_the_checksum_but_is_not_publi
     assert isinstance(first, parse.BookMessage)
     book = KrakenBook(ETH, 25, verify=False)
     book.on_snapshot(first.update, 7)
-    far = BookUpdate((), (("9999999997.00000", "1.00000000"),), None, 7)
+    far = BookUpdate([], [TextLevel("9999999997.00000", "1.00000000")], None, 7)
     delta = book.on_update(far, 8)
     assert delta is not None and delta.asks == () and book.withheld == 1
     _, asks = book.top(20)

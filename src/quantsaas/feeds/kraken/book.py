@@ -19,166 +19,220 @@ counts them): no consumer downstream ever sees a value it cannot store.
 from __future__ import annotations
 
 import zlib
-from bisect import bisect_left, insort
-from collections.abc import Iterable
-from typing import NamedTuple
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple, Protocol
+
+import msgspec
 
 from quantsaas.errors import ChecksumMismatch, InvalidNumber, MalformedBook, describe
 from quantsaas.feeds.events import book_delta, book_snapshot
-from quantsaas.feeds.numbers import codec_for
-from quantsaas.model import MAX_RAW, BookDelta, BookSnapshot, Instrument, Level
+from quantsaas.feeds.numbers import CACHE_LIMIT, fast_price, fast_size, number_text
+from quantsaas.model import MAX_RAW, MAX_WHOLE_DIGITS, BookDelta, BookSnapshot, Instrument, Level
 
 CHECKSUM_LEVELS = 10
 DEPTHS = (10, 25, 100, 500, 1000)
 WIDE = 10**40
 """Bound of the values this book holds (digits are bounded first); MAX_RAW bounds what it
 publishes."""
+_POWERS = tuple(10**n for n in range(40))
 
-TextLevel = tuple[str, str]
-"""(price text, quantity text) exactly as the venue wrote them."""
+
+class Row(Protocol):
+    """A level as the venue wrote it: price and quantity as exact text (a JSON integer, which
+    v2 may send for a whole number, as an int)."""
+
+    @property
+    def price(self) -> Any: ...
+
+    @property
+    def qty(self) -> Any: ...
+
+
+class TextLevel(msgspec.Struct, gc=False):
+    """A v2 level `{"price": .., "qty": ..}`, decoded straight from the frame (numbers kept as
+    their exact text); the v1 parser's array levels have the same two fields."""
+
+    price: Any
+    qty: Any
 
 
 def _digits(text: str) -> str:
     return text.replace(".", "").lstrip("0")
 
 
-def _part(level: TextLevel) -> bytes:
-    """One level's part of the checksum string."""
-    price, qty = level
-    return (price.replace(".", "").lstrip("0") + qty.replace(".", "").lstrip("0")).encode("ascii")
-
-
-def checksum_text(asks: Iterable[TextLevel], bids: Iterable[TextLevel]) -> str:
+def checksum_text(asks: Iterable[tuple[str, str]], bids: Iterable[tuple[str, str]]) -> str:
     """The string Kraken's CRC32 is computed over (asks best first, then bids best first)."""
     parts = [_digits(p) + _digits(q) for p, q in asks]
     parts.extend(_digits(p) + _digits(q) for p, q in bids)
     return "".join(parts)
 
 
-def checksum(asks: Iterable[TextLevel], bids: Iterable[TextLevel]) -> int:
+def checksum(asks: Iterable[tuple[str, str]], bids: Iterable[tuple[str, str]]) -> int:
     return zlib.crc32(checksum_text(asks, bids).encode("ascii")) & 0xFFFFFFFF
 
 
 class BookUpdate(NamedTuple):
     """One book message: levels in wire order, and the checksum the venue sent (if any)."""
 
-    bids: tuple[TextLevel, ...]
-    asks: tuple[TextLevel, ...]
+    bids: Sequence[Row]
+    asks: Sequence[Row]
     checksum: int | None
     ts_event: int
 
 
+class _Numbers(dict[Any, Any]):
+    """Venue number (text, or a JSON integer) -> a checked value, made on first sight (`cache[
+    text]`) by `convert`, which refuses anything that is not a bounded number. Only text is
+    kept (bounded: it starts afresh past CACHE_LIMIT entries): an integer is converted every
+    time, as `True == 1` would otherwise find the entry of 1."""
+
+    __slots__ = ("convert",)
+
+    def __init__(self, convert: Callable[[str], Any]) -> None:
+        super().__init__()
+        self.convert = convert
+
+    def __missing__(self, value: Any) -> Any:
+        if type(value) is not str:
+            return self.convert(number_text(value, "kraken"))
+        if len(self) >= CACHE_LIMIT:
+            self.clear()
+        found = self[value] = self.convert(value)
+        return found
+
+
+class Codec:
+    """Text -> raw price, raw size and the price's checksum digits, cached: prices near the
+    top and common sizes repeat in nearly every update. Every value passes `fast_price` /
+    `fast_size` (finite, digits bounded before conversion, price > 0, size >= 0) before any
+    cache keeps it; a price's digits are only asked for once its value passed."""
+
+    __slots__ = ("prices", "sizes", "digits", "size_scale")
+
+    def __init__(self, price_scale: int, size_scale: int) -> None:
+        self.size_scale = size_scale
+        self.prices = _Numbers(lambda text: fast_price(text, price_scale, WIDE))
+        self.sizes = _Numbers(lambda text: fast_size(text, size_scale, WIDE))
+        self.digits = _Numbers(_digits)
+
+
+_CODECS: dict[tuple[int, int], Codec] = {}
+
+
+def codec_for(price_scale: int, size_scale: int) -> Codec:
+    """The shared codec of these scales (text -> raw does not depend on the pair)."""
+    found = _CODECS.get((price_scale, size_scale))
+    if found is None:
+        found = _CODECS[price_scale, size_scale] = Codec(price_scale, size_scale)
+    return found
+
+
 class _Side:
-    """One side: exact text per raw price, raw prices sorted ascending, and the checksum part of
-    its best CHECKSUM_LEVELS levels kept until a change reaches them (`top`, None when stale):
-    in a deep book most changes are below the top 10, so most checksums reuse both sides."""
+    """One side as three parallel lists, best first for both: `keys` sorted ascending (a key
+    is the raw price for asks, minus it for bids, so the best level is index 0 and the depth a
+    slice), `rows` each level as the venue wrote it (for the text), `parts` its part of the
+    checksum string, made once when the level is set, so the checksum is a join of the first
+    CHECKSUM_LEVELS parts. `top` is that join, kept until a change reaches an index below
+    CHECKSUM_LEVELS (None when stale): in a deep book most changes are below the top 10, so
+    most checksums reuse both sides' (and their CRC)."""
 
-    __slots__ = ("text", "digits", "prices", "descending", "top", "edge")
+    __slots__ = ("keys", "rows", "parts", "sign", "top")
 
-    def __init__(self, descending: bool) -> None:
-        self.text: dict[int, TextLevel] = {}
-        self.digits: dict[int, bytes] = {}
-        """The level's part of the checksum string (ASCII), made when it may be needed."""
-        self.prices: list[int] = []  # ascending raw prices
-        self.descending = descending
+    def __init__(self, sign: int) -> None:
+        self.keys: list[int] = []
+        self.rows: list[Row] = []
+        self.parts: list[str] = []
+        self.sign = sign
         self.top: bytes | None = None
-        self.edge = WIDE if descending else -1
-        """The worst price inside `top` (changes beyond it leave `top` as it is); before the
-        first checksum, none (so a snapshot makes no checksum parts it may never need)."""
 
     def clear(self) -> None:
-        self.text.clear()
-        self.digits.clear()
-        self.prices.clear()
+        self.keys.clear()
+        self.rows.clear()
+        self.parts.clear()
         self.top = None
-        self.edge = WIDE if self.descending else -1
 
-    def apply(
-        self,
-        rows: tuple[TextLevel, ...],
-        prices: dict[str, int],
-        sizes: dict[str, int],
-        out: list[Level],
-    ) -> int:
-        """Set each (text) level, converted through the caches (size 0 deletes; a change that
-        reaches the top 10 drops `top`, and a level in it gets its checksum part at once), with
-        what to publish appended to `out`: a level beyond the raw range stays here (checksum)
-        but is published as deleted, or not at all; returns how many were so withheld. One call
-        per side and message: the hot path of every Kraken message."""
-        text, digits, levels = self.text, self.digits, self.prices
-        descending, withheld = self.descending, 0
-        for level in rows:
-            price_text, qty_text = level
-            price, size = prices[price_text], sizes[qty_text]
-            in_top = price >= self.edge if descending else price <= self.edge
-            if in_top:
-                self.top = None
-            if size == 0:
-                if text.pop(price, None) is not None:
-                    digits.pop(price, None)
-                    del levels[bisect_left(levels, price)]
-            else:
-                if price not in text:
-                    insort(levels, price)
-                text[price] = level
-                if in_top:  # it will be in the next checksum: its part now
-                    digits[price] = _part(level)
+    def apply(self, rows: Sequence[Row], codec: Codec, out: list[Level]) -> int:
+        """Set each level (size 0 deletes; a change at an index below CHECKSUM_LEVELS drops
+        `top`), with what to publish appended to `out`: a level beyond the raw range stays
+        here (checksum) but is published as deleted, or not at all; returns how many were so
+        withheld. Prices go through the codec's cache (they repeat); a quantity of plain
+        digits is converted here, its digits being its checksum part too (sizes rarely
+        repeat), anything else through `fast_size`'s checks. One call per side and message:
+        the hot path of every Kraken message."""
+        keys, texts, parts = self.keys, self.rows, self.parts
+        prices, digits_of, sizes = codec.prices, codec.digits, codec.sizes
+        scale, bids, withheld, stale = codec.size_scale, self.sign < 0, 0, False
+        for row in rows:
+            price = prices[row.price]
+            qty = row.qty
+            if type(qty) is str:
+                whole, _, fraction = qty.partition(".")
+                digits = whole + fraction
+                if (
+                    whole
+                    and len(whole) <= MAX_WHOLE_DIGITS
+                    and len(fraction) <= scale
+                    and digits.isdigit()
+                    and digits.isascii()
+                ):
+                    size = int(digits) * _POWERS[scale - len(fraction)]
+                else:  # signs, exponents, junk: the checked path (InvalidNumber)
+                    size = sizes[qty]
+                    digits = qty.replace(".", "")
+            else:  # a JSON integer (anything else raises InvalidNumber)
+                size = sizes[qty]
+                digits = str(qty)
+            key = -price if bids else price
+            at = bisect_left(keys, key)
+            if size:
+                part = digits_of[row.price] + digits.lstrip("0")
+                if at < len(keys) and keys[at] == key:
+                    texts[at] = row
+                    parts[at] = part
                 else:
-                    digits.pop(price, None)
+                    keys.insert(at, key)
+                    texts.insert(at, row)
+                    parts.insert(at, part)
+                if at < CHECKSUM_LEVELS:
+                    stale = True
+            elif at < len(keys) and keys[at] == key:
+                del keys[at], texts[at], parts[at]
+                if at < CHECKSUM_LEVELS:
+                    stale = True
             if price <= MAX_RAW and size <= MAX_RAW:
                 out.append((price, size))
             else:
                 withheld += 1
                 if price <= MAX_RAW:
                     out.append((price, 0))
+        if stale:
+            self.top = None
         return withheld
 
-    def truncate(self, depth: int) -> list[int]:
-        """Drop levels beyond `depth` from the best; returns the dropped raw prices (they are
-        never in the checksum's top 10, depth being at least 10)."""
-        extra = len(self.prices) - depth
-        if extra <= 0:
-            return []
-        if self.descending:
-            dropped = self.prices[:extra]
-            del self.prices[:extra]
-        else:
-            dropped = self.prices[depth:]
-            del self.prices[depth:]
-        if depth < CHECKSUM_LEVELS:
-            self.top = None
-        text, digits = self.text, self.digits
-        for price in dropped:
-            del text[price]
-            digits.pop(price, None)
-        return dropped
+    def truncate(self, depth: int, out: list[Level]) -> None:
+        """Drop levels beyond `depth` from the best, each published as deleted (none of them is
+        in the checksum's top 10, depth being at least 10; none beyond the raw range, never
+        published)."""
+        keys, sign = self.keys, self.sign
+        for key in keys[depth:]:
+            price = key * sign
+            if price <= MAX_RAW:
+                out.append((price, 0))
+        del keys[depth:], self.rows[depth:], self.parts[depth:]
 
-    def best_digits(self) -> bytes:
+    def best_part(self) -> bytes:
         """The checksum part of the best CHECKSUM_LEVELS levels (kept until a change)."""
         top = self.top
         if top is None:
-            prices, count = self.prices, CHECKSUM_LEVELS
-            best = prices[: -count - 1 : -1] if self.descending else prices[:count]
-            digits = self.digits
-            try:
-                top = b"".join(map(digits.__getitem__, best))
-            except KeyError:  # levels that moved into the top: their parts are made now
-                text = self.text
-                for price in best:
-                    if price not in digits:
-                        digits[price] = _part(text[price])
-                top = b"".join(map(digits.__getitem__, best))
-            self.top = top
-            # fewer levels than the checksum takes: any change reaches the top
-            if len(best) == count:
-                self.edge = best[-1]
-            else:
-                self.edge = -1 if self.descending else WIDE
+            top = self.top = "".join(self.parts[:CHECKSUM_LEVELS]).encode()
         return top
 
-    def best(self, count: int) -> list[TextLevel]:
-        prices = self.prices[: -count - 1 : -1] if self.descending else self.prices[:count]
-        return [self.text[price] for price in prices]
+    def best(self, count: int) -> list[tuple[str, str]]:
+        return [
+            (number_text(row.price, "kraken"), number_text(row.qty, "kraken"))
+            for row in self.rows[:count]
+        ]
 
 
 class KrakenBook:
@@ -204,12 +258,12 @@ class KrakenBook:
         self.instrument = instrument
         self.depth = depth
         self.verify = verify
-        self._bids = _Side(descending=True)
-        self._asks = _Side(descending=False)
+        self._bids = _Side(-1)
+        self._asks = _Side(1)
         self.synced = False
         self.sequence = 0
         """Counts accepted book messages: Kraken has no sequence numbers of its own."""
-        self._codec = codec_for(instrument.price_scale, instrument.size_scale, WIDE)
+        self._codec = codec_for(instrument.price_scale, instrument.size_scale)
         """Price and size text -> raw (cached: prices near the top repeat in every update)."""
         self.withheld = 0
         """Levels left out of published events: beyond the raw range (kept for the checksum)."""
@@ -226,7 +280,7 @@ class KrakenBook:
     def checksum(self) -> int:
         """CRC32 of the asks' top part then the bids': the CRC of an unchanged side is kept
         (the asks' CRC seeds the bids'), so a change on one side costs one side's CRC."""
-        asks_top, bids_top = self._asks.best_digits(), self._bids.best_digits()
+        asks_top, bids_top = self._asks.best_part(), self._bids.best_part()
         if asks_top is not self._crc_asks_top:
             self._crc_asks_top = asks_top
             self._crc_asks = zlib.crc32(asks_top)
@@ -236,9 +290,7 @@ class KrakenBook:
             self._crc = zlib.crc32(bids_top, self._crc_asks)
         return self._crc
 
-    def _verify(self, expected: int | None) -> None:
-        if not self.verify or expected is None:
-            return
+    def _mismatch(self, expected: int) -> None:
         got = self.checksum()
         if got != expected:
             self.reset()
@@ -246,26 +298,25 @@ class KrakenBook:
                 f"kraken {self.instrument.native_symbol}: checksum {got} != venue's {expected}"
             )
 
-    def _apply(self, side: _Side, rows: tuple[TextLevel, ...], out: list[Level]) -> None:
-        """Set each level on `side` and append what to publish to `out` (a level beyond the raw
-        range is kept for the checksum but published as deleted, or not at all)."""
-        codec = self._codec
-        try:
-            self.withheld += side.apply(rows, codec.prices, codec.sizes, out)
-        except (InvalidNumber, TypeError, ValueError) as exc:
-            self.reset()
-            native = self.instrument.native_symbol
-            raise MalformedBook(f"kraken {native}: bad level: {describe(exc)}", native) from None
+    def _malformed(self, exc: Exception) -> MalformedBook:
+        """The message was only partly applied: the book resets, the caller raises this."""
+        self.reset()
+        native = self.instrument.native_symbol
+        return MalformedBook(f"kraken {native}: bad level: {describe(exc)}", native)
 
     def on_snapshot(self, update: BookUpdate, ts_recv: int) -> BookSnapshot:
         """Replace the book; raises ChecksumMismatch (book reset) if the checksum disagrees,
         MalformedBook (book reset) for a bad level."""
         self.reset()
-        self._apply(self._bids, update.bids, [])
-        self._apply(self._asks, update.asks, [])
-        self._bids.truncate(self.depth)
-        self._asks.truncate(self.depth)
-        self._verify(update.checksum)
+        try:
+            self.withheld += self._bids.apply(update.bids, self._codec, [])
+            self.withheld += self._asks.apply(update.asks, self._codec, [])
+        except (InvalidNumber, TypeError, ValueError, AttributeError) as exc:
+            raise self._malformed(exc) from None
+        self._bids.truncate(self.depth, [])
+        self._asks.truncate(self.depth, [])
+        if self.verify and update.checksum is not None:
+            self._mismatch(update.checksum)
         self.synced = True
         self.sequence += 1
         return self.snapshot(update.ts_event, ts_recv)
@@ -282,12 +333,10 @@ class KrakenBook:
 
     def _published(self, side: _Side) -> tuple[Level, ...]:
         """A side best first, within the raw range (wider levels are only counted)."""
-        sizes = self._codec.sizes
-        prices = side.prices[::-1] if side.descending else side.prices
-        text = side.text
+        sizes, sign = self._codec.sizes, side.sign
         kept = []
-        for price in prices:
-            size = sizes[text[price][1]]
+        for key, row in zip(side.keys, side.rows, strict=True):
+            price, size = key * sign, sizes[row.qty]
             if price <= MAX_RAW and size <= MAX_RAW:
                 kept.append((price, size))
             else:
@@ -297,32 +346,36 @@ class KrakenBook:
     def on_update(self, update: BookUpdate, ts_recv: int) -> BookDelta | None:
         """Apply all levels, truncate, verify; returns the delta to publish (the changed levels
         in wire order, then the deletions truncation caused; applied in order they leave a book
-        equal to this one). None before the first snapshot. ChecksumMismatch resets the book."""
+        equal to this one). None before the first snapshot. ChecksumMismatch resets the book,
+        and so does MalformedBook (a bad level: the message was only partly applied)."""
         if not self.synced:
             return None
         bids: list[Level] = []
         asks: list[Level] = []
-        depth = self.depth
-        if update.bids:
-            side = self._bids
-            self._apply(side, update.bids, bids)
-            if len(side.prices) > depth:
-                for price in side.truncate(depth):
-                    bids.append((price, 0))
-        if update.asks:
-            side = self._asks
-            self._apply(side, update.asks, asks)
-            if len(side.prices) > depth:
-                for price in side.truncate(depth):
-                    asks.append((price, 0))
+        depth, codec = self.depth, self._codec
+        rows = update.bids
+        try:
+            if rows:
+                side = self._bids
+                self.withheld += side.apply(rows, codec, bids)
+                if len(side.keys) > depth:
+                    side.truncate(depth, bids)
+            rows = update.asks
+            if rows:
+                side = self._asks
+                self.withheld += side.apply(rows, codec, asks)
+                if len(side.keys) > depth:
+                    side.truncate(depth, asks)
+        except (InvalidNumber, TypeError, ValueError, AttributeError) as exc:
+            raise self._malformed(exc) from None
         expected = update.checksum
-        if self.verify and expected is not None and self.checksum() != expected:
-            self._verify(expected)  # raises ChecksumMismatch (book reset)
+        if expected is not None and self.verify and self.checksum() != expected:
+            self._mismatch(expected)  # raises ChecksumMismatch (book reset)
         self.sequence += 1
         return book_delta(
             self.instrument, tuple(bids), tuple(asks), self.sequence, update.ts_event, ts_recv
         )
 
-    def top(self, count: int = CHECKSUM_LEVELS) -> tuple[list[TextLevel], list[TextLevel]]:
-        """(bids best first, asks best first) as text."""
+    def top(self, count: int = CHECKSUM_LEVELS) -> tuple[list[tuple[str, str]], ...]:
+        """(bids best first, asks best first) as the venue's text."""
         return self._bids.best(count), self._asks.best(count)

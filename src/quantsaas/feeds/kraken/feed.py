@@ -38,13 +38,15 @@ from quantsaas.feeds.kraken.parse import (
     decode,
     parse_message,
 )
-from quantsaas.feeds.kraken.v1 import V1Book, parse_v1
+from quantsaas.feeds.kraken.v1 import Parsed as V1Parsed
+from quantsaas.feeds.kraken.v1 import V1Book, parse_v1, parse_v1_frame
 from quantsaas.feeds.transport import TransportConfig, WsFeed
 from quantsaas.model import Instrument, MarketEvent, Ticker, Trade
 
 log = logging.getLogger(__name__)
 
 URL = "wss://ws.kraken.com/v2"
+_ARRAY = ("[", b"[")
 
 
 class KrakenFeed(WsFeed):
@@ -138,11 +140,13 @@ class KrakenFeed(WsFeed):
             self.spawn(conn.send(orjson.dumps(body).decode()), f"{method}:{symbol}")
 
     def handle_frame(self, raw: str | bytes, ts_recv: int) -> list[MarketEvent]:
+        if raw[:1] in _ARRAY:  # legacy v1 data frames (recorded files): typed when usual
+            return self._on_v1(parse_v1_frame(raw, ts_recv), ts_recv)
         items = book_frame(raw, ts_recv)  # v2 book frames, most of the traffic: typed
         if items is None:
             message = decode(raw)
             if isinstance(message, list) or (isinstance(message, dict) and "event" in message):
-                return self._on_v1(message, ts_recv)
+                return self._on_v1(parse_v1(message, ts_recv), ts_recv)
             try:
                 items = parse_message(message, self.by_native, ts_recv)
             except UnknownInstrument as exc:
@@ -169,9 +173,8 @@ class KrakenFeed(WsFeed):
                     )
         return out
 
-    def _on_v1(self, message: object, ts_recv: int) -> list[MarketEvent]:
+    def _on_v1(self, item: V1Parsed, ts_recv: int) -> list[MarketEvent]:
         """A legacy v1 frame (recorded files): its book channel's depth is the book's."""
-        item = parse_v1(message, ts_recv)
         if not isinstance(item, V1Book):
             return []
         book = self.books.get(item.message.symbol)

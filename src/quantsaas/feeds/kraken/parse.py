@@ -113,19 +113,14 @@ def iso_ns(value: Any) -> int:
     return _iso_ns(value)
 
 
-def _levels(rows: Any) -> tuple[TextLevel, ...]:
-    return tuple([(text(row["price"]), text(row["qty"])) for row in rows])
-
-
-class _Level(msgspec.Struct, gc=False):
-    price: Any
-    qty: Any
+def _levels(rows: Any) -> list[TextLevel]:
+    return [TextLevel(text(row["price"]), text(row["qty"])) for row in rows]
 
 
 class _Entry(msgspec.Struct, gc=False):
     symbol: str
-    bids: list[_Level] = []
-    asks: list[_Level] = []
+    bids: list[TextLevel] = []
+    asks: list[TextLevel] = []
     checksum: Any = None
     timestamp: Any = None
 
@@ -141,21 +136,11 @@ _BOOK_FRAME = msgspec.json.Decoder(_BookFrame, float_hook=str)
 _new_tuple = tuple.__new__
 
 
-def _typed_levels(rows: list[_Level]) -> tuple[TextLevel, ...]:
-    out: list[TextLevel] = []
-    for row in rows:  # JSON numbers arrive as their text; an integer as an int
-        price, qty = row.price, row.qty
-        if type(price) is not str:
-            price = text(price)
-        if type(qty) is not str:
-            qty = text(qty)
-        out.append((price, qty))
-    return tuple(out)
-
-
 def _typed_book(raw: str | bytes, ts_recv: int) -> list[Parsed] | None:
-    """A `book` frame through the typed path (msgspec structs, numbers kept as their exact
-    text); None when it does not accept it whole (the general path then gives the error)."""
+    """A `book` frame through the typed path: msgspec structs, levels straight into
+    `TextLevel`s with their numbers as exact text (or JSON integers), which the book checks as
+    it converts them; None when it does not accept the frame whole (the general path then
+    gives the error)."""
     try:
         frame = _BOOK_FRAME.decode(raw)
         if frame.method is not msgspec.UNSET or frame.channel != "book":
@@ -168,12 +153,7 @@ def _typed_book(raw: str | bytes, ts_recv: int) -> list[Parsed] | None:
                 return None
             update = _new_tuple(
                 BookUpdate,
-                (
-                    _typed_levels(entry.bids),
-                    _typed_levels(entry.asks),
-                    checksum,
-                    ts_recv if stamp is None else iso_ns(stamp),
-                ),
+                (entry.bids, entry.asks, checksum, ts_recv if stamp is None else iso_ns(stamp)),
             )
             out.append(_new_tuple(BookMessage, (entry.symbol, snapshot, update)))
         return out

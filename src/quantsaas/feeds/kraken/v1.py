@@ -12,9 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeAlias
 
+import msgspec
+
 from quantsaas.errors import ProtocolError, describe, quote
 from quantsaas.feeds.kraken.book import BookUpdate, TextLevel
-from quantsaas.feeds.kraken.parse import BookMessage
+from quantsaas.feeds.kraken.parse import BookMessage, decode
 from quantsaas.feeds.numbers import seconds_text_ns
 
 
@@ -34,80 +36,69 @@ class V1Book(NamedTuple):
 Parsed: TypeAlias = Event | V1Book | None
 
 
-def _levels(rows: Any) -> tuple[tuple[TextLevel, ...], int]:
+def _levels(rows: Any) -> tuple[list[TextLevel], int]:
     out: list[TextLevel] = []
     latest = 0
     for row in rows:
         price, volume, stamp = row[0], row[1], row[2]
         if not isinstance(price, str) or not isinstance(volume, str):
             raise ProtocolError(f"kraken v1: level prices must be strings, got {quote(row)}")
-        out.append((price, volume))
+        out.append(TextLevel(price, volume))
         latest = max(latest, seconds_text_ns(stamp))
-    return tuple(out), latest
+    return out, latest
 
 
+class _Level(msgspec.Struct, array_like=True, gc=False):
+    """`[price, volume, time(, "r")]`: the book reads `price` and `qty` (as of `TextLevel`)."""
+
+    price: str
+    qty: str
+    time: str
+    flag: str = ""
+
+
+class _Update(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+    """An update's payload; a snapshot's `as`/`bs` (or anything else) is an unknown field, so
+    such a frame takes the general path."""
+
+    c: str
+    a: list[_Level] = []
+    b: list[_Level] = []
+
+
+_UPDATE = msgspec.json.Decoder(tuple[int, _Update, str, str])
 _DEPTH_OF: dict[str, int] = {}
 _new = tuple.__new__
 
 
-def parse_v1(message: Any, ts_recv: int) -> Parsed:
-    """A decoded v1 frame -> an event, a book message, or None (other channels). A book update
-    of the usual shape takes a shortcut; anything else (and any error) the general path."""
-    if type(message) is list and len(message) == 4:
-        channel = message[2]
-        depth = _DEPTH_OF.get(channel) if type(channel) is str else None
-        payload = message[1]
-        if (
-            depth is not None
-            and type(payload) is dict
-            and "c" in payload
-            and "as" not in payload
-            and "bs" not in payload
-        ):
-            update = _update(payload, ts_recv)
-            if update is not None:
-                pair = message[3]
-                if type(pair) is str:
-                    return _new(V1Book, (depth, _new(BookMessage, (pair, False, update))))
-    return _parse_v1(message, ts_recv)
-
-
-def _update(payload: dict[str, Any], ts_recv: int) -> BookUpdate | None:
-    """`{"a": [...], "b": [...], "c": "crc"}` -> its update; None if anything is unusual."""
-    checksum = payload["c"]
-    if not (type(checksum) is str and checksum.isdigit() and len(checksum) <= 20):
-        return None
-    bids = _rows(payload.get("b", ()))
-    asks = _rows(payload.get("a", ()))
-    if bids is None or asks is None:
-        return None
-    latest = max(bids[1], asks[1])
-    return _new(BookUpdate, (bids[0], asks[0], int(checksum), latest or ts_recv))
-
-
-def _rows(rows: Any) -> tuple[tuple[TextLevel, ...], int] | None:
-    """Level rows -> (text levels, latest level time); None if one is unusual."""
-    if not rows:
-        return (), 0
-    out: list[TextLevel] = []
-    latest = 0
+def parse_v1_frame(raw: str | bytes, ts_recv: int) -> Parsed:
+    """A raw v1 frame -> an event, a book message, or None (other channels). A book update of
+    the usual shape (one payload, levels of strings, a checksum) is decoded typed, its levels
+    straight into structs the book reads; anything else (and any error) takes the general
+    path, which gives the exact error."""
     try:
-        for row in rows:
-            if type(row) is not list or len(row) < 3:
-                return None
-            price, volume = row[0], row[1]
-            if type(price) is not str or type(volume) is not str:
-                return None
-            out.append((price, volume))
-            at = seconds_text_ns(row[2])
-            if at > latest:
-                latest = at
-    except (TypeError, ValueError):
-        return None
-    return tuple(out), latest
+        _, payload, channel, pair = _UPDATE.decode(raw)
+        depth = _DEPTH_OF.get(channel)
+        crc = payload.c
+        if depth is not None and crc.isdigit() and len(crc) <= 20 and crc.isascii():
+            latest = 0
+            for row in payload.a:
+                at = seconds_text_ns(row.time)
+                if at > latest:
+                    latest = at
+            for row in payload.b:
+                at = seconds_text_ns(row.time)
+                if at > latest:
+                    latest = at
+            update = _new(BookUpdate, (payload.b, payload.a, int(crc), latest or ts_recv))
+            return _new(V1Book, (depth, _new(BookMessage, (pair, False, update))))
+    except (msgspec.DecodeError, ValueError):
+        pass
+    return parse_v1(decode(raw), ts_recv)
 
 
-def _parse_v1(message: Any, ts_recv: int) -> Parsed:
+def parse_v1(message: Any, ts_recv: int) -> Parsed:
+    """A decoded v1 frame -> an event, a book message, or None (other channels)."""
     if isinstance(message, dict):
         name = message.get("event")
         if not isinstance(name, str):

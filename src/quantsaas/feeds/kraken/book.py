@@ -21,7 +21,7 @@ from __future__ import annotations
 import zlib
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import msgspec
 
@@ -72,8 +72,9 @@ def checksum(asks: Iterable[tuple[str, str]], bids: Iterable[tuple[str, str]]) -
     return zlib.crc32(checksum_text(asks, bids).encode("ascii")) & 0xFFFFFFFF
 
 
-class BookUpdate(NamedTuple):
-    """One book message: levels in wire order, and the checksum the venue sent (if any)."""
+class BookUpdate(msgspec.Struct, frozen=True, gc=False):
+    """One book message: levels in wire order, and the checksum the venue sent (if any). A
+    struct: made for every frame, in a third of a NamedTuple's time."""
 
     bids: Sequence[Row]
     asks: Sequence[Row]
@@ -144,7 +145,7 @@ class _Side:
         self.rows: list[Row] = []
         self.parts: list[str] = []
         self.sign = sign
-        self.top: bytes | None = None
+        self.top: str | None = None
 
     def clear(self) -> None:
         self.keys.clear()
@@ -164,7 +165,8 @@ class _Side:
         prices, digits_of, sizes = codec.prices, codec.digits, codec.sizes
         scale, bids, withheld, stale = codec.size_scale, self.sign < 0, 0, False
         for row in rows:
-            price = prices[row.price]
+            text = row.price
+            price = prices[text]
             qty = row.qty
             if type(qty) is str:
                 whole, _, fraction = qty.partition(".")
@@ -186,7 +188,7 @@ class _Side:
             key = -price if bids else price
             at = bisect_left(keys, key)
             if size:
-                part = digits_of[row.price] + digits.lstrip("0")
+                part = digits_of[text] + digits.lstrip("0")
                 if at < len(keys) and keys[at] == key:
                     texts[at] = row
                     parts[at] = part
@@ -221,13 +223,6 @@ class _Side:
                 out.append((price, 0))
         del keys[depth:], self.rows[depth:], self.parts[depth:]
 
-    def best_part(self) -> bytes:
-        """The checksum part of the best CHECKSUM_LEVELS levels (kept until a change)."""
-        top = self.top
-        if top is None:
-            top = self.top = "".join(self.parts[:CHECKSUM_LEVELS]).encode()
-        return top
-
     def best(self, count: int) -> list[tuple[str, str]]:
         return [
             (number_text(row.price, "kraken"), number_text(row.qty, "kraken"))
@@ -248,9 +243,6 @@ class KrakenBook:
         "sequence",
         "_codec",
         "withheld",
-        "_crc_asks_top",
-        "_crc_asks",
-        "_crc_bids_top",
         "_crc",
     )
 
@@ -267,10 +259,8 @@ class KrakenBook:
         """Price and size text -> raw (cached: prices near the top repeat in every update)."""
         self.withheld = 0
         """Levels left out of published events: beyond the raw range (kept for the checksum)."""
-        self._crc_asks_top: bytes | None = None
-        self._crc_asks = 0
-        self._crc_bids_top: bytes | None = None
-        self._crc = 0
+        self._crc = -1
+        """The CRC of both sides' kept `top`s (-1: to be computed)."""
 
     def reset(self) -> None:
         self._bids.clear()
@@ -278,17 +268,20 @@ class KrakenBook:
         self.synced = False
 
     def checksum(self) -> int:
-        """CRC32 of the asks' top part then the bids': the CRC of an unchanged side is kept
-        (the asks' CRC seeds the bids'), so a change on one side costs one side's CRC."""
-        asks_top, bids_top = self._asks.best_part(), self._bids.best_part()
-        if asks_top is not self._crc_asks_top:
-            self._crc_asks_top = asks_top
-            self._crc_asks = zlib.crc32(asks_top)
-            self._crc_bids_top = None
-        if bids_top is not self._crc_bids_top:
-            self._crc_bids_top = bids_top
-            self._crc = zlib.crc32(bids_top, self._crc_asks)
-        return self._crc
+        """CRC32 of the asks' top part then the bids', in one call (zlib's CRC costs about
+        the same for 150 bytes as for 300: its fixed cost dominates); kept while neither
+        side's top changes."""
+        asks, bids, crc = self._asks, self._bids, self._crc
+        asks_top, bids_top = asks.top, bids.top
+        if asks_top is None:
+            asks_top = asks.top = "".join(asks.parts[:CHECKSUM_LEVELS])
+            crc = -1
+        if bids_top is None:
+            bids_top = bids.top = "".join(bids.parts[:CHECKSUM_LEVELS])
+            crc = -1
+        if crc < 0:
+            crc = self._crc = zlib.crc32((asks_top + bids_top).encode())
+        return crc
 
     def _mismatch(self, expected: int) -> None:
         got = self.checksum()

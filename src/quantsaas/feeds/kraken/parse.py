@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any, TypeAlias
 
 import msgspec
 
@@ -74,7 +74,7 @@ class Heartbeat:
     pass
 
 
-class BookMessage(NamedTuple):
+class BookMessage(msgspec.Struct, frozen=True, gc=False):
     """One symbol's part of a `book` frame."""
 
     symbol: str
@@ -133,7 +133,6 @@ class _BookFrame(msgspec.Struct, gc=False):
 
 
 _BOOK_FRAME = msgspec.json.Decoder(_BookFrame, float_hook=str)
-_new_tuple = tuple.__new__
 
 
 def _typed_book(raw: str | bytes, ts_recv: int) -> list[Parsed] | None:
@@ -151,11 +150,10 @@ def _typed_book(raw: str | bytes, ts_recv: int) -> list[Parsed] | None:
             checksum, stamp = entry.checksum, entry.timestamp
             if checksum is not None and type(checksum) is not int:
                 return None
-            update = _new_tuple(
-                BookUpdate,
-                (entry.bids, entry.asks, checksum, ts_recv if stamp is None else iso_ns(stamp)),
+            update = BookUpdate(
+                entry.bids, entry.asks, checksum, ts_recv if stamp is None else iso_ns(stamp)
             )
-            out.append(_new_tuple(BookMessage, (entry.symbol, snapshot, update)))
+            out.append(BookMessage(entry.symbol, snapshot, update))
         return out
     except (msgspec.DecodeError, ValueError, ProtocolError):
         return None

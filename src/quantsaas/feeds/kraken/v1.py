@@ -10,7 +10,7 @@ applied in array order. The checksum rule is v2's (`book.checksum`). Event frame
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any, TypeAlias
 
 import msgspec
 
@@ -18,6 +18,7 @@ from quantsaas.errors import ProtocolError, describe, quote
 from quantsaas.feeds.kraken.book import BookUpdate, TextLevel
 from quantsaas.feeds.kraken.parse import BookMessage, decode
 from quantsaas.feeds.numbers import seconds_text_ns
+from quantsaas.model import MAX_RAW
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +29,7 @@ class Event:
     payload: dict[str, Any]
 
 
-class V1Book(NamedTuple):
+class V1Book(msgspec.Struct, frozen=True, gc=False):
     depth: int
     message: BookMessage
 
@@ -68,7 +69,6 @@ class _Update(msgspec.Struct, gc=False, forbid_unknown_fields=True):
 
 _UPDATE = msgspec.json.Decoder(tuple[int, _Update, str, str])
 _DEPTH_OF: dict[str, int] = {}
-_new = tuple.__new__
 
 
 def parse_v1_frame(raw: str | bytes, ts_recv: int) -> Parsed:
@@ -82,16 +82,24 @@ def parse_v1_frame(raw: str | bytes, ts_recv: int) -> Parsed:
         crc = payload.c
         if depth is not None and crc.isdigit() and len(crc) <= 20 and crc.isascii():
             latest = 0
-            for row in payload.a:
-                at = seconds_text_ns(row.time)
-                if at > latest:
-                    latest = at
-            for row in payload.b:
-                at = seconds_text_ns(row.time)
-                if at > latest:
-                    latest = at
-            update = _new(BookUpdate, (payload.b, payload.a, int(crc), latest or ts_recv))
-            return _new(V1Book, (depth, _new(BookMessage, (pair, False, update))))
+            for rows in (payload.a, payload.b):
+                for row in rows:
+                    stamp = row.time  # the venue's own form first: 10 digits . 6 digits
+                    digits = stamp.replace(".", "", 1)
+                    if (
+                        len(stamp) == 17
+                        and stamp[10] == "."
+                        and digits.isdigit()
+                        and digits.isascii()
+                        and (at := int(digits) * 1000) <= MAX_RAW
+                    ):
+                        pass
+                    else:  # any other form: checked (InvalidNumber: the general path)
+                        at = seconds_text_ns(stamp)
+                    if at > latest:
+                        latest = at
+            update = BookUpdate(payload.b, payload.a, int(crc), latest or ts_recv)
+            return V1Book(depth, BookMessage(pair, False, update))
     except (msgspec.DecodeError, ValueError):
         pass
     return parse_v1(decode(raw), ts_recv)

@@ -36,6 +36,7 @@ WIDE = 10**40
 """Bound of the values this book holds (digits are bounded first); MAX_RAW bounds what it
 publishes."""
 _POWERS = tuple(10**n for n in range(40))
+_END = WIDE + 1
 
 
 class Row(Protocol):
@@ -109,10 +110,13 @@ class Codec:
     `fast_size` (finite, digits bounded before conversion, price > 0, size >= 0) before any
     cache keeps it; a price's digits are only asked for once its value passed."""
 
-    __slots__ = ("prices", "sizes", "digits", "size_scale")
+    __slots__ = ("prices", "sizes", "digits", "size_scale", "zeros")
 
     def __init__(self, price_scale: int, size_scale: int) -> None:
         self.size_scale = size_scale
+        self.zeros: set[str] = set()
+        """Plain texts of a zero quantity seen (`0.00000000`: every deletion; a few hundred
+        forms at most: digits are bounded)."""
         self.prices = _Numbers(lambda text: fast_price(text, price_scale, WIDE))
         self.sizes = _Numbers(lambda text: fast_size(text, size_scale, WIDE))
         self.digits = _Numbers(_digits)
@@ -136,49 +140,56 @@ class _Side:
     checksum string, made once when the level is set, so the checksum is a join of the first
     CHECKSUM_LEVELS parts. `top` is that join, kept until a change reaches an index below
     CHECKSUM_LEVELS (None when stale): in a deep book most changes are below the top 10, so
-    most checksums reuse both sides' (and their CRC)."""
+    most checksums reuse both sides' (and their CRC). `keys` ends with `_END`, beyond any key,
+    so the index `bisect_left` gives is always one to compare with."""
 
-    __slots__ = ("keys", "rows", "parts", "sign", "top")
+    __slots__ = ("keys", "rows", "parts", "sign", "top", "withheld")
 
     def __init__(self, sign: int) -> None:
-        self.keys: list[int] = []
+        self.keys: list[int] = [_END]
         self.rows: list[Row] = []
         self.parts: list[str] = []
         self.sign = sign
         self.top: str | None = None
+        self.withheld = 0
 
     def clear(self) -> None:
-        self.keys.clear()
+        self.keys[:-1] = []
         self.rows.clear()
         self.parts.clear()
         self.top = None
 
-    def apply(self, rows: Sequence[Row], codec: Codec, out: list[Level]) -> int:
+    def apply(self, rows: Sequence[Row], codec: Codec, out: list[Level], depth: int) -> None:
         """Set each level (size 0 deletes; a change at an index below CHECKSUM_LEVELS drops
-        `top`), with what to publish appended to `out`: a level beyond the raw range stays
-        here (checksum) but is published as deleted, or not at all; returns how many were so
-        withheld. Prices go through the codec's cache (they repeat); a quantity of plain
-        digits is converted here, its digits being its checksum part too (sizes rarely
-        repeat), anything else through `fast_size`'s checks. One call per side and message:
-        the hot path of every Kraken message."""
+        `top`), then truncate to `depth`, with what to publish appended to `out`: a level
+        beyond the raw range stays here (checksum) but is published as deleted, or not at all
+        (counted in `withheld`). Prices go through the codec's cache (they repeat); a quantity
+        of plain digits is converted here, its digits being its checksum part too (sizes
+        rarely repeat), anything else through `fast_size`'s checks. One call per side and
+        message: the hot path of every Kraken message."""
         keys, texts, parts = self.keys, self.rows, self.parts
-        prices, digits_of, sizes = codec.prices, codec.digits, codec.sizes
-        scale, bids, withheld, stale = codec.size_scale, self.sign < 0, 0, False
+        prices, digits_of, sizes, zeros = codec.prices, codec.digits, codec.sizes, codec.zeros
+        scale, bids, stale = codec.size_scale, self.sign < 0, False
         for row in rows:
             text = row.price
             price = prices[text]
             qty = row.qty
-            if type(qty) is str:
+            if qty in zeros:
+                size = 0
+            elif type(qty) is str:
                 whole, _, fraction = qty.partition(".")
                 digits = whole + fraction
+                missing = scale - len(fraction)
                 if (
-                    whole
+                    missing >= 0
+                    and whole
                     and len(whole) <= MAX_WHOLE_DIGITS
-                    and len(fraction) <= scale
                     and digits.isdigit()
                     and digits.isascii()
                 ):
-                    size = int(digits) * _POWERS[scale - len(fraction)]
+                    size = int(digits) * _POWERS[missing]
+                    if not size:
+                        zeros.add(qty)
                 else:  # signs, exponents, junk: the checked path (InvalidNumber)
                     size = sizes[qty]
                     digits = qty.replace(".", "")
@@ -189,7 +200,7 @@ class _Side:
             at = bisect_left(keys, key)
             if size:
                 part = digits_of[text] + digits.lstrip("0")
-                if at < len(keys) and keys[at] == key:
+                if keys[at] == key:
                     texts[at] = row
                     parts[at] = part
                 else:
@@ -198,30 +209,31 @@ class _Side:
                     parts.insert(at, part)
                 if at < CHECKSUM_LEVELS:
                     stale = True
-            elif at < len(keys) and keys[at] == key:
+            elif keys[at] == key:
                 del keys[at], texts[at], parts[at]
                 if at < CHECKSUM_LEVELS:
                     stale = True
             if price <= MAX_RAW and size <= MAX_RAW:
                 out.append((price, size))
             else:
-                withheld += 1
+                self.withheld += 1
                 if price <= MAX_RAW:
                     out.append((price, 0))
         if stale:
             self.top = None
-        return withheld
+        if len(texts) > depth:
+            self.truncate(depth, out)
 
     def truncate(self, depth: int, out: list[Level]) -> None:
         """Drop levels beyond `depth` from the best, each published as deleted (none of them is
         in the checksum's top 10, depth being at least 10; none beyond the raw range, never
         published)."""
         keys, sign = self.keys, self.sign
-        for key in keys[depth:]:
+        for key in keys[depth:-1]:
             price = key * sign
             if price <= MAX_RAW:
                 out.append((price, 0))
-        del keys[depth:], self.rows[depth:], self.parts[depth:]
+        del keys[depth:-1], self.rows[depth:], self.parts[depth:]
 
     def best(self, count: int) -> list[tuple[str, str]]:
         return [
@@ -242,7 +254,7 @@ class KrakenBook:
         "synced",
         "sequence",
         "_codec",
-        "withheld",
+        "_withheld",
         "_crc",
     )
 
@@ -257,10 +269,14 @@ class KrakenBook:
         """Counts accepted book messages: Kraken has no sequence numbers of its own."""
         self._codec = codec_for(instrument.price_scale, instrument.size_scale)
         """Price and size text -> raw (cached: prices near the top repeat in every update)."""
-        self.withheld = 0
-        """Levels left out of published events: beyond the raw range (kept for the checksum)."""
+        self._withheld = 0
         self._crc = -1
         """The CRC of both sides' kept `top`s (-1: to be computed)."""
+
+    @property
+    def withheld(self) -> int:
+        """Levels left out of published events: beyond the raw range (kept for the checksum)."""
+        return self._withheld + self._bids.withheld + self._asks.withheld
 
     def reset(self) -> None:
         self._bids.clear()
@@ -302,12 +318,10 @@ class KrakenBook:
         MalformedBook (book reset) for a bad level."""
         self.reset()
         try:
-            self.withheld += self._bids.apply(update.bids, self._codec, [])
-            self.withheld += self._asks.apply(update.asks, self._codec, [])
+            self._bids.apply(update.bids, self._codec, [], self.depth)
+            self._asks.apply(update.asks, self._codec, [], self.depth)
         except (InvalidNumber, TypeError, ValueError, AttributeError) as exc:
             raise self._malformed(exc) from None
-        self._bids.truncate(self.depth, [])
-        self._asks.truncate(self.depth, [])
         if self.verify and update.checksum is not None:
             self._mismatch(update.checksum)
         self.synced = True
@@ -328,12 +342,12 @@ class KrakenBook:
         """A side best first, within the raw range (wider levels are only counted)."""
         sizes, sign = self._codec.sizes, side.sign
         kept = []
-        for key, row in zip(side.keys, side.rows, strict=True):
+        for key, row in zip(side.keys, side.rows):  # noqa: B905 (keys has one more: _END)
             price, size = key * sign, sizes[row.qty]
             if price <= MAX_RAW and size <= MAX_RAW:
                 kept.append((price, size))
             else:
-                self.withheld += 1
+                self._withheld += 1
         return tuple(kept)
 
     def on_update(self, update: BookUpdate, ts_recv: int) -> BookDelta | None:
@@ -345,25 +359,22 @@ class KrakenBook:
             return None
         bids: list[Level] = []
         asks: list[Level] = []
-        depth, codec = self.depth, self._codec
-        rows = update.bids
         try:
+            rows = update.bids
             if rows:
-                side = self._bids
-                self.withheld += side.apply(rows, codec, bids)
-                if len(side.keys) > depth:
-                    side.truncate(depth, bids)
+                self._bids.apply(rows, self._codec, bids, self.depth)
             rows = update.asks
             if rows:
-                side = self._asks
-                self.withheld += side.apply(rows, codec, asks)
-                if len(side.keys) > depth:
-                    side.truncate(depth, asks)
+                self._asks.apply(rows, self._codec, asks, self.depth)
         except (InvalidNumber, TypeError, ValueError, AttributeError) as exc:
             raise self._malformed(exc) from None
         expected = update.checksum
-        if expected is not None and self.verify and self.checksum() != expected:
-            self._mismatch(expected)  # raises ChecksumMismatch (book reset)
+        if expected is not None and self.verify:
+            crc = self._crc  # unchanged tops: the kept CRC, without a call
+            if crc < 0 or self._asks.top is None or self._bids.top is None:
+                crc = self.checksum()
+            if crc != expected:
+                self._mismatch(expected)  # raises ChecksumMismatch (book reset)
         self.sequence += 1
         return book_delta(
             self.instrument, tuple(bids), tuple(asks), self.sequence, update.ts_event, ts_recv

@@ -80,26 +80,25 @@ def parse_v1_frame(raw: str | bytes, ts_recv: int) -> Parsed:
         _, payload, channel, pair = _UPDATE.decode(raw)
         depth = _DEPTH_OF.get(channel)
         crc = payload.c
-        if depth is not None and crc.isdigit() and len(crc) <= 20 and crc.isascii():
+        if depth is not None and crc.isdigit() and len(crc) <= 20:
             latest = 0
-            for rows in (payload.a, payload.b):
-                for row in rows:
-                    stamp = row.time  # the venue's own form first: 10 digits . 6 digits
-                    digits = stamp.replace(".", "", 1)
-                    if (
-                        len(stamp) == 17
-                        and stamp[10] == "."
-                        and digits.isdigit()
-                        and digits.isascii()
-                        and (at := int(digits) * 1000) <= MAX_RAW
-                    ):
-                        pass
-                    else:  # any other form: checked (InvalidNumber: the general path)
-                        at = seconds_text_ns(stamp)
-                    if at > latest:
-                        latest = at
-            update = BookUpdate(payload.b, payload.a, int(crc), latest or ts_recv)
-            return V1Book(depth, BookMessage(pair, False, update))
+            rows = payload.a + payload.b if payload.b else payload.a
+            for row in rows:
+                stamp = row.time
+                digits = stamp.replace(".", "", 1)
+                at = (  # the venue's own form (10 digits . 6 digits) inline, any other checked
+                    int(digits) * 1000
+                    if len(stamp) == 17
+                    and stamp[10] == "."
+                    and digits.isdigit()
+                    and digits.isascii()
+                    else seconds_text_ns(stamp)
+                )
+                if at > latest:
+                    latest = at
+            if latest <= MAX_RAW:
+                update = BookUpdate(payload.b, payload.a, int(crc), latest or ts_recv)
+                return V1Book(depth, BookMessage(pair, False, update))
     except (msgspec.DecodeError, ValueError):
         pass
     return parse_v1(decode(raw), ts_recv)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from decimal import Decimal
 
 import poison
 import pytest
@@ -15,6 +16,7 @@ from quantsaas.errors import ChecksumMismatch, ProtocolError
 from quantsaas.feeds.kraken import parse
 from quantsaas.feeds.kraken.book import BookUpdate, KrakenBook, TextLevel, checksum, checksum_text
 from quantsaas.feeds.kraken.v1 import V1Book, parse_v1
+from quantsaas.model import MAX_RAW
 from quantsaas.replay_raw import replay_lines
 
 BTC, ETH, CHF = parse.kraken_instruments(["BTC/USD", "ETH/USD", "XBT/CHF"])
@@ -150,3 +152,73 @@ def test_v1_any_text_for_any_number_gives_a_value_or_a_protocol_error(
         assert len(str(exc)) < 700
         return
     poison.check_value(delta)
+
+
+def _raw(text: str | int) -> int:
+    return int(Decimal(text) * 10**10)
+
+
+_PRICES = [f"{100 + i // 2}.{5 * (i % 2)}" for i in range(30)] + ["9999999997.00000"]
+_PRICE = st.sampled_from(_PRICES).flatmap(  # the same price written two ways, or as an integer
+    lambda p: st.sampled_from([p, p + "0"] + ([int(_raw(p) // 10**10)] if p.endswith(".0") else []))
+)
+_QTY = st.one_of(
+    st.sampled_from(["0.00000000", "0.0", "0", 0]),
+    st.integers(1, 10**12).map(lambda n: f"{n // 10**8}.{n % 10**8:08d}"),
+    st.integers(1, 50),
+    st.sampled_from(["1.5", "00.10", "1e-3", "+2.0", "1" * 19 + ".5"]),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    depth=st.sampled_from([10, 25]),
+    updates=st.lists(
+        st.tuples(st.lists(st.tuples(_PRICE, _QTY)), st.lists(st.tuples(_PRICE, _QTY))),
+        max_size=25,
+    ),
+)
+def test_the_book_agrees_with_a_plain_model_on_any_updates(
+    depth: int, updates: list[tuple[list[tuple[str | int, str | int]], ...]]
+) -> None:
+    """Levels by raw price holding the venue's latest text, truncated to depth: the book's text,
+    checksum and published state (snapshot, then deltas applied in order) agree with it."""
+    book = KrakenBook(BTC, depth)
+    book.on_snapshot(BookUpdate([], [], None, 0), 0)
+    model: tuple[dict[int, tuple[str, str]], ...] = ({}, {})
+    published: tuple[dict[int, int], ...] = ({}, {})
+    for update in updates:
+        for side, rows in zip(model, update, strict=True):
+            for price, qty in rows:
+                if _raw(qty) == 0:
+                    side.pop(_raw(price), None)
+                else:
+                    side[_raw(price)] = (str(price), str(qty))
+        bids = sorted(model[0].items(), reverse=True)[:depth]
+        asks = sorted(model[1].items())[:depth]
+        model[0].clear(), model[0].update(bids), model[1].clear(), model[1].update(asks)
+        expected = checksum([t for _, t in asks[:10]], [t for _, t in bids[:10]])
+        levels = [[TextLevel(p, q) for p, q in rows] for rows in update]
+        delta = book.on_update(BookUpdate(levels[0], levels[1], expected, 0), 0)
+        assert delta is not None  # the checksum agreed (a mismatch raises)
+        for side, changes in zip(published, (delta.bids, delta.asks), strict=True):
+            for price, size in changes:
+                side.pop(price, None) if size == 0 else side.__setitem__(price, size)
+        assert book.top(depth) == ([t for _, t in bids], [t for _, t in asks])
+    snapshot = book.snapshot(0, 0)
+    assert dict(snapshot.bids) == published[0] and dict(snapshot.asks) == published[1]
+    assert all(p <= MAX_RAW for p in (*published[0], *published[1]))
+    far = sum(p > MAX_RAW for side in model for p in side)
+    assert book.withheld >= far
+
+
+def test_levels_beyond_the_raw_range_truncated_away_publish_no_deletion() -> None:
+    book = KrakenBook(BTC, depth=10, verify=False)
+    rows = [TextLevel(f"{100 + i}.0", "1.0") for i in range(9)]
+    snapshot = book.on_snapshot(
+        BookUpdate([], [*rows, TextLevel("9999999997.0", "1.0")], None, 0), 0
+    )
+    assert len(snapshot.asks) == 9 and book.withheld == 1  # counted once
+    delta = book.on_update(BookUpdate([], [TextLevel("99.0", "1.0")], None, 0), 0)
+    assert delta is not None and delta.asks == ((BTC.price("99"), BTC.size("1")),)
+    assert book.top(20)[1][-1] == ("108.0", "1.0") and book.withheld == 1

@@ -317,11 +317,14 @@ class KrakenBook:
         """Replace the book; raises ChecksumMismatch (book reset) if the checksum disagrees,
         MalformedBook (book reset) for a bad level."""
         self.reset()
+        bids, asks = self._bids, self._asks
+        counted = bids.withheld, asks.withheld  # a snapshot counts what it leaves out itself
         try:
-            self._bids.apply(update.bids, self._codec, [], self.depth)
-            self._asks.apply(update.asks, self._codec, [], self.depth)
+            bids.apply(update.bids, self._codec, [], self.depth)
+            asks.apply(update.asks, self._codec, [], self.depth)
         except (InvalidNumber, TypeError, ValueError, AttributeError) as exc:
             raise self._malformed(exc) from None
+        bids.withheld, asks.withheld = counted
         if self.verify and update.checksum is not None:
             self._mismatch(update.checksum)
         self.synced = True

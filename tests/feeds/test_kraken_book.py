@@ -196,14 +196,17 @@ def test_the_book_agrees_with_a_plain_model_on_any_updates(
                     side[_raw(price)] = (str(price), str(qty))
         bids = sorted(model[0].items(), reverse=True)[:depth]
         asks = sorted(model[1].items())[:depth]
-        model[0].clear(), model[0].update(bids), model[1].clear(), model[1].update(asks)
+        model = (dict(bids), dict(asks))
         expected = checksum([t for _, t in asks[:10]], [t for _, t in bids[:10]])
         levels = [[TextLevel(p, q) for p, q in rows] for rows in update]
         delta = book.on_update(BookUpdate(levels[0], levels[1], expected, 0), 0)
         assert delta is not None  # the checksum agreed (a mismatch raises)
-        for side, changes in zip(published, (delta.bids, delta.asks), strict=True):
+        for shown, changes in zip(published, (delta.bids, delta.asks), strict=True):
             for price, size in changes:
-                side.pop(price, None) if size == 0 else side.__setitem__(price, size)
+                if size:
+                    shown[price] = size
+                else:
+                    shown.pop(price, None)
         assert book.top(depth) == ([t for _, t in bids], [t for _, t in asks])
     snapshot = book.snapshot(0, 0)
     assert dict(snapshot.bids) == published[0] and dict(snapshot.asks) == published[1]

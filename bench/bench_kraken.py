@@ -81,12 +81,12 @@ def recorded_v1(loops: int) -> tuple[list[bytes], Callable[[bool], float]]:
         elapsed = 0.0
         for start in range(0, len(updates), 289):
             book = KrakenBook(chf, 1000, verify)
-            book.on_snapshot(snap.message.update, 0)
+            book.on_snapshot(snap.update, 0)
             began = CLOCK()
             for raw in updates[start : start + 289]:
                 item = parse_v1_frame(raw, 0)
                 assert isinstance(item, V1Book)
-                book.on_update(item.message.update, 0)
+                book.on_update(item.update, 0)
             elapsed += CLOCK() - began
         return len(updates) / elapsed
 

@@ -62,13 +62,13 @@ def test_all_289_v1_checksums_verify() -> None:
         item = parse_v1(parse.decode(line), 0)
         if not isinstance(item, V1Book):
             continue
-        if item.message.snapshot:
+        if item.snapshot:
             book = KrakenBook(CHF, item.depth)
-            book.on_snapshot(item.message.update, 0)
+            book.on_snapshot(item.update, 0)
             continue
-        assert book is not None and item.message.update.checksum is not None
-        book.on_update(item.message.update, 0)  # raises on any mismatch
-        assert book.checksum() == item.message.update.checksum
+        assert book is not None and item.update.checksum is not None
+        book.on_update(item.update, 0)  # raises on any mismatch
+        assert book.checksum() == item.update.checksum
         verified += 1
     assert verified == 289
 
@@ -143,11 +143,11 @@ def test_v1_any_text_for_any_number_gives_a_value_or_a_protocol_error(
     path = data.draw(st.sampled_from(poison.slots(json.loads(frame))))
     raw = poison.inject(frame, path, token)
     book = KrakenBook(CHF, 1000, verify=False)
-    book.on_snapshot(snapshot.message.update, 0)
+    book.on_snapshot(snapshot.update, 0)
     try:
         item = parse_v1(parse.decode(raw), 0)
         assert isinstance(item, V1Book)
-        delta = book.on_update(item.message.update, 0)
+        delta = book.on_update(item.update, 0)
     except ProtocolError as exc:
         assert len(str(exc)) < 700
         return

@@ -25,7 +25,7 @@ def _same(typed: object, general: object) -> None:
     """Equal as the book reads them: symbol, kind, depth, each level's text, checksum, time."""
     assert isinstance(typed, V1Book) and isinstance(general, V1Book)
     assert typed.depth == general.depth
-    a, b = typed.message, general.message
+    a, b = typed, general
     assert (a.symbol, a.snapshot) == (b.symbol, b.snapshot)
     for mine, theirs in ((a.update.bids, b.update.bids), (a.update.asks, b.update.asks)):
         assert [(r.price, r.qty) for r in mine] == [(r.price, r.qty) for r in theirs]
@@ -101,11 +101,11 @@ def test_v1_typed_any_text_for_any_number_gives_a_value_or_a_protocol_error(
     path = data.draw(st.sampled_from(poison.slots(json.loads(frame))))
     raw = poison.inject(frame, path, token)
     book = KrakenBook(CHF, 1000, verify=False)
-    book.on_snapshot(snapshot.message.update, 0)
+    book.on_snapshot(snapshot.update, 0)
     try:
         item = parse_v1_frame(raw, 0)
         assert isinstance(item, V1Book)
-        delta = book.on_update(item.message.update, 0)
+        delta = book.on_update(item.update, 0)
     except ProtocolError as exc:
         assert len(str(exc)) < 700
         return

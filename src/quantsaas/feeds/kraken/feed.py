@@ -177,10 +177,10 @@ class KrakenFeed(WsFeed):
         """A legacy v1 frame (recorded files): its book channel's depth is the book's."""
         if not isinstance(item, V1Book):
             return []
-        book = self.books.get(item.message.symbol)
-        if book is not None and book.depth != item.depth and item.message.snapshot:
-            self.books[item.message.symbol] = KrakenBook(book.instrument, item.depth, book.verify)
-        return self._on_book(item.message, ts_recv)
+        book = self.books.get(item.symbol)
+        if book is not None and book.depth != item.depth and item.snapshot:
+            self.books[item.symbol] = KrakenBook(book.instrument, item.depth, book.verify)
+        return self._on_book(item, ts_recv)
 
     def _on_status(self, system: str) -> None:
         previous, self.system = self.system, system

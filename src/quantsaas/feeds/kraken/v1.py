@@ -29,9 +29,10 @@ class Event:
     payload: dict[str, Any]
 
 
-class V1Book(msgspec.Struct, frozen=True, gc=False):
+class V1Book(BookMessage, frozen=True, gc=False):
+    """A v1 book message, with the depth of its channel (`book-1000`: 1000)."""
+
     depth: int
-    message: BookMessage
 
 
 Parsed: TypeAlias = Event | V1Book | None
@@ -98,7 +99,7 @@ def parse_v1_frame(raw: str | bytes, ts_recv: int) -> Parsed:
                     latest = at
             if latest <= MAX_RAW:
                 update = BookUpdate(payload.b, payload.a, int(crc), latest or ts_recv)
-                return V1Book(depth, BookMessage(pair, False, update))
+                return V1Book(pair, False, update, depth)
     except (msgspec.DecodeError, ValueError):
         pass
     return parse_v1(decode(raw), ts_recv)
@@ -128,7 +129,7 @@ def parse_v1(message: Any, ts_recv: int) -> Parsed:
             asks, t_a = _levels(payloads[0].get("as", ()))
             bids, t_b = _levels(payloads[0].get("bs", ()))
             update = BookUpdate(bids, asks, None, max(t_a, t_b) or ts_recv)
-            return V1Book(depth, BookMessage(str(pair), True, update))
+            return V1Book(str(pair), True, update, depth)
         ask_rows: list[Any] = []
         bid_rows: list[Any] = []
         for payload in payloads:
@@ -143,7 +144,7 @@ def parse_v1(message: Any, ts_recv: int) -> Parsed:
             raise ProtocolError(f"kraken v1: checksum {quote(raw_checksum, 20)} is not a CRC32")
         checksum = None if raw_checksum is None else int(raw_checksum)
         update = BookUpdate(bids, asks, checksum, max(t_a, t_b) or ts_recv)
-        return V1Book(depth, BookMessage(str(pair), False, update))
+        return V1Book(str(pair), False, update, depth)
     except ProtocolError:
         raise
     except (KeyError, TypeError, ValueError, IndexError) as exc:

@@ -169,7 +169,7 @@ class _Side:
         message: the hot path of every Kraken message."""
         keys, texts, parts = self.keys, self.rows, self.parts
         prices, digits_of, sizes, zeros = codec.prices, codec.digits, codec.sizes, codec.zeros
-        scale, bids, stale = codec.size_scale, self.sign < 0, False
+        scale, bids = codec.size_scale, self.sign < 0
         for row in rows:
             text = row.price
             price = prices[text]
@@ -208,19 +208,17 @@ class _Side:
                     texts.insert(at, row)
                     parts.insert(at, part)
                 if at < CHECKSUM_LEVELS:
-                    stale = True
+                    self.top = None
             elif keys[at] == key:
                 del keys[at], texts[at], parts[at]
                 if at < CHECKSUM_LEVELS:
-                    stale = True
+                    self.top = None
             if price <= MAX_RAW and size <= MAX_RAW:
                 out.append((price, size))
             else:
                 self.withheld += 1
                 if price <= MAX_RAW:
                     out.append((price, 0))
-        if stale:
-            self.top = None
         if len(texts) > depth:
             self.truncate(depth, out)
 
@@ -378,9 +376,9 @@ class KrakenBook:
                 crc = self.checksum()
             if crc != expected:
                 self._mismatch(expected)  # raises ChecksumMismatch (book reset)
-        self.sequence += 1
+        sequence = self.sequence = self.sequence + 1
         return book_delta(
-            self.instrument, tuple(bids), tuple(asks), self.sequence, update.ts_event, ts_recv
+            self.instrument, tuple(bids), tuple(asks), sequence, update.ts_event, ts_recv
         )
 
     def top(self, count: int = CHECKSUM_LEVELS) -> tuple[list[tuple[str, str]], ...]:

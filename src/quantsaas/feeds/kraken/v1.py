@@ -83,23 +83,22 @@ def parse_v1_frame(raw: str | bytes, ts_recv: int) -> Parsed:
         crc = payload.c
         if depth is not None and crc.isdigit() and len(crc) <= 20:
             latest = 0
-            rows = payload.a + payload.b if payload.b else payload.a
-            for row in rows:
+            asks, bids = payload.a, payload.b
+            for row in asks + bids if bids and asks else asks or bids:
                 stamp = row.time
                 digits = stamp.replace(".", "", 1)
-                at = (  # the venue's own form (10 digits . 6 digits) inline, any other checked
-                    int(digits) * 1000
-                    if len(stamp) == 17
-                    and stamp[10] == "."
-                    and digits.isdigit()
-                    and digits.isascii()
-                    else seconds_text_ns(stamp)
-                )
+                if (
+                    len(stamp) == 17 and stamp[10] == "." and digits.isdigit() and digits.isascii()
+                ):  # the venue's own form (10 digits . 6 digits) inline, any other checked
+                    at = int(digits) * 1000
+                else:
+                    at = seconds_text_ns(stamp)
                 if at > latest:
                     latest = at
             if latest <= MAX_RAW:
-                update = BookUpdate(payload.b, payload.a, int(crc), latest or ts_recv)
-                return V1Book(pair, False, update, depth)
+                return V1Book(
+                    pair, False, BookUpdate(bids, asks, int(crc), latest or ts_recv), depth
+                )
     except (msgspec.DecodeError, ValueError):
         pass
     return parse_v1(decode(raw), ts_recv)

@@ -141,17 +141,22 @@ class _Side:
     CHECKSUM_LEVELS parts. `top` is that join, kept until a change reaches an index below
     CHECKSUM_LEVELS (None when stale): in a deep book most changes are below the top 10, so
     most checksums reuse both sides' (and their CRC). `keys` ends with `_END`, beyond any key,
-    so the index `bisect_left` gives is always one to compare with."""
+    so the index `bisect_left` gives is always one to compare with. `state` holds what
+    `apply` reads, in one tuple (the lists are only ever changed in place)."""
 
-    __slots__ = ("keys", "rows", "parts", "sign", "top", "withheld")
+    __slots__ = ("keys", "rows", "parts", "sign", "top", "withheld", "state")
 
-    def __init__(self, sign: int) -> None:
+    def __init__(self, sign: int, codec: Codec) -> None:
         self.keys: list[int] = [_END]
         self.rows: list[Row] = []
         self.parts: list[str] = []
         self.sign = sign
         self.top: str | None = None
         self.withheld = 0
+        self.state = (
+            *(self.keys, self.rows, self.parts),
+            *(codec.prices, codec.digits, codec.sizes, codec.zeros, codec.size_scale, sign < 0),
+        )
 
     def clear(self) -> None:
         self.keys[:-1] = []
@@ -159,7 +164,7 @@ class _Side:
         self.parts.clear()
         self.top = None
 
-    def apply(self, rows: Sequence[Row], codec: Codec, out: list[Level], depth: int) -> None:
+    def apply(self, rows: Sequence[Row], out: list[Level], depth: int) -> None:
         """Set each level (size 0 deletes; a change at an index below CHECKSUM_LEVELS drops
         `top`), then truncate to `depth`, with what to publish appended to `out`: a level
         beyond the raw range stays here (checksum) but is published as deleted, or not at all
@@ -167,9 +172,7 @@ class _Side:
         of plain digits is converted here, its digits being its checksum part too (sizes
         rarely repeat), anything else through `fast_size`'s checks. One call per side and
         message: the hot path of every Kraken message."""
-        keys, texts, parts = self.keys, self.rows, self.parts
-        prices, digits_of, sizes, zeros = codec.prices, codec.digits, codec.sizes, codec.zeros
-        scale, bids = codec.size_scale, self.sign < 0
+        keys, texts, parts, prices, digits_of, sizes, zeros, scale, bids = self.state
         for row in rows:
             text = row.price
             price = prices[text]
@@ -254,20 +257,23 @@ class KrakenBook:
         "_codec",
         "_withheld",
         "_crc",
+        "_fixed",
     )
 
     def __init__(self, instrument: Instrument, depth: int = 10, verify: bool = True) -> None:
         self.instrument = instrument
         self.depth = depth
         self.verify = verify
-        self._bids = _Side(-1)
-        self._asks = _Side(1)
+        self._codec = codec_for(instrument.price_scale, instrument.size_scale)
+        """Price and size text -> raw (cached: prices near the top repeat in every update)."""
+        self._bids = _Side(-1, self._codec)
+        self._asks = _Side(1, self._codec)
         self.synced = False
         self.sequence = 0
         """Counts accepted book messages: Kraken has no sequence numbers of its own."""
-        self._codec = codec_for(instrument.price_scale, instrument.size_scale)
-        """Price and size text -> raw (cached: prices near the top repeat in every update)."""
         self._withheld = 0
+        self._fixed = (self._bids, self._asks, depth, verify, instrument)
+        """What `on_update` reads and never changes, in one tuple."""
         self._crc = -1
         """The CRC of both sides' kept `top`s (-1: to be computed)."""
 
@@ -318,8 +324,8 @@ class KrakenBook:
         bids, asks = self._bids, self._asks
         counted = bids.withheld, asks.withheld  # a snapshot counts what it leaves out itself
         try:
-            bids.apply(update.bids, self._codec, [], self.depth)
-            asks.apply(update.asks, self._codec, [], self.depth)
+            bids.apply(update.bids, [], self.depth)
+            asks.apply(update.asks, [], self.depth)
         except (InvalidNumber, TypeError, ValueError, AttributeError) as exc:
             raise self._malformed(exc) from None
         bids.withheld, asks.withheld = counted
@@ -358,28 +364,27 @@ class KrakenBook:
         and so does MalformedBook (a bad level: the message was only partly applied)."""
         if not self.synced:
             return None
+        bid_side, ask_side, depth, verify, instrument = self._fixed
         bids: list[Level] = []
         asks: list[Level] = []
         try:
             rows = update.bids
             if rows:
-                self._bids.apply(rows, self._codec, bids, self.depth)
+                bid_side.apply(rows, bids, depth)
             rows = update.asks
             if rows:
-                self._asks.apply(rows, self._codec, asks, self.depth)
+                ask_side.apply(rows, asks, depth)
         except (InvalidNumber, TypeError, ValueError, AttributeError) as exc:
             raise self._malformed(exc) from None
         expected = update.checksum
-        if expected is not None and self.verify:
+        if expected is not None and verify:
             crc = self._crc  # unchanged tops: the kept CRC, without a call
-            if crc < 0 or self._asks.top is None or self._bids.top is None:
+            if crc < 0 or ask_side.top is None or bid_side.top is None:
                 crc = self.checksum()
             if crc != expected:
                 self._mismatch(expected)  # raises ChecksumMismatch (book reset)
         sequence = self.sequence = self.sequence + 1
-        return book_delta(
-            self.instrument, tuple(bids), tuple(asks), sequence, update.ts_event, ts_recv
-        )
+        return book_delta(instrument, tuple(bids), tuple(asks), sequence, update.ts_event, ts_recv)
 
     def top(self, count: int = CHECKSUM_LEVELS) -> tuple[list[tuple[str, str]], ...]:
         """(bids best first, asks best first) as the venue's text."""

@@ -378,13 +378,25 @@ class KrakenBook:
             raise self._malformed(exc) from None
         expected = update.checksum
         if expected is not None and verify:
-            crc = self._crc  # unchanged tops: the kept CRC, without a call
-            if crc < 0 or ask_side.top is None or bid_side.top is None:
-                crc = self.checksum()
+            crc = self._crc  # the kept CRC while neither side's top changed
+            asks_top, bids_top = ask_side.top, bid_side.top
+            if asks_top is None or bids_top is None or crc < 0:  # as `checksum`, inline
+                if asks_top is None:
+                    asks_top = ask_side.top = "".join(ask_side.parts[:CHECKSUM_LEVELS])
+                if bids_top is None:
+                    bids_top = bid_side.top = "".join(bid_side.parts[:CHECKSUM_LEVELS])
+                crc = self._crc = zlib.crc32((asks_top + bids_top).encode())
             if crc != expected:
                 self._mismatch(expected)  # raises ChecksumMismatch (book reset)
         sequence = self.sequence = self.sequence + 1
-        return book_delta(instrument, tuple(bids), tuple(asks), sequence, update.ts_event, ts_recv)
+        return book_delta(
+            instrument,
+            tuple(bids) if bids else (),
+            tuple(asks) if asks else (),
+            sequence,
+            update.ts_event,
+            ts_recv,
+        )
 
     def top(self, count: int = CHECKSUM_LEVELS) -> tuple[list[tuple[str, str]], ...]:
         """(bids best first, asks best first) as the venue's text."""

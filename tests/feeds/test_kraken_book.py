@@ -172,7 +172,7 @@ _QTY = st.one_of(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    depth=st.sampled_from([10, 25]),
+    depth=st.sampled_from([10, 25, 3]),  # 3: a v1 channel may name any depth
     updates=st.lists(
         st.tuples(st.lists(st.tuples(_PRICE, _QTY)), st.lists(st.tuples(_PRICE, _QTY))),
         max_size=25,

@@ -8,9 +8,11 @@ concatenation, unsigned. After every update the book is truncated to the subscri
 sends no deletes for levels that fall out of scope) and the deletions this causes are reported,
 so a downstream `L2Book` stays equal to this one.
 
-Every price and size is checked as it is converted (`feeds.numbers`: finite, bounded digits,
-price > 0, size >= 0); a bad one resets the book and raises `MalformedBook`, since the message was
-only partly applied. A level beyond the raw range (`model.MAX_RAW`: Kraken's scale of 10 decimals
+Every price and size is checked as it is converted (`feeds.numbers` rules: finite, digits
+bounded before any conversion, price > 0, size >= 0; plain quantities by the same rule inside the
+level loop); anything else, including a level that is no number at all (the typed parsers pass
+levels on as decoded), resets the book and raises `MalformedBook`, since the message was only
+partly applied. A level beyond the raw range (`model.MAX_RAW`: Kraken's scale of 10 decimals
 puts it at 922 million; real books hold joke asks at 9,999,999,997 CHF) stays in this book, so the
 checksum still covers what the venue sent, but is left out of published events (`withheld`
 counts them): no consumer downstream ever sees a value it cannot store.
@@ -226,9 +228,10 @@ class _Side:
             self.truncate(depth, out)
 
     def truncate(self, depth: int, out: list[Level]) -> None:
-        """Drop levels beyond `depth` from the best, each published as deleted (none of them is
-        in the checksum's top 10, depth being at least 10; none beyond the raw range, never
-        published)."""
+        """Drop levels beyond `depth` from the best, each published as deleted (none beyond the
+        raw range: never published). `top` needs no update: a side grows past `depth` only by
+        inserts of this message, and with `depth` below CHECKSUM_LEVELS (a v1 channel may name
+        any depth) each of them was at an index below it, which already dropped `top`."""
         keys, sign = self.keys, self.sign
         for key in keys[depth:-1]:
             price = key * sign

@@ -1,10 +1,12 @@
 """Pure parsers for Kraken Spot WebSocket v2 frames: raw text -> parsed items.
 
 No I/O, no book state. v2 sends prices and quantities as JSON numbers whose exact lexeme matters
-(the book checksum is computed over it, trailing zeros included), so frames are decoded with
-`parse_float=str`: every number reaches us as the venue's own text, never as a float. Anything
-malformed raises `ProtocolError` naming the frame kind. Book levels are checked by the book as it
-converts them (`kraken.book`); trade and ticker numbers here (`feeds.numbers`).
+(the book checksum is computed over it, trailing zeros included), so frames are decoded by
+msgspec with `float_hook=str`: every number reaches us as the venue's own text, never as a
+float. `book` frames take a typed path whose levels go to the book as decoded (`TextLevel`
+structs); the book checks each number as it converts it (`kraken.book`), trade and ticker
+numbers are checked here (`feeds.numbers`). Anything malformed raises `ProtocolError` naming the
+frame kind.
 """
 
 from __future__ import annotations

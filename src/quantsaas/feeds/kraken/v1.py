@@ -4,7 +4,9 @@ v1 data frames are arrays `[channelID, payload, (payload,) channelName, pair]`. 
 has `as`/`bs`; an update has `a` and/or `b` (one frame may carry both, in two dicts) and the
 checksum `c` (a string) in the last dict. Levels are `[price, volume, time(, "r")]` strings,
 applied in array order. The checksum rule is v2's (`book.checksum`). Event frames (`systemStatus`,
-`subscriptionStatus`, `heartbeat`) are objects.
+`subscriptionStatus`, `heartbeat`) are objects. An update of the usual shape (one payload) is
+decoded typed from the raw frame (`parse_v1_frame`); everything else goes through the decoded
+JSON (`parse_v1`), which names any error.
 """
 
 from __future__ import annotations

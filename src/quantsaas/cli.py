@@ -201,29 +201,33 @@ async def _serve(server: uvicorn.Server, settings: Settings, app: FastAPI) -> in
     if not server.started:
         await asyncio.gather(task, return_exceptions=True)
         return 1
-    try:  # they open beside the running service (api/app.py); the banner names the admin
-        await asyncio.shield(app.state.accounts_opening)
-    except Exception as exc:
-        print(f"quantsaas: error: accounts: {printable(clip(str(exc)))}", file=sys.stderr)
+    # the accounts open beside the running service (api/app.py); the banner names the admin
+    opening = app.state.accounts_opening
+    await asyncio.wait({opening, task}, return_when=asyncio.FIRST_COMPLETED)
+    if not opening.done() or opening.cancelled():  # stopped (Ctrl+C) before they opened
+        await asyncio.gather(task, return_exceptions=True)
+        return 0
+    failure = opening.exception()
+    if failure is not None:
+        print(f"quantsaas: error: accounts: {printable(clip(str(failure)))}", file=sys.stderr)
         server.should_exit = True
         await asyncio.gather(task, return_exceptions=True)
         return 1
-    if server.started:
-        tune_gc_for_serving()
-        port = server.servers[0].sockets[0].getsockname()[1]
-        base = f"http://{settings.host}:{port}"
-        print(
-            f"\nQuant-SaaS is running on {base}/\n"
-            f"  dashboard and service info: {base}/\n"
-            f"  API docs:                   {base}/docs\n"
-            f"  health:                     {base}/health\n"
-            f"  stream:                     ws://{settings.host}:{port}/ws\n"
-            f"  history:                    {store_cli.recording_note(settings)}\n"
-            f"{access_note(settings, app.state.first_login)}"
-            "Press Ctrl+C to stop.\n",
-            flush=True,
-        )
-        log.info("serving on %s", base, extra={"url": base})
+    tune_gc_for_serving()
+    port = server.servers[0].sockets[0].getsockname()[1]
+    base = f"http://{settings.host}:{port}"
+    print(
+        f"\nQuant-SaaS is running on {base}/\n"
+        f"  dashboard and service info: {base}/\n"
+        f"  API docs:                   {base}/docs\n"
+        f"  health:                     {base}/health\n"
+        f"  stream:                     ws://{settings.host}:{port}/ws\n"
+        f"  history:                    {store_cli.recording_note(settings)}\n"
+        f"{access_note(settings, app.state.first_login)}"
+        "Press Ctrl+C to stop.\n",
+        flush=True,
+    )
+    log.info("serving on %s", base, extra={"url": base})
     await task
     return 0
 

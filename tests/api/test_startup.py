@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +92,39 @@ def test_serve_stops_with_one_clear_line_when_its_accounts_cannot_open(tmp_path:
     assert len(errors) == 1 and "accounts" in errors[0] and "Connection refused" in errors[0]
     assert "secret" not in done.stderr
     assert "running on" not in done.stdout  # no banner for a service that cannot let anyone in
+
+
+def test_ctrl_c_while_the_accounts_are_still_opening_stops_cleanly(tmp_path: Path) -> None:
+    """A database that accepts but never answers keeps the accounts opening; a stop then ends
+    the process at once with status 0 and no traceback."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        env = {
+            **os.environ,
+            "QUANTSAAS_DATA_DIR": str(tmp_path),
+            "QUANTSAAS_ACCOUNTS_URL": f"postgresql+asyncpg://user:secret@127.0.0.1:{port}/none",
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "quantsaas.cli", "serve", "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            assert process.stderr is not None
+            deadline = time.monotonic() + 30
+            while "Uvicorn running" not in process.stderr.readline():
+                assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.5)  # the accounts are waiting on the silent database
+            assert process.poll() is None
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=20)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert process.returncode == 0, err[-1000:]
+    assert "Traceback" not in err and "running on" not in out

@@ -1,12 +1,18 @@
+import gc
+import pickle
 from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from helpers import make_instrument
 from quantsaas.errors import InvalidNumber
 from quantsaas.model import (
+    BookDelta,
     Instrument,
+    Side,
+    Trade,
     decimal_to_raw,
     format_fixed,
     parse_fixed,
@@ -90,3 +96,22 @@ def test_symbols_have_one_canonical_form() -> None:
     assert symbol_from_text("btc-usd") == "BTC/USD"
     assert symbol_from_text(" BTC/USD ") == "BTC/USD"
     assert symbol_to_path("BTC/USD") == "BTC-USD"
+
+
+def test_market_events_are_frozen_values_outside_the_garbage_collector() -> None:
+    inst = make_instrument()
+    delta = BookDelta(inst, ((101, 2),), (), 5, 6, 7)
+    same = BookDelta(inst, ((101, 2),), (), 5, 6, 7)
+    assert delta == same and hash(delta) == hash(same) and delta is not same
+    assert delta != BookDelta(inst, ((101, 3),), (), 5, 6, 7)
+    assert repr(delta).startswith("BookDelta(instrument=Instrument(")
+    with pytest.raises(AttributeError):
+        delta.sequence = 9  # type: ignore[misc]
+    assert not gc.is_tracked(delta)  # no cycles possible: nothing for the collector to scan
+    trade = Trade(inst, 100, 2, Side.SELL, "t1", 3, 4)
+    assert pickle.loads(pickle.dumps(trade)) == trade
+    match trade:
+        case Trade(_, price, size, side):
+            assert (price, size, side) == (100, 2, Side.SELL)
+        case _:
+            pytest.fail("Trade lost its positional match pattern")

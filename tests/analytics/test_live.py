@@ -1,8 +1,8 @@
-from dataclasses import replace
 from typing import TypeVar
 
 import numpy as np
 import pytest
+from msgspec.structs import replace
 
 from helpers import (
     OFI_L1_VECTOR,

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from helpers import make_instrument
 from quantsaas.client.decode import MALFORMED
-from quantsaas.client.exact import Codec, delta_value, price_of, size_of, trade_value
+from quantsaas.client.exact import Codec, price_of, size_of
 from quantsaas.errors import InvalidNumber
-from quantsaas.model import MAX_RAW, BookDelta, Side, Trade, parse_price, parse_size
+from quantsaas.model import MAX_RAW, parse_price, parse_size
 
 TRICKY = [
     "1_0.00",
@@ -88,17 +88,6 @@ def test_what_is_not_text_is_malformed(junk: object) -> None:
         size_of(junk, 2)  # type: ignore[arg-type]
     with pytest.raises(MALFORMED):
         Codec(make_instrument()).levels([[junk, "1.00000000"]])  # type: ignore[list-item]
-
-
-def test_fast_constructors_build_the_same_values() -> None:
-    instrument = make_instrument()
-    built = trade_value(instrument, 1, 2, Side.SELL, "x", 3, 4)
-    assert built == Trade(instrument, 1, 2, Side.SELL, "x", 3, 4)
-    assert hash(built) == hash(Trade(instrument, 1, 2, Side.SELL, "x", 3, 4))
-    delta = delta_value(instrument, ((1, 2),), (), 5, 6, 7)
-    assert delta == BookDelta(instrument, ((1, 2),), (), 5, 6, 7) and repr(delta).startswith("Book")
-    with pytest.raises(AttributeError):  # still frozen
-        delta.sequence = 9  # type: ignore[misc]
 
 
 def test_levels_read_zero_sizes_and_many_levels() -> None:

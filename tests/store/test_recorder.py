@@ -10,6 +10,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import msgspec.structs
 import pyarrow.parquet as pq
 
 from helpers import record_simulator
@@ -85,7 +86,7 @@ def test_compaction_keeps_query_results_and_retention_drops_old_days(tmp_path: P
     rec = record_simulator(tmp_path, seconds=2)
     extra = Recorder(RecorderConfig(tmp_path))
     for trade in rec.trades[:50]:
-        extra.on_event(replace(trade, trade_id=f"x{trade.trade_id}"))
+        extra.on_event(msgspec.structs.replace(trade, trade_id=f"x{trade.trade_id}"))
     extra.flush()
     store = HistoryStore(tmp_path)
     btc = rec.feed.instruments[0]
@@ -191,7 +192,9 @@ def test_below_the_floor_the_oldest_days_make_room(tmp_path: Path) -> None:
     disk.capacity = disk.used() + (2 << 20) - 1  # one byte short of the floor
     config = RecorderConfig(root, min_free_bytes=2 << 20, free_space_retention=True)
     recorder = Recorder(config, free_space=disk)
-    recorder.on_event(replace(rec.trades[0], ts_event=time.time_ns(), ts_recv=time.time_ns()))
+    recorder.on_event(
+        msgspec.structs.replace(rec.trades[0], ts_event=time.time_ns(), ts_recv=time.time_ns())
+    )
     assert recorder.flush() == 1  # the old day went, today's trade was written
     assert not old_day.exists() and recorder.status.days_freed == 1
     assert not recorder.status.paused
@@ -260,7 +263,9 @@ def test_an_event_that_cannot_be_stored_is_quarantined_and_the_rest_written(
     rec = record_simulator(tmp_path / "live", seconds=1)
     btc = rec.trades[0].instrument
     good = [t for t in rec.trades if t.instrument == btc][:50]
-    poisoned = replace(good[10], price=10**30)  # no int64 holds it: the writer used to die here
+    poisoned = msgspec.structs.replace(
+        good[10], price=10**30
+    )  # no int64 holds it: the writer used to die here
     recorder = Recorder(RecorderConfig(tmp_path / "data"))
     for trade in [*good[:10], poisoned, *good[10:]]:
         recorder.on_event(trade)

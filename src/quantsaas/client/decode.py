@@ -16,7 +16,7 @@ from typing import Any, TypeAlias
 
 from quantsaas.client.errors import UnknownSymbol
 from quantsaas.client.events import Candle, Greeks, GreekValues, Ofi, Vpin
-from quantsaas.client.exact import Codec, delta_value, size_of, trade_value
+from quantsaas.client.exact import Codec, size_of
 from quantsaas.errors import quote
 from quantsaas.model import (
     BookDelta,
@@ -150,7 +150,7 @@ def trade(codec: Codec, message: JSON) -> Trade:
         price = codec.price(data["price"])
     size = size_of(data["amount"], codec.size_scale)
     side = _SIDES[data["side"]]
-    return trade_value(codec.instrument, price, size, side, trade_id, ts_event, ts_recv)
+    return Trade(codec.instrument, price, size, side, trade_id, ts_event, ts_recv)
 
 
 def _book(codec: Codec, message: JSON) -> tuple[Any, ...]:
@@ -173,7 +173,7 @@ def delta(codec: Codec, message: JSON) -> BookDelta:
     if type(ts_event) is not int or type(ts_recv) is not int or type(nonce) is not int:
         raise TypeError("book: timestamps and nonce must be integers")
     bids, asks = data["bids"], data["asks"]
-    return delta_value(
+    return BookDelta(
         codec.instrument,
         () if bids == [] else codec.levels(bids),
         () if asks == [] else codec.levels(asks),

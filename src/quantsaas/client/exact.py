@@ -10,27 +10,15 @@ sizes not negative, prices positive. Never a float.
 Prices repeat (the book's levels, trades at the touch: 97 % of the simulator's book prices were
 seen before), so they are memoised per scale in bounded tables; sizes mostly do not (22 %), and
 a table lookup plus insertion costs more than parsing them, so they are parsed every time.
-
-`trade_value` and `delta_value` build the model's `Trade` and `BookDelta` (frozen, slotted
-dataclasses without `__post_init__`) by setting their slots through the slot descriptors: the
-same value as the generated `__init__` (which sets each field through `object.__setattr__`) in
-about 60 % of the time, which decides whether typed decoding keeps up with `json.loads` (see
-bench/bench_client.py). The import checks that the model's fields are still the ones set here.
 """
 
 from __future__ import annotations
 
-from dataclasses import fields
-from typing import Any
-
 from quantsaas.model import (
     MAX_NUMBER_TEXT,
     MAX_RAW,
-    BookDelta,
     Instrument,
     Level,
-    Side,
-    Trade,
     parse_price,
     parse_size,
 )
@@ -121,67 +109,3 @@ class Codec:
                 price = remember(prices, price_text, price_scale)
             out.append((price, 0 if size_text == zero else size_of(size_text, size_scale)))
         return tuple(out)
-
-
-def _setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...]:
-    if tuple(f.name for f in fields(cls)) != names or hasattr(cls, "__post_init__"):
-        raise RuntimeError(f"model.{cls.__name__} changed: update quantsaas.client.exact")
-    return tuple(cls.__dict__[name].__set__ for name in names)
-
-
-_new = object.__new__
-_T = _setters(Trade, ("instrument", "price", "size", "side", "trade_id", "ts_event", "ts_recv"))
-_D = _setters(BookDelta, ("instrument", "bids", "asks", "sequence", "ts_event", "ts_recv"))
-
-
-def trade_value(
-    instrument: Instrument,
-    price: int,
-    size: int,
-    side: Side,
-    trade_id: str,
-    ts_event: int,
-    ts_recv: int,
-    _instrument: Any = _T[0],
-    _price: Any = _T[1],
-    _size: Any = _T[2],
-    _side: Any = _T[3],
-    _id: Any = _T[4],
-    _event: Any = _T[5],
-    _recv: Any = _T[6],
-) -> Trade:
-    """`Trade(instrument, price, size, side, trade_id, ts_event, ts_recv)`, faster."""
-    value: Trade = _new(Trade)
-    _instrument(value, instrument)
-    _price(value, price)
-    _size(value, size)
-    _side(value, side)
-    _id(value, trade_id)
-    _event(value, ts_event)
-    _recv(value, ts_recv)
-    return value
-
-
-def delta_value(
-    instrument: Instrument,
-    bids: tuple[Level, ...],
-    asks: tuple[Level, ...],
-    sequence: int,
-    ts_event: int,
-    ts_recv: int,
-    _instrument: Any = _D[0],
-    _bids: Any = _D[1],
-    _asks: Any = _D[2],
-    _sequence: Any = _D[3],
-    _event: Any = _D[4],
-    _recv: Any = _D[5],
-) -> BookDelta:
-    """`BookDelta(instrument, bids, asks, sequence, ts_event, ts_recv)`, faster."""
-    value: BookDelta = _new(BookDelta)
-    _instrument(value, instrument)
-    _bids(value, bids)
-    _asks(value, asks)
-    _sequence(value, sequence)
-    _event(value, ts_event)
-    _recv(value, ts_recv)
-    return value

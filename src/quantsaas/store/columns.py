@@ -9,11 +9,12 @@ keeps the writer well above 500,000 events/s on one core (bench/bench_store.py).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from msgspec.structs import replace
 
 from quantsaas.model import BookDelta, BookSnapshot, Instrument, Side, Trade
 from quantsaas.store.layout import (

@@ -8,7 +8,7 @@ known symbol raises `MalformedBook`, since that book has then missed an update.
 
 Depth diffs, most of the traffic, take a typed path: msgspec decodes the frame straight into a
 struct (ids and times checked as integers in range by the decoder, levels as text pairs), the
-levels go through the cached `LevelCodec`, the events are built without dataclass `__init__`.
+levels go through the cached `LevelCodec`.
 Any frame that path does not accept whole is parsed again by the general path, which gives
 the exact error, so both paths accept and refuse the same frames.
 """
@@ -23,7 +23,6 @@ import msgspec
 import orjson
 
 from quantsaas.errors import MalformedBook, ProtocolError, UnknownInstrument, describe, quote
-from quantsaas.feeds.events import book_delta
 from quantsaas.feeds.numbers import (
     MAX_MS,
     LevelCodec,
@@ -242,7 +241,7 @@ def _typed_depth(
             asks.append((prices[p], sizes[q]))
     except ValueError:
         return None
-    delta = book_delta(inst, tuple(bids), tuple(asks), depth.u, depth.E * MS, ts_recv)
+    delta = BookDelta(inst, tuple(bids), tuple(asks), depth.u, depth.E * MS, ts_recv)
     return _new_diff(DepthDiff, (depth.U, depth.u, delta))
 
 

@@ -6,7 +6,7 @@ sent on subscribe) are skipped so a reconnect does not repeat trades. Its `side`
 maker's side, as NautilusTrader does (unverified against live data), so the aggressor is opposite.
 Every price and size is checked here (`feeds.numbers`); a bad level of a known product raises
 `MalformedBook`. `l2_data` frames, most of the traffic, take a typed path (msgspec structs, the
-cached `LevelCodec`, events built without dataclass `__init__`); a frame it does not accept whole
+cached `LevelCodec`); a frame it does not accept whole
 is parsed again by the general path, which gives the exact error.
 """
 
@@ -28,7 +28,6 @@ from quantsaas.errors import (
     quote,
 )
 from quantsaas.feeds.coinbase.exchange_parse import VenueRefused, time_ns
-from quantsaas.feeds.events import book_delta, book_snapshot
 from quantsaas.feeds.numbers import checked_id, codec_for, fast_price, fast_size
 from quantsaas.model import (
     MAX_RAW,
@@ -114,9 +113,9 @@ def _typed_l2(raw: str | bytes, instruments: Instruments, ts_recv: int) -> Envel
         if event.type == "snapshot":
             bids.sort(reverse=True)
             asks.sort()
-            items.append((product, book_snapshot(inst, tuple(bids), tuple(asks), 0, ts, ts_recv)))
+            items.append((product, BookSnapshot(inst, tuple(bids), tuple(asks), 0, ts, ts_recv)))
         else:
-            items.append((product, book_delta(inst, tuple(bids), tuple(asks), 0, ts, ts_recv)))
+            items.append((product, BookDelta(inst, tuple(bids), tuple(asks), 0, ts, ts_recv)))
     return _new_envelope(Envelope, (frame.channel, frame.sequence_num, tuple(items)))
 
 

@@ -25,7 +25,6 @@ from quantsaas.errors import (
     describe,
     quote,
 )
-from quantsaas.feeds.events import book_delta
 from quantsaas.feeds.numbers import checked_id, codec_for, fast_price, fast_size, iso_ns
 from quantsaas.model import BookDelta, BookSnapshot, Instrument, Level, Side, Ticker, Trade
 
@@ -116,7 +115,7 @@ def _l2update(msg: Mapping[str, Any], instruments: Instruments, ts_recv: int) ->
         ts = _update_time(msg["time"], ts_recv)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise _bad_book("l2update", product, exc) from None
-    return Sequenced(product, None, book_delta(inst, tuple(bids), tuple(asks), 0, ts, ts_recv))
+    return Sequenced(product, None, BookDelta(inst, tuple(bids), tuple(asks), 0, ts, ts_recv))
 
 
 def _match(msg: Mapping[str, Any], instruments: Instruments, ts_recv: int) -> Parsed:

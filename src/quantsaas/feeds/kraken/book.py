@@ -28,7 +28,6 @@ from typing import Any, Protocol
 import msgspec
 
 from quantsaas.errors import ChecksumMismatch, InvalidNumber, MalformedBook, describe
-from quantsaas.feeds.events import book_delta, book_snapshot
 from quantsaas.feeds.numbers import CACHE_LIMIT, fast_price, fast_size, number_text
 from quantsaas.model import MAX_RAW, MAX_WHOLE_DIGITS, BookDelta, BookSnapshot, Instrument, Level
 
@@ -339,7 +338,7 @@ class KrakenBook:
         return self.snapshot(update.ts_event, ts_recv)
 
     def snapshot(self, ts_event: int, ts_recv: int) -> BookSnapshot:
-        return book_snapshot(
+        return BookSnapshot(
             self.instrument,
             self._published(self._bids),
             self._published(self._asks),
@@ -392,7 +391,7 @@ class KrakenBook:
             if crc != expected:
                 self._mismatch(expected)  # raises ChecksumMismatch (book reset)
         sequence = self.sequence = self.sequence + 1
-        return book_delta(
+        return BookDelta(
             instrument,
             tuple(bids) if bids else (),
             tuple(asks) if asks else (),

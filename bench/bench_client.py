@@ -41,7 +41,12 @@ from quantsaas.feeds.sim_instruments import SimConfig, sim_spec
 from quantsaas.model import BookDelta, BookSnapshot, Ticker, Trade
 from quantsaas.wire import event_message
 
-CHANNELS: dict[type, str] = {Trade: "trades", BookSnapshot: "book", BookDelta: "book", Ticker: "ticker"}
+CHANNELS: dict[type, str] = {
+    Trade: "trades",
+    BookSnapshot: "book",
+    BookDelta: "book",
+    Ticker: "ticker",
+}
 
 
 def workload(seconds: float) -> tuple[list[str], list[Any], Decoder]:

@@ -4,9 +4,12 @@ Frames: the 150 recorded Binance `nknusdt@depth@100ms` diffs and the 150 Coinbas
 `l2update`s (tests/feeds/samples), looped (`feed_frames.py`: Binance U/u renumbered per loop so
 the update-id checks stay on the normal path).
 
-Ours, per frame: raw bytes -> parser (msgspec typed decoding for depth diffs and l2_data, every
-number checked and converted to an exact integer, cached) -> for Binance the `DepthSync` U/u
-check -> `L2Book.apply_delta` (sorted exact book with the crossed-book guard).
+Ours, per frame: raw bytes -> the venue's feed class, `handle_frame`, as the service runs it
+(parser: msgspec typed decoding for depth diffs and l2_data, every number checked and converted
+to an exact integer, cached; then the feed's sequence checks: Binance's `DepthSync` U/u bridge,
+Coinbase's per-product sequence or Advanced Trade's connection-wide `sequence_num`, and the
+book messages numbered) -> `L2Book.apply_delta` (sorted exact book with the crossed-book guard).
+Until 2026-12-05 the Coinbase columns timed the parser alone, without the feed's checks.
 Our book is reset to the snapshot between loops, outside the timed region: replaying the same
 diffs on an already-moved book would cross it, which our guard rejects and cryptofeed's does not
 check, so only the recorded sequence itself is timed.
@@ -37,9 +40,8 @@ from typing import Any
 
 from feed_frames import advanced_frames, binance_frames, coinbase_frames
 from quantsaas.book import L2Book
-from quantsaas.feeds.binance import parse as binance_parse
-from quantsaas.feeds.binance.book_sync import DepthSync
-from quantsaas.feeds.coinbase import advanced_parse, exchange_parse
+from quantsaas.feeds.binance.feed import BinanceFeed
+from quantsaas.feeds.coinbase.feed import CoinbaseFeed
 from quantsaas.feeds.instruments import binance_instruments, coinbase_instruments
 from quantsaas.model import BookSnapshot
 
@@ -68,47 +70,32 @@ def _timed_loops(
 
 def ours_binance(snapshot: bytes, frames: list[bytes]) -> float:
     (inst,) = binance_instruments(["NKN/USDT"])
-    natives = {inst.native_symbol: inst}
-    sync, book = DepthSync(inst), L2Book(inst)
-    depth = binance_parse.parse_depth_snapshot(snapshot, inst, 0)
-    sync.on_diff(binance_parse.parse_frame(frames[0], natives, 0))  # type: ignore[arg-type]
-    sync.on_snapshot(depth)
-    parse, on_diff, apply = binance_parse.parse_frame, sync.on_diff, book.apply_delta
+    feed, book = BinanceFeed([inst], snapshots=lambda _: snapshot), L2Book(inst)
+    (first,) = feed.handle_frame(frames[0], 0)  # buffered, then bridged with the snapshot
+    assert isinstance(first, BookSnapshot)
+    handle, apply = feed.handle_frame, book.apply_delta
 
     def run(chunk: list[bytes]) -> None:
         for raw in chunk:
-            delta = on_diff(parse(raw, natives, 0))  # type: ignore[arg-type]
-            if delta is not None:
-                apply(delta)
+            for delta in handle(raw, 0):
+                apply(delta)  # type: ignore[arg-type]
 
-    return _timed_loops(frames[1:], PER_LOOP, lambda: book.apply_snapshot(depth.snapshot), run)
+    return _timed_loops(frames[1:], PER_LOOP, lambda: book.apply_snapshot(first), run)
 
 
 def ours_coinbase(snapshot: bytes, frames: list[bytes], advanced: bool) -> float:
     (inst,) = coinbase_instruments(["SKL-GBP"])
-    products = {inst.native_symbol: inst}
+    feed = CoinbaseFeed([inst], api="advanced" if advanced else "exchange")
     book = L2Book(inst)
-    if advanced:
-        ((_, first),) = advanced_parse.parse_frame(snapshot, products, 0).events
-    else:
-        item = exchange_parse.parse_frame(snapshot, products, 0)
-        assert isinstance(item, exchange_parse.Sequenced)
-        first = item.event
+    (first,) = feed.handle_frame(snapshot, 0)
     assert isinstance(first, BookSnapshot)
-    apply = book.apply_delta
+    handle, apply = feed.handle_frame, book.apply_delta
 
-    def run_exchange(chunk: list[bytes]) -> None:
-        parse = exchange_parse.parse_frame
+    def run(chunk: list[bytes]) -> None:
         for raw in chunk:
-            apply(parse(raw, products, 0).event)  # type: ignore[union-attr,arg-type]
+            for delta in handle(raw, 0):
+                apply(delta)  # type: ignore[arg-type]
 
-    def run_advanced(chunk: list[bytes]) -> None:
-        parse = advanced_parse.parse_frame
-        for raw in chunk:
-            for _, event in parse(raw, products, 0).events:
-                apply(event)  # type: ignore[arg-type]
-
-    run = run_advanced if advanced else run_exchange
     return _timed_loops(frames, 150, lambda: book.apply_snapshot(first), run)
 
 

@@ -143,6 +143,17 @@ def test_bad_times_are_refused(text: str) -> None:
         iso_ns(text)
 
 
+@pytest.mark.parametrize(
+    "tail", [".Z", ".1234567890Z", ".١Z", ". 12Z", ".1_2Z", ".+12Z", ".12z9", ".12+01:00", "."]
+)
+def test_bad_fractions_are_refused_once_their_second_is_cached(tail: str) -> None:
+    head = "2021-04-17T16:43:38"
+    assert iso_ns(head + ".5Z") == iso_ns(head + "Z") + 500_000_000  # the head is now cached
+    assert iso_ns(head + ".000000007Z") == iso_ns(head) + 7
+    with pytest.raises(InvalidNumber):
+        iso_ns(head + tail)
+
+
 def test_ids_and_millisecond_times_stay_within_int64() -> None:
     assert checked_id(0) == 0 and checked_id(MAX_RAW) == MAX_RAW
     assert ms_to_ns(1_633_998_512_068) == 1_633_998_512_068_000_000

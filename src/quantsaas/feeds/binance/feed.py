@@ -112,9 +112,11 @@ class BinanceFeed(WsFeed):
             self._resyncing(f"gap: {exc}", gap=True)
             self.books_stale([sync.instrument], str(exc))
             return []
+        if delta is not None:
+            return [delta]  # published, so the book is synced: no snapshot wanted
         if self.snapshots is not None and sync.wants_snapshot:
             return self._offline_snapshot(sync, diff.delta.ts_recv)
-        return [] if delta is None else [delta]
+        return []
 
     def _offline_snapshot(self, sync: DepthSync, ts_recv: int) -> list[MarketEvent]:
         """Replay: bridge the buffer with the given depth body right away (no network)."""

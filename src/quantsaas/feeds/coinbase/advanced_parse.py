@@ -13,7 +13,7 @@ is parsed again by the general path, which gives the exact error.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, NamedTuple, TypeAlias
+from typing import Annotated, Any, Literal, NamedTuple, TypeAlias
 
 import msgspec
 import orjson
@@ -28,7 +28,7 @@ from quantsaas.errors import (
     quote,
 )
 from quantsaas.feeds.coinbase.exchange_parse import VenueRefused, time_ns
-from quantsaas.feeds.numbers import checked_id, codec_for, fast_price, fast_size
+from quantsaas.feeds.numbers import FixedCache, checked_id, codec_for, fast_price, fast_size
 from quantsaas.model import (
     MAX_RAW,
     BookDelta,
@@ -54,19 +54,19 @@ class Envelope(NamedTuple):
 
 
 class _Update(msgspec.Struct, gc=False):
-    side: str
+    side: Literal["bid", "offer"]
     price_level: str
     new_quantity: str
 
 
 class _L2Event(msgspec.Struct, gc=False):
-    type: str
+    type: Literal["snapshot", "update"]
     product_id: str
     updates: list[_Update]
 
 
 class _L2Frame(msgspec.Struct, gc=False):
-    channel: str
+    channel: Literal["l2_data"]
     sequence_num: Annotated[int, msgspec.Meta(ge=0, le=MAX_RAW)]
     events: list[_L2Event]
     timestamp: str | msgspec.UnsetType = msgspec.UNSET
@@ -76,47 +76,61 @@ class _L2Frame(msgspec.Struct, gc=False):
 
 _L2_FRAME = msgspec.json.Decoder(_L2Frame)
 _new_envelope = tuple.__new__
+_UNSET = msgspec.UNSET
+
+
+_CODECS: dict[str, tuple[Instrument, FixedCache, FixedCache]] = {}
+"""Product -> its instrument and number tables: one lookup per event, checked by identity
+against the instrument the caller passed (a product may be re-listed with other scales)."""
+
+
+def _remember_codec(product: str, inst: Instrument) -> tuple[Instrument, FixedCache, FixedCache]:
+    if len(_CODECS) >= 1_000:
+        _CODECS.clear()
+    codec = codec_for(inst.price_scale, inst.size_scale)
+    known = _CODECS[product] = (inst, codec.prices, codec.sizes)
+    return known
 
 
 def _typed_l2(raw: str | bytes, instruments: Instruments, ts_recv: int) -> Envelope | None:
-    """An `l2_data` frame through the typed path; None when it does not accept it whole."""
+    """An `l2_data` frame through the typed path; None when it does not accept it whole.
+
+    The decoder checks the channel, event types, sides and sequence number; what is left here
+    is one cached conversion per number and the events."""
     try:
         frame = _L2_FRAME.decode(raw)
         stamp = frame.timestamp
-        ts = ts_recv if stamp is msgspec.UNSET else time_ns(stamp)
+        ts = ts_recv if stamp is _UNSET else time_ns(stamp)
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
         return None
-    if frame.type is not msgspec.UNSET or frame.channel != "l2_data":
+    if frame.type is not _UNSET:
         return None
     items: list[Item] = []
     for event in frame.events:
         product = event.product_id
         inst = instruments.get(product)
-        if inst is None:
-            return None
-        codec = codec_for(inst.price_scale, inst.size_scale)
-        prices, sizes = codec.prices, codec.sizes
+        known = _CODECS.get(product)
+        if known is None or known[0] is not inst:
+            if inst is None:
+                return None
+            known = _remember_codec(product, inst)
+        prices, sizes = known[1], known[2]
         bids: list[Level] = []
         asks: list[Level] = []
         try:
             for row in event.updates:
-                side = row.side
-                level = (prices[row.price_level], sizes[row.new_quantity])
-                if side == "bid":
-                    bids.append(level)
-                elif side == "offer":
-                    asks.append(level)
-                else:
-                    return None
+                (bids if row.side == "bid" else asks).append(
+                    (prices[row.price_level], sizes[row.new_quantity])
+                )
         except ValueError:
             return None
-        if event.type == "snapshot":
+        if event.type == "update":
+            items.append((product, BookDelta(inst, tuple(bids), tuple(asks), 0, ts, ts_recv)))
+        else:
             bids.sort(reverse=True)
             asks.sort()
             items.append((product, BookSnapshot(inst, tuple(bids), tuple(asks), 0, ts, ts_recv)))
-        else:
-            items.append((product, BookDelta(inst, tuple(bids), tuple(asks), 0, ts, ts_recv)))
-    return _new_envelope(Envelope, (frame.channel, frame.sequence_num, tuple(items)))
+    return _new_envelope(Envelope, ("l2_data", frame.sequence_num, tuple(items)))
 
 
 def _instrument(instruments: Instruments, product: str) -> Instrument:

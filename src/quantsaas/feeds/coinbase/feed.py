@@ -91,20 +91,41 @@ class CoinbaseFeed(WsFeed):
 
     def _advanced(self, raw: str | bytes, ts_recv: int) -> list[MarketEvent]:
         try:
-            envelope = advanced_parse.parse_frame(raw, self.by_product, ts_recv)
+            channel, sequence, items = advanced_parse.parse_frame(raw, self.by_product, ts_recv)
         except ProtocolError:
             # a bad row in a frame whose envelope is sound (a ticker's junk price) is counted
             # as malformed, but the frame was received: its number is taken, or the next good
             # frame would look like a lost message and cost a reconnect
             self._take_sequence(advanced_parse.envelope_sequence(raw))
             raise
-        if envelope.channel not in advanced_parse.HANDLERS:
+        if channel != "l2_data" and channel not in advanced_parse.HANDLERS:
             self.stats.ignored += 1
-        if not self._take_sequence(envelope.sequence_num):
+        last = self._envelope_seq
+        if last is not None and sequence == last + 1:
+            self._envelope_seq = sequence  # the usual case, written out: the next message
+        elif not self._take_sequence(sequence):
             return []  # a late duplicate: ignore
+        if channel != "l2_data":
+            return [event for _, event in items if event is not None]
         out: list[MarketEvent] = []
-        for product, event in envelope.events:
-            out.extend(self._book_events(product, event))
+        book_seq = self._book_seq
+        for product, event in items:
+            if type(event) is BookDelta:
+                seq = book_seq.get(product)
+                if seq is not None:  # else: a delta before the first snapshot, dropped
+                    book_seq[product] = seq = seq + 1
+                    out.append(
+                        BookDelta(
+                            event.instrument,
+                            event.bids,
+                            event.asks,
+                            seq,
+                            event.ts_event,
+                            event.ts_recv,
+                        )
+                    )
+            elif event is not None:
+                out.extend(self._book_events(product, event))
         return out
 
     def _take_sequence(self, sequence: int | None) -> bool:

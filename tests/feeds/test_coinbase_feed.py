@@ -166,3 +166,43 @@ def test_a_malformed_advanced_frame_is_counted_and_its_number_taken() -> None:
     unnumbered = b'{"channel":"ticker","events":[{"tickers":[{"price":"x"}]}]}'
     with pytest.raises(ProtocolError):  # no readable number: refused, the count unchanged
         feed.handle_frame(unnumbered, 0)
+
+
+def _l2(seq: int, kind: str, product: str, *rows: tuple[str, str, str]) -> bytes:
+    updates = [{"side": s, "price_level": p, "new_quantity": q} for s, p, q in rows]
+    event = {"type": kind, "product_id": product, "updates": updates}
+    envelope = {"channel": "l2_data", "timestamp": "2026-04-07T14:30:02.123456789Z"}
+    return json.dumps({**envelope, "sequence_num": seq, "events": [event]}).encode()
+
+
+@pytest.mark.parametrize("typed", [True, False])
+def test_advanced_book_events_carry_their_frame_number_and_wait_for_the_snapshot(
+    typed: bool,
+) -> None:
+    """Each product's deltas are dropped until its snapshot; every book event is numbered by
+    the frame that carried it (increasing per product, not contiguous). `typed=False` puts a
+    long `client_id` first, past which the typed path does not look: the general path runs."""
+    feed = CoinbaseFeed(coinbase_instruments(PRODUCTS), api="advanced")
+    feed.on_connect()
+
+    def frame(*args: object) -> list[MarketEvent]:
+        raw = _l2(*args)  # type: ignore[arg-type]
+        if not typed:
+            raw = raw.replace(b'{"channel"', b'{"client_id":"%s","channel"' % (b"c" * 40), 1)
+        return feed.handle_frame(raw, 99)
+
+    def live() -> bool:
+        return feed.stats.state == FeedState.LIVE
+
+    assert frame(1, "update", "BTC-USD", ("bid", "100.00", "1")) == []  # before its snapshot
+    (snap,) = frame(2, "snapshot", "BTC-USD", ("bid", "100.00", "1"), ("offer", "101.00", "2"))
+    assert isinstance(snap, BookSnapshot) and snap.sequence == 2 and snap.ts_recv == 99
+    assert snap.ts_event == 1775572202_123456789 and not live()
+    assert frame(3, "update", "ETH-USD", ("offer", "5.00", "1")) == []  # ETH: no snapshot yet
+    (delta,) = frame(4, "update", "BTC-USD", ("bid", "100.00", "0"))
+    assert isinstance(delta, BookDelta) and delta.sequence == 4
+    assert delta.bids == ((100 * 10**delta.instrument.price_scale, 0),)
+    frame(5, "snapshot", "ETH-USD", ("bid", "4.00", "1"))
+    assert live()
+    feed.on_connect()  # a new connection: snapshots again before any delta
+    assert frame(1, "update", "BTC-USD", ("bid", "100.00", "3")) == []

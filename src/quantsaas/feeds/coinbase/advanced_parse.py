@@ -5,9 +5,11 @@ arrives on channel `l2_data` with sides `bid`/`offer`. `market_trades` snapshots
 sent on subscribe) are skipped so a reconnect does not repeat trades. Its `side` is taken as the
 maker's side, as NautilusTrader does (unverified against live data), so the aggressor is opposite.
 Every price and size is checked here (`feeds.numbers`); a bad level of a known product raises
-`MalformedBook`. `l2_data` frames, most of the traffic, take a typed path (msgspec structs, the
-cached `LevelCodec`); a frame it does not accept whole
-is parsed again by the general path, which gives the exact error.
+`MalformedBook`. A book event's `sequence` is the `sequence_num` of the frame that carried it:
+increasing per product, not contiguous (like Binance's `u`), and it names the venue's frame.
+`l2_data` frames, most of the traffic, take a typed path (msgspec structs checked by the decoder,
+the cached `LevelCodec`); a frame it does not accept whole is parsed again by the general path,
+which gives the exact error.
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ def _typed_l2(raw: str | bytes, instruments: Instruments, ts_recv: int) -> Envel
         return None
     if frame.type is not _UNSET:
         return None
+    seq = frame.sequence_num
     items: list[Item] = []
     for event in frame.events:
         product = event.product_id
@@ -125,12 +128,12 @@ def _typed_l2(raw: str | bytes, instruments: Instruments, ts_recv: int) -> Envel
         except ValueError:
             return None
         if event.type == "update":
-            items.append((product, BookDelta(inst, tuple(bids), tuple(asks), 0, ts, ts_recv)))
+            items.append((product, BookDelta(inst, tuple(bids), tuple(asks), seq, ts, ts_recv)))
         else:
             bids.sort(reverse=True)
             asks.sort()
-            items.append((product, BookSnapshot(inst, tuple(bids), tuple(asks), 0, ts, ts_recv)))
-    return _new_envelope(Envelope, ("l2_data", frame.sequence_num, tuple(items)))
+            items.append((product, BookSnapshot(inst, tuple(bids), tuple(asks), seq, ts, ts_recv)))
+    return _new_envelope(Envelope, ("l2_data", seq, tuple(items)))
 
 
 def _instrument(instruments: Instruments, product: str) -> Instrument:
@@ -140,7 +143,7 @@ def _instrument(instruments: Instruments, product: str) -> Instrument:
     return found
 
 
-def _l2(events: list[Any], instruments: Instruments, ts: int, ts_recv: int) -> list[Item]:
+def _l2(events: list[Any], instruments: Instruments, seq: int, ts: int, ts_recv: int) -> list[Item]:
     out: list[Item] = []
     for event in events:
         product = event["product_id"]
@@ -162,15 +165,17 @@ def _l2(events: list[Any], instruments: Instruments, ts: int, ts_recv: int) -> l
             raise MalformedBook(text, product) from None
         if event["type"] == "snapshot":
             book: MarketEvent = BookSnapshot(
-                inst, tuple(sorted(bids, reverse=True)), tuple(sorted(asks)), 0, ts, ts_recv
+                inst, tuple(sorted(bids, reverse=True)), tuple(sorted(asks)), seq, ts, ts_recv
             )
         else:
-            book = BookDelta(inst, tuple(bids), tuple(asks), 0, ts, ts_recv)
+            book = BookDelta(inst, tuple(bids), tuple(asks), seq, ts, ts_recv)
         out.append((product, book))
     return out
 
 
-def _trades(events: list[Any], instruments: Instruments, ts: int, ts_recv: int) -> list[Item]:
+def _trades(
+    events: list[Any], instruments: Instruments, seq: int, ts: int, ts_recv: int
+) -> list[Item]:
     out: list[Item] = []
     for event in events:
         if event.get("type") == "snapshot":
@@ -191,7 +196,9 @@ def _trades(events: list[Any], instruments: Instruments, ts: int, ts_recv: int) 
     return out
 
 
-def _tickers(events: list[Any], instruments: Instruments, ts: int, ts_recv: int) -> list[Item]:
+def _tickers(
+    events: list[Any], instruments: Instruments, seq: int, ts: int, ts_recv: int
+) -> list[Item]:
     out: list[Item] = []
     for event in events:
         for row in event["tickers"]:
@@ -215,11 +222,13 @@ def _tickers(events: list[Any], instruments: Instruments, ts: int, ts_recv: int)
     return out
 
 
-def _nothing(events: list[Any], instruments: Instruments, ts: int, ts_recv: int) -> list[Item]:
+def _nothing(
+    events: list[Any], instruments: Instruments, seq: int, ts: int, ts_recv: int
+) -> list[Item]:
     return []
 
 
-Handler: TypeAlias = Callable[[list[Any], Instruments, int, int], list[Item]]
+Handler: TypeAlias = Callable[[list[Any], Instruments, int, int, int], list[Item]]
 
 HANDLERS: dict[str, Handler] = {
     "l2_data": _l2,
@@ -240,7 +249,8 @@ def parse_message(msg: Any, instruments: Instruments, ts_recv: int) -> Envelope:
         sequence = checked_id(msg["sequence_num"])
         ts = time_ns(msg["timestamp"]) if "timestamp" in msg else ts_recv
         handler = HANDLERS.get(channel, _nothing)
-        return Envelope(channel, sequence, tuple(handler(msg["events"], instruments, ts, ts_recv)))
+        events = handler(msg["events"], instruments, sequence, ts, ts_recv)
+        return Envelope(channel, sequence, tuple(events))
     except ProtocolError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:

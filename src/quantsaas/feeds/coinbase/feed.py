@@ -5,7 +5,9 @@ authentication since 2023). Books come from the WebSocket snapshot only; the per
 on match/ticker/heartbeat must never go backwards (out-of-order delivery forces a reconnect).
 Advanced Trade: one subscribe per channel (`level2`, `market_trades`, `ticker`, `heartbeats`);
 the envelope `sequence_num` counts every message on the connection, so a jump means lost messages
-and forces a reconnect. Either way a resync is a reconnect, which brings fresh snapshots.
+and forces a reconnect; a book event carries the `sequence_num` of its frame (Exchange book
+messages are numbered per product: `l2update` has no sequence). Either way a resync is a
+reconnect, which brings fresh snapshots; book deltas before a product's snapshot are dropped.
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ class CoinbaseFeed(WsFeed):
         self.by_product = {instrument.native_symbol: instrument for instrument in self.instruments}
         self._sequences: dict[str, int] = {}
         self._book_seq: dict[str, int] = {}
+        """Exchange: book messages numbered per product (l2update carries no sequence)."""
+        self._started: set[str] = set()
+        """Advanced: products whose snapshot came on this connection (their book events carry
+        the frame's `sequence_num`)."""
         self._envelope_seq: int | None = None
 
     def subscribe_messages(self) -> list[str]:
@@ -60,6 +66,7 @@ class CoinbaseFeed(WsFeed):
     def on_connect(self) -> None:
         self._sequences.clear()
         self._book_seq.clear()
+        self._started.clear()
         self._envelope_seq = None
 
     def request_resync(self, instrument: Instrument, reason: str) -> None:
@@ -108,24 +115,16 @@ class CoinbaseFeed(WsFeed):
         if channel != "l2_data":
             return [event for _, event in items if event is not None]
         out: list[MarketEvent] = []
-        book_seq = self._book_seq
+        started = self._started
         for product, event in items:
             if type(event) is BookDelta:
-                seq = book_seq.get(product)
-                if seq is not None:  # else: a delta before the first snapshot, dropped
-                    book_seq[product] = seq = seq + 1
-                    out.append(
-                        BookDelta(
-                            event.instrument,
-                            event.bids,
-                            event.asks,
-                            seq,
-                            event.ts_event,
-                            event.ts_recv,
-                        )
-                    )
+                if product in started:  # else: a delta before the first snapshot, dropped
+                    out.append(event)
             elif event is not None:
-                out.extend(self._book_events(product, event))
+                started.add(product)
+                if len(started) == len(self.by_product):
+                    self.stats.state = FeedState.LIVE
+                out.append(event)
         return out
 
     def _take_sequence(self, sequence: int | None) -> bool:

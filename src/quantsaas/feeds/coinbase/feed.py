@@ -120,7 +120,7 @@ class CoinbaseFeed(WsFeed):
             if type(event) is BookDelta:
                 if product in started:  # else: a delta before the first snapshot, dropped
                     out.append(event)
-            elif event is not None:
+            elif event is not None:  # a snapshot: l2_data holds only book events
                 started.add(product)
                 if len(started) == len(self.by_product):
                     self.stats.state = FeedState.LIVE

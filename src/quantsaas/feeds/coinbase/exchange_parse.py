@@ -10,9 +10,9 @@ is on ticker, match and heartbeat frames. Every price and size is checked here
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+import msgspec
 import orjson
 
 from quantsaas.errors import (
@@ -32,17 +32,16 @@ Instruments: TypeAlias = Mapping[str, Instrument]
 """Product id (`BTC-USD`) -> instrument."""
 
 
-@dataclass(frozen=True, slots=True)
-class Sequenced:
-    """A parsed event with the product's `sequence` (None for level-2 frames)."""
+class Sequenced(msgspec.Struct, frozen=True, gc=False):
+    """A parsed event with the product's `sequence` (None for level-2 frames); a struct, like
+    the events: one is made per frame."""
 
     product: str
     sequence: int | None
     event: BookSnapshot | BookDelta | Trade | Ticker | None
 
 
-@dataclass(frozen=True, slots=True)
-class Ack:
+class Ack(msgspec.Struct, frozen=True, gc=False):
     """`subscriptions` acknowledgement."""
 
     channels: tuple[str, ...]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import orjson
+from msgspec.structs import replace
 
 from quantsaas.errors import ConfigError, ProtocolError, SequenceGap
 from quantsaas.feeds.base import FeedState
@@ -82,10 +83,9 @@ class CoinbaseFeed(WsFeed):
 
     def _exchange(self, raw: str | bytes, ts_recv: int) -> list[MarketEvent]:
         item = exchange_parse.parse_frame(raw, self.by_product, ts_recv)
-        if item is None:
-            self.stats.ignored += 1
-            return []
-        if not isinstance(item, exchange_parse.Sequenced):
+        if type(item) is not exchange_parse.Sequenced:
+            if item is None:
+                self.stats.ignored += 1
             return []
         if item.sequence is not None:
             last = self._sequences.get(item.product)
@@ -143,32 +143,20 @@ class CoinbaseFeed(WsFeed):
         return True
 
     def _book_events(self, product: str, event: MarketEvent | None) -> list[MarketEvent]:
-        """Number book messages per product; deltas before the first snapshot are dropped."""
-        if event is None:
-            return []
-        if isinstance(event, BookSnapshot):
-            seq = self._book_seq.get(product, 0) + 1
-            self._book_seq[product] = seq
+        """Exchange: number book messages per product; deltas before the first snapshot are
+        dropped."""
+        if type(event) is BookDelta:
+            seq = self._book_seq.get(product)
+            if seq is None:
+                return []
+            self._book_seq[product] = seq = seq + 1
+            return [replace(event, sequence=seq)]
+        if type(event) is BookSnapshot:
+            seq = self._book_seq[product] = self._book_seq.get(product, 0) + 1
             if len(self._book_seq) == len(self.by_product):
                 self.stats.state = FeedState.LIVE
-            return [_with_sequence(event, seq)]
-        if isinstance(event, BookDelta):
-            if product not in self._book_seq:
-                return []
-            seq = self._book_seq[product] + 1
-            self._book_seq[product] = seq
-            return [_with_sequence(event, seq)]
-        return [event]
-
-
-def _with_sequence(event: BookSnapshot | BookDelta, sequence: int) -> MarketEvent:
-    if isinstance(event, BookSnapshot):
-        return BookSnapshot(
-            event.instrument, event.bids, event.asks, sequence, event.ts_event, event.ts_recv
-        )
-    return BookDelta(
-        event.instrument, event.bids, event.asks, sequence, event.ts_event, event.ts_recv
-    )
+            return [replace(event, sequence=seq)]
+        return [] if event is None else [event]
 
 
 __all__ = ["APIS", "CoinbaseFeed", "ProtocolError"]

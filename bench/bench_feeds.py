@@ -17,6 +17,11 @@ check, so only the recorded sequence itself is timed.
 Baselines, same frames, same run:
 * `json.loads` + dict: json.loads, Decimal prices/sizes, one plain dict per side, zero deletes
   (what a minimal hand-written client does: no validation, no sorted book, no events);
+* the unchecked floor (Advanced column only): the same msgspec decoding, cached number tables,
+  `BookDelta` and `L2Book` as ours, with every check of the parser and the feed left out (no
+  channel, type or side validation, no sequence or instrument checks, no time-format checks, no
+  snapshot wait, no envelope). Not a usable parser: the most a pure-Python feed built from
+  these parts could do, so `floor / cryptofeed` bounds what removing Python work can still win;
 * cryptofeed, in its own venv (`--cryptofeed-python`, default /tmp/cfvenv/bin/python), through
   its real `message_handler` (bench/cryptofeed_runner.py). cryptofeed 2.4 has no Coinbase
   Exchange feed, so for Coinbase both it and our Advanced Trade parser run on the recorded
@@ -38,12 +43,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from feed_frames import advanced_frames, binance_frames, coinbase_frames
 from quantsaas.book import L2Book
 from quantsaas.feeds.binance.feed import BinanceFeed
 from quantsaas.feeds.coinbase.feed import CoinbaseFeed
 from quantsaas.feeds.instruments import binance_instruments, coinbase_instruments
-from quantsaas.model import BookSnapshot
+from quantsaas.feeds.numbers import codec_for, iso_ns
+from quantsaas.model import BookDelta, BookSnapshot
 
 SAMPLES = Path(__file__).resolve().parents[1] / "tests" / "feeds" / "samples"
 CLOCK = time.process_time
@@ -95,6 +103,65 @@ def ours_coinbase(snapshot: bytes, frames: list[bytes], advanced: bool) -> float
         for raw in chunk:
             for delta in handle(raw, 0):
                 apply(delta)  # type: ignore[arg-type]
+
+    return _timed_loops(frames, 150, lambda: book.apply_snapshot(first), run)
+
+
+class _BareUpdate(msgspec.Struct, gc=False):
+    side: str
+    price_level: str
+    new_quantity: str
+
+
+class _BareEvent(msgspec.Struct, gc=False):
+    product_id: str
+    updates: list[_BareUpdate]
+
+
+class _BareFrame(msgspec.Struct, gc=False):
+    sequence_num: int
+    timestamp: str
+    events: list[_BareEvent]
+
+
+def floor_advanced(snapshot: bytes, frames: list[bytes]) -> float:
+    """The unchecked floor of the Advanced column (see the module docstring)."""
+    (inst,) = coinbase_instruments(["SKL-GBP"])
+    feed, book = CoinbaseFeed([inst], api="advanced"), L2Book(inst)
+    (first,) = feed.handle_frame(snapshot, 0)
+    assert isinstance(first, BookSnapshot)
+    decode, apply = msgspec.json.Decoder(_BareFrame).decode, book.apply_delta
+    codec = codec_for(inst.price_scale, inst.size_scale)
+    prices, sizes = codec.prices, codec.sizes
+    instruments = {inst.native_symbol: inst}
+    heads: dict[str, int] = {}
+    powers = tuple(10 ** (9 - digits) for digits in range(10))
+
+    def run(chunk: list[bytes]) -> None:
+        for raw in chunk:
+            frame = decode(raw)
+            stamp = frame.timestamp
+            base = heads.get(stamp[:20])
+            if base is None:
+                base = heads[stamp[:20]] = iso_ns(stamp[:19] + "Z")
+            fraction = stamp[20:-1]
+            ts = base + int(fraction) * powers[len(fraction)]
+            for event in frame.events:
+                bids: list[tuple[int, int]] = []
+                asks: list[tuple[int, int]] = []
+                for row in event.updates:
+                    (bids if row.side == "bid" else asks).append(
+                        (prices[row.price_level], sizes[row.new_quantity])
+                    )
+                delta = BookDelta(
+                    instruments[event.product_id],
+                    tuple(bids),
+                    tuple(asks),
+                    frame.sequence_num,
+                    ts,
+                    0,
+                )
+                apply(delta)
 
     return _timed_loops(frames, 150, lambda: book.apply_snapshot(first), run)
 
@@ -177,7 +244,13 @@ def main() -> None:
     print(
         f"{'frames/s (CPU time)':30}{'binance depth':>18}{'cb l2update':>18}{'cb adv. l2_data':>18}"
     )
-    ratios: dict[str, list[float]] = {"b_json": [], "c_json": [], "b_cf": [], "a_cf": []}
+    ratios: dict[str, list[float]] = {
+        "b_json": [],
+        "c_json": [],
+        "b_cf": [],
+        "a_cf": [],
+        "floor_cf": [],
+    }
     notes: list[str] = []
     for number in range(1, rounds + 1):
         ours_b = max(ours_binance(b_snap, b_frames) for _ in range(repeat))
@@ -185,6 +258,7 @@ def main() -> None:
         ours_a = max(ours_coinbase(a_snap, a_frames, True) for _ in range(repeat))
         base_b = max(baseline_binance(b_snap, b_frames) for _ in range(repeat))
         base_c = max(baseline_coinbase(c_snap, c_frames) for _ in range(repeat))
+        floor_a = max(floor_advanced(a_snap, a_frames) for _ in range(repeat))
         other = cryptofeed(args.cryptofeed_python, loops, repeat)
         cf_b = cf_a = None
         if isinstance(other, dict):
@@ -194,16 +268,19 @@ def main() -> None:
             notes = [f"not measured ({other})"]
         row(f"round {number}: ours", ours_b, ours_c, ours_a)
         row("  json.loads + dict", base_b, base_c, None)
+        row("  unchecked floor", None, None, floor_a)
         row("  cryptofeed", cf_b, None, cf_a)
         ratios["b_json"].append(ours_b / base_b)
         ratios["c_json"].append(ours_c / base_c)
         if cf_b and cf_a:
             ratios["b_cf"].append(ours_b / cf_b)
             ratios["a_cf"].append(ours_a / cf_a)
+            ratios["floor_cf"].append(floor_a / cf_a)
     median = {key: statistics.median(values) if values else None for key, values in ratios.items()}
     print(f"median of {rounds} round(s):")
     row("ratio ours / json+dict", median["b_json"], median["c_json"], None, fmt=".2f")
     row("ratio ours / cryptofeed", median["b_cf"], None, median["a_cf"], fmt=".2f")
+    row("ratio floor / cryptofeed", None, None, median["floor_cf"], fmt=".2f")
     if ratios["b_cf"]:
         lows = (min(ratios["b_cf"]), min(ratios["a_cf"]))
         print(f"  (lowest round: binance {lows[0]:.2f}, coinbase advanced {lows[1]:.2f})")

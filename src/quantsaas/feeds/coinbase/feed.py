@@ -53,6 +53,8 @@ class CoinbaseFeed(WsFeed):
         """Advanced: products whose snapshot came on this connection (their book events carry
         the frame's `sequence_num`)."""
         self._envelope_seq: int | None = None
+        self._all_started = False
+        """Advanced: every product has had its snapshot on this connection."""
 
     def subscribe_messages(self) -> list[str]:
         products = list(self.by_product)
@@ -68,6 +70,7 @@ class CoinbaseFeed(WsFeed):
         self._sequences.clear()
         self._book_seq.clear()
         self._started.clear()
+        self._all_started = False
         self._envelope_seq = None
 
     def request_resync(self, instrument: Instrument, reason: str) -> None:
@@ -97,8 +100,17 @@ class CoinbaseFeed(WsFeed):
         return self._book_events(item.product, item.event)
 
     def _advanced(self, raw: str | bytes, ts_recv: int) -> list[MarketEvent]:
+        typed = advanced_parse.typed_l2(raw, self.by_product, ts_recv)
+        if typed is not None:  # most of the traffic
+            sequence, books = typed
+            last = self._envelope_seq
+            if last is not None and sequence == last + 1:
+                self._envelope_seq = sequence  # the usual case, written out: the next message
+            elif not self._take_sequence(sequence):
+                return []  # a late duplicate: ignore
+            return books if self._all_started else self._first_books(books)
         try:
-            channel, sequence, items = advanced_parse.parse_frame(raw, self.by_product, ts_recv)
+            channel, sequence, items = advanced_parse.parse_general(raw, self.by_product, ts_recv)
         except ProtocolError:
             # a bad row in a frame whose envelope is sound (a ticker's junk price) is counted
             # as malformed, but the frame was received: its number is taken, or the next good
@@ -107,24 +119,26 @@ class CoinbaseFeed(WsFeed):
             raise
         if channel != "l2_data" and channel not in advanced_parse.HANDLERS:
             self.stats.ignored += 1
-        last = self._envelope_seq
-        if last is not None and sequence == last + 1:
-            self._envelope_seq = sequence  # the usual case, written out: the next message
-        elif not self._take_sequence(sequence):
-            return []  # a late duplicate: ignore
-        if channel != "l2_data":
-            return [event for _, event in items if event is not None]
+        if not self._take_sequence(sequence):
+            return []  # a late duplicate (or the frame before the first): ignore
+        events = [event for _, event in items if event is not None]
+        return self._first_books(events) if channel == "l2_data" else events
+
+    def _first_books(self, books: list[MarketEvent]) -> list[MarketEvent]:
+        """Book events while some product awaits its snapshot on this connection: a snapshot
+        starts its product, a delta before it is dropped."""
         out: list[MarketEvent] = []
         started = self._started
-        for product, event in items:
-            if type(event) is BookDelta:
-                if product in started:  # else: a delta before the first snapshot, dropped
-                    out.append(event)
-            elif event is not None:  # a snapshot: l2_data holds only book events
+        for book in books:
+            product = book.instrument.native_symbol
+            if type(book) is not BookDelta:
                 started.add(product)
                 if len(started) == len(self.by_product):
+                    self._all_started = True
                     self.stats.state = FeedState.LIVE
-                out.append(event)
+                out.append(book)
+            elif product in started:
+                out.append(book)
         return out
 
     def _take_sequence(self, sequence: int | None) -> bool:

@@ -110,40 +110,47 @@ def test_the_typed_l2_path_equals_the_general_path() -> None:
         assert typed.events and parse_frame(raw.decode(), INSTRUMENTS, 7) == typed
 
 
+S = 1788746279 * 10**9
+"""2026-09-07T01:57:59Z in ns (calendar.timegm)."""
+
+
 @pytest.mark.parametrize(
-    "stamp",
+    ("stamp", "expected"),
     [
-        "2026-09-07T01:57:59Z",  # no fraction
-        "2026-09-07T01:57:59.5Z",
-        "2026-09-07T01:57:59.123456789Z",
-        "2026-09-07T01:57:59.123+00:00",
-        "2031-01-02T03:04:05.000001Z",  # a head seen for the first time
-        "2026-09-07T01:57:59.1234567890Z",  # ten digits
-        "2026-09-07T01:57:59.1_2Z",
-        "2026-09-07T01:57:59.\u0661\u0662Z",  # Arabic-Indic digits: `int` would take them
-        "2026-09-07T01:57:59. 12Z",
-        "2026-09-07T01:57:59.12",
-        "2026-02-30T01:57:59.12Z",
+        ("2026-09-07T01:57:59Z", S),  # no fraction
+        ("2026-09-07T01:57:59.5Z", S + 500_000_000),
+        ("2026-09-07T01:57:59.123456789Z", S + 123_456_789),
+        ("2026-09-07T01:57:59.123+00:00", S + 123_000_000),
+        ("2026-09-07T01:57:59.12", S + 120_000_000),  # no zone: UTC
+        ("2031-01-02T03:04:05.000001Z", 1925089445 * 10**9 + 1_000),  # a head seen first here
+        ("2026-09-07T01:57:59.1234567890Z", None),  # ten digits
+        ("2026-09-07T01:57:59.1_2Z", None),
+        ("2026-09-07T01:57:59.\u0661\u0662Z", None),  # Arabic-Indic digits: `int` takes them
+        ("2026-09-07T01:57:59. 12Z", None),
+        ("2026-02-30T01:57:59.12Z", None),
     ],
 )
-def test_the_typed_path_reads_a_timestamp_as_the_general_path_or_leaves_it(stamp: str) -> None:
-    """The typed path's written-out time shortcut gives the general path's value, and leaves
-    every form it does not take (then the general path gives the value or the error)."""
+def test_a_frame_time_is_read_exactly_or_the_frame_refused(
+    stamp: str, expected: int | None
+) -> None:
+    """The typed path reads a frame's time exactly, as the general path does; a frame whose
+    time is not one is left by the typed path and refused by the general one."""
     from quantsaas.feeds.coinbase.advanced_parse import parse_message, typed_l2
 
     frame = json.loads(QUOTED[2])
     frame["timestamp"] = stamp
     raw = json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode()
     typed = typed_l2(raw, INSTRUMENTS, 7)
-    try:
-        general = parse_message(json.loads(raw), INSTRUMENTS, 7)
-    except ProtocolError:
+    if expected is None:
         assert typed is None
+        with pytest.raises(ProtocolError):
+            parse_message(json.loads(raw), INSTRUMENTS, 7)
         return
     assert typed is not None, "a valid timestamp left the typed path"
+    (book,) = typed[1]
+    assert book.ts_event == expected
+    general = parse_message(json.loads(raw), INSTRUMENTS, 7)
     assert (typed[0], tuple(typed[1])) == (
         general.sequence_num,
         tuple(e for _, e in general.events),
     )
-    (book,) = typed[1]
-    assert book.ts_event > 1_700_000_000 * 10**9

@@ -14,7 +14,7 @@ from samples_path import lines
 
 from helpers import engine_of, make_runtime, on_events
 from quantsaas.engine import Engine
-from quantsaas.errors import ConfigError, ProtocolError, SequenceGap
+from quantsaas.errors import ConfigError, MalformedBook, ProtocolError, SequenceGap
 from quantsaas.fakes.coinbase import CoinbaseFakeConfig, FakeCoinbase
 from quantsaas.feeds.base import FeedState
 from quantsaas.feeds.coinbase.feed import CoinbaseFeed
@@ -206,3 +206,22 @@ def test_advanced_book_events_carry_their_frame_number_and_wait_for_the_snapshot
     assert live()
     feed.on_connect()  # a new connection: snapshots again before any delta
     assert frame(1, "update", "BTC-USD", ("bid", "100.00", "3")) == []
+
+
+@pytest.mark.parametrize("bad", ["1e999999", "-1", "NaN", "12.3.4", ""])
+def test_a_bad_advanced_book_level_is_a_malformed_book_and_its_number_is_taken(bad: str) -> None:
+    """A level the typed path refuses goes to the general path, which names the book; the
+    frame's number is taken, so the next frame is not mistaken for lost messages, and nothing
+    of the bad frame reaches the book."""
+    feed = CoinbaseFeed(coinbase_instruments(["BTC-USD"]), api="advanced")
+    feed.on_connect()
+    feed.handle_frame(
+        _l2(1, "snapshot", "BTC-USD", ("bid", "100.00", "1"), ("offer", "101", "2")), 0
+    )
+    with pytest.raises(MalformedBook) as caught:
+        feed.handle_frame(_l2(2, "update", "BTC-USD", ("bid", bad, "1")), 0)
+    assert caught.value.symbol == "BTC-USD" and len(str(caught.value)) < 400
+    (delta,) = feed.handle_frame(_l2(3, "update", "BTC-USD", ("offer", "101", "0")), 0)
+    assert isinstance(delta, BookDelta) and delta.sequence == 3
+    with pytest.raises(SequenceGap):
+        feed.handle_frame(_l2(5, "update", "BTC-USD", ("offer", "102", "1")), 0)

@@ -30,15 +30,7 @@ from quantsaas.errors import (
     quote,
 )
 from quantsaas.feeds.coinbase.exchange_parse import VenueRefused, time_ns
-from quantsaas.feeds.numbers import (
-    _HEAD_NS,
-    _POWERS,
-    FixedCache,
-    checked_id,
-    codec_for,
-    fast_price,
-    fast_size,
-)
+from quantsaas.feeds.numbers import FixedCache, checked_id, codec_for, fast_price, fast_size
 from quantsaas.model import (
     MAX_RAW,
     BookDelta,
@@ -115,7 +107,7 @@ def typed_l2(
     (the general path, `parse_frame`, then gives the result or the exact error).
 
     The decoder checks the channel, event types, sides and sequence number; what is left here
-    is one cached conversion per number and the events."""
+    is the time (`iso_ns`), one cached conversion per number and the events."""
     if isinstance(raw, bytes):
         if not raw.startswith(_L2_HEAD_BYTES):
             return None
@@ -123,29 +115,12 @@ def typed_l2(
         return None
     try:
         frame = _L2_FRAME.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+        stamp = frame.timestamp
+        ts = ts_recv if stamp is _UNSET else time_ns(stamp)
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
         return None
-    stamp = frame.timestamp
     if frame.type is not _UNSET:
         return None
-    if stamp is _UNSET:
-        ts = ts_recv
-    else:  # `numbers.iso_ns`'s shortcut, written out: a known head, then the fraction's digits
-        base = _HEAD_NS.get(stamp[:20])
-        fraction = stamp[20:-1]
-        if (
-            base is not None
-            and stamp[-1] == "Z"
-            and 0 < len(fraction) <= 9
-            and fraction.isdigit()
-            and fraction.isascii()
-        ):
-            ts = base + int(fraction) * _POWERS[9 - len(fraction)]
-        else:
-            try:
-                ts = time_ns(stamp)
-            except ValueError:
-                return None
     seq = frame.sequence_num
     out: list[MarketEvent] = []
     for event in frame.events:

@@ -120,7 +120,7 @@ class CoinbaseFeed(WsFeed):
         if channel != "l2_data" and channel not in advanced_parse.HANDLERS:
             self.stats.ignored += 1
         if not self._take_sequence(sequence):
-            return []  # a late duplicate (or the frame before the first): ignore
+            return []  # a late duplicate: ignore
         events = [event for _, event in items if event is not None]
         return self._first_books(events) if channel == "l2_data" else events
 
